@@ -1,0 +1,269 @@
+//! Parsing tables for every command, and the `parse(display(c)) == c` property.
+
+use super::*;
+use proptest::prelude::*;
+
+fn p(s: &str) -> Result<Command, ParseError> {
+    Command::parse(s.as_bytes())
+}
+
+#[test]
+fn every_rfc959_command_parses() {
+    let table: Vec<(&str, Command)> = vec![
+        ("USER alice", Command::User("alice".into())),
+        (
+            "PASS s3cret pw",
+            Command::Pass(Password("s3cret pw".into())),
+        ),
+        ("PASS", Command::Pass(Password(String::new()))),
+        ("ACCT x", Command::Acct("x".into())),
+        ("CWD /a b", Command::Cwd("/a b".into())),
+        ("XCWD d", Command::Cwd("d".into())),
+        ("CDUP", Command::Cdup),
+        ("XCUP", Command::Cdup),
+        ("SMNT /mnt", Command::Smnt("/mnt".into())),
+        ("REIN", Command::Rein),
+        ("QUIT", Command::Quit),
+        (
+            "PORT 127,0,0,1,4,1",
+            Command::Port("127.0.0.1:1025".parse().unwrap()),
+        ),
+        ("PASV", Command::Pasv),
+        ("TYPE I", Command::Type(TransferType::Image)),
+        (
+            "TYPE A",
+            Command::Type(TransferType::Ascii(FormatControl::NonPrint)),
+        ),
+        (
+            "TYPE A N",
+            Command::Type(TransferType::Ascii(FormatControl::NonPrint)),
+        ),
+        (
+            "type a t",
+            Command::Type(TransferType::Ascii(FormatControl::Telnet)),
+        ),
+        (
+            "TYPE E",
+            Command::Type(TransferType::Ebcdic(FormatControl::NonPrint)),
+        ),
+        ("TYPE L 8", Command::Type(TransferType::Local(8))),
+        ("TYPE L8", Command::Type(TransferType::Local(8))),
+        ("STRU F", Command::Stru(Structure::File)),
+        ("STRU R", Command::Stru(Structure::Record)),
+        ("MODE S", Command::Mode(TransferMode::Stream)),
+        ("MODE B", Command::Mode(TransferMode::Block)),
+        ("RETR file name.txt", Command::Retr("file name.txt".into())),
+        ("STOR x", Command::Stor("x".into())),
+        ("STOU", Command::Stou(None)),
+        ("STOU base", Command::Stou(Some("base".into()))),
+        ("APPE log", Command::Appe("log".into())),
+        ("ALLO 1024", Command::Allo(1024)),
+        ("ALLO 1024 R 128", Command::Allo(1024)),
+        ("REST 18446744073709551615", Command::Rest(u64::MAX)),
+        ("RNFR a", Command::Rnfr("a".into())),
+        ("RNTO b", Command::Rnto("b".into())),
+        ("ABOR", Command::Abor),
+        ("DELE f", Command::Dele("f".into())),
+        ("RMD d", Command::Rmd("d".into())),
+        ("XRMD d", Command::Rmd("d".into())),
+        ("MKD d", Command::Mkd("d".into())),
+        ("XMKD d", Command::Mkd("d".into())),
+        ("PWD", Command::Pwd),
+        ("XPWD", Command::Pwd),
+        ("LIST", Command::List(None)),
+        ("LIST -la /x", Command::List(Some("-la /x".into()))),
+        ("NLST", Command::Nlst(None)),
+        ("SITE HELP", Command::Site(SiteCommand::Help(None))),
+        (
+            "SITE CHMOD 0755 a b",
+            Command::Site(SiteCommand::Chmod {
+                mode: 0o755,
+                path: "a b".into(),
+            }),
+        ),
+        (
+            "SITE IDLE 60",
+            Command::Site(SiteCommand::Other("IDLE 60".into())),
+        ),
+        ("SYST", Command::Syst),
+        ("STAT", Command::Stat(None)),
+        ("STAT /", Command::Stat(Some("/".into()))),
+        ("HELP", Command::Help(None)),
+        ("HELP retr", Command::Help(Some("retr".into()))),
+        ("NOOP", Command::Noop),
+        ("noop", Command::Noop),
+    ];
+    for (line, want) in table {
+        assert_eq!(p(line), Ok(want), "{line}");
+    }
+}
+
+#[test]
+fn extension_commands_parse() {
+    let t = listing::parse_timeval("20200102030405").unwrap();
+    let table: Vec<(&str, Command)> = vec![
+        ("FEAT", Command::Feat),
+        ("OPTS UTF8 ON", Command::Opts(OptsCommand::Utf8(true))),
+        ("OPTS utf8 off", Command::Opts(OptsCommand::Utf8(false))),
+        (
+            "OPTS MLST type;size;",
+            Command::Opts(OptsCommand::Mlst(vec!["type".into(), "size".into()])),
+        ),
+        (
+            "OPTS MODE Z LEVEL 3",
+            Command::Opts(OptsCommand::Other("MODE Z LEVEL 3".into())),
+        ),
+        (
+            "EPRT |1|127.0.0.1|5000|",
+            Command::Eprt("127.0.0.1:5000".parse().unwrap()),
+        ),
+        (
+            "EPRT |2|::1|5000|",
+            Command::Eprt("[::1]:5000".parse().unwrap()),
+        ),
+        ("EPSV", Command::Epsv(EpsvArg::Default)),
+        ("EPSV 2", Command::Epsv(EpsvArg::Proto(2))),
+        ("EPSV ALL", Command::Epsv(EpsvArg::All)),
+        ("SIZE f", Command::Size("f".into())),
+        ("MDTM f", Command::Mdtm("f".into())),
+        ("MLST", Command::Mlst(None)),
+        ("MLSD dir", Command::Mlsd(Some("dir".into()))),
+        (
+            "MFMT 20200102030405 a file",
+            Command::Mfmt(t, "a file".into()),
+        ),
+        (
+            "HOST ftp.example.com",
+            Command::Host("ftp.example.com".into()),
+        ),
+        ("AUTH tls", Command::Auth("TLS".into())),
+        ("PBSZ 0", Command::Pbsz(0)),
+        ("PROT P", Command::Prot(ProtLevel::Private)),
+        ("CCC", Command::Ccc),
+    ];
+    for (line, want) in table {
+        assert_eq!(p(line), Ok(want), "{line}");
+    }
+}
+
+#[test]
+fn errors_carry_rfc_codes() {
+    let table: Vec<(&[u8], u16)> = vec![
+        (b"", 500),
+        (b"   ", 500),
+        (b"FOOBAR", 500),
+        (b"XYZ1 a", 500),
+        (b"RETR", 501),
+        (b"RETR    ", 501),
+        (b"PORT 1,2,3", 501),
+        (b"PORT 300,1,1,1,1,1", 501),
+        (b"TYPE X", 501),
+        (b"TYPE I X", 501),
+        (b"TYPE L", 501),
+        (b"STRU X", 501),
+        (b"MODE X", 501),
+        (b"REST -1", 501),
+        (b"REST 99999999999999999999", 501),
+        (b"ALLO x", 501),
+        (b"EPRT |3|1.2.3.4|5|", 522),
+        (b"EPRT garbage", 501),
+        (b"EPSV 1x", 501),
+        (b"MFMT 2020 x", 501),
+        (b"MFMT 20200102030405", 501),
+        (b"SITE CHMOD 999 x", 501),
+        (b"SITE CHMOD 755", 501),
+        (b"RETR \xff\xfe", 501),
+        (b"PROT Q", 501),
+    ];
+    for (line, code) in table {
+        let err = Command::parse(line).unwrap_err();
+        assert_eq!(
+            err.reply_code().0,
+            code,
+            "{:?} -> {err:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+#[test]
+fn nul_in_path_parses_and_is_left_to_path_resolution() {
+    // The command parser keeps the argument; VirtualPath::join refuses the NUL (501 from the server).
+    assert_eq!(p("RETR a\0b"), Ok(Command::Retr("a\0b".into())));
+}
+
+#[test]
+fn password_is_never_in_debug() {
+    let c = p("PASS hunter2").unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert_eq!(c.to_string(), "PASS hunter2");
+}
+
+#[test]
+fn every_verb_in_help_list_parses() {
+    for v in VERBS {
+        let r = Command::parse(format!("{v} x").as_bytes());
+        assert!(!matches!(r, Err(ParseError::Unknown(_))), "{v}");
+    }
+}
+
+fn path_arg() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 ._/\u{e9}\u{4e2d}-]{1,24}".prop_filter("not blank", |s| !s.trim().is_empty())
+}
+
+fn any_command() -> impl Strategy<Value = Command> {
+    let path = path_arg;
+    prop_oneof![
+        path().prop_map(Command::User),
+        "[ -~]{0,20}".prop_map(|s| Command::Pass(Password(s.trim_start().to_string()))),
+        path().prop_map(Command::Cwd),
+        path().prop_map(Command::Retr),
+        path().prop_map(Command::Stor),
+        path().prop_map(|p| Command::Appe(p.trim_start().to_string())),
+        proptest::option::of(path()).prop_map(Command::List),
+        proptest::option::of(path()).prop_map(Command::Mlsd),
+        any::<u64>().prop_map(Command::Rest),
+        any::<u64>().prop_map(Command::Allo),
+        any::<([u8; 4], u16)>()
+            .prop_map(|(ip, port)| Command::Port(SocketAddrV4::new(ip.into(), port))),
+        any::<([u8; 4], u16)>().prop_map(|(ip, port)| Command::Eprt(SocketAddr::from((ip, port)))),
+        any::<([u16; 8], u16)>().prop_map(|(ip, port)| Command::Eprt(SocketAddr::from((ip, port)))),
+        prop_oneof![
+            Just(EpsvArg::Default),
+            Just(EpsvArg::All),
+            (1u32..3).prop_map(EpsvArg::Proto)
+        ]
+        .prop_map(Command::Epsv),
+        prop_oneof![
+            Just(TransferType::Image),
+            Just(TransferType::Ascii(FormatControl::NonPrint)),
+            Just(TransferType::Ascii(FormatControl::Asa)),
+            Just(TransferType::Ebcdic(FormatControl::Telnet)),
+            (1u8..=255).prop_map(TransferType::Local)
+        ]
+        .prop_map(Command::Type),
+        (0u32..=0o7777, path())
+            .prop_map(|(mode, p)| Command::Site(SiteCommand::Chmod { mode, path: p })),
+        (0u64..4_000_000_000_000, path()).prop_map(|(ms, p)| Command::Mfmt(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+            p
+        )),
+        Just(Command::Pwd),
+        Just(Command::Quit),
+        Just(Command::Feat),
+        Just(Command::Abor),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn display_then_parse_is_identity(c in any_command()) {
+        let wire = c.to_string();
+        prop_assert_eq!(Command::parse(wire.as_bytes()), Ok(c));
+    }
+
+    #[test]
+    fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = Command::parse(&bytes);
+    }
+}

@@ -1,0 +1,410 @@
+//! Directory listings: `LIST` lines in the `ls -l` form clients parse, `MLSx` facts (RFC 3659
+//! section 7), and the `YYYYMMDDHHMMSS[.sss]` time values of `MDTM`, `MFMT` and `modify=`.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+
+/// What kind of directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link, with its target when known.
+    Symlink(Option<String>),
+}
+
+/// What a listing says about one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The name (one path component, or the path given for a single-file listing).
+    pub name: String,
+    /// File, directory or link.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub modified: Option<SystemTime>,
+    /// Unix permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// Number of hard links.
+    pub nlink: u64,
+    /// A value unique to the file on the server (device and inode), for MLSx `unique=`.
+    pub unique: Option<(u64, u64)>,
+}
+
+/// MLSx facts (RFC 3659 section 7.5), as selected by `OPTS MLST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// `type=`.
+    pub kind: bool,
+    /// `size=`.
+    pub size: bool,
+    /// `modify=`.
+    pub modify: bool,
+    /// `perm=`.
+    pub perm: bool,
+    /// `unique=`.
+    pub unique: bool,
+    /// `UNIX.mode=`.
+    pub unix_mode: bool,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Self {
+            kind: true,
+            size: true,
+            modify: true,
+            perm: true,
+            unique: true,
+            unix_mode: true,
+        }
+    }
+}
+
+impl Facts {
+    /// The names of all facts this implementation offers, in `FEAT` order.
+    pub const ALL: [&'static str; 6] = ["type", "size", "modify", "perm", "unique", "UNIX.mode"];
+
+    /// Selects facts by name (case-insensitive); unknown names are ignored, as RFC 3659 section 7.9 says.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
+        let has = |n: &str| names.iter().any(|x| x.as_ref().eq_ignore_ascii_case(n));
+        Self {
+            kind: has("type"),
+            size: has("size"),
+            modify: has("modify"),
+            perm: has("perm"),
+            unique: has("unique"),
+            unix_mode: has("unix.mode"),
+        }
+    }
+
+    /// The `FEAT` line: `MLST type*;size*;...` with a `*` on each enabled fact.
+    pub fn feat_line(&self) -> String {
+        let mut s = String::from("MLST ");
+        for (name, on) in Self::ALL.iter().zip(self.flags()) {
+            s.push_str(name);
+            if on {
+                s.push('*');
+            }
+            s.push(';');
+        }
+        s
+    }
+
+    /// The enabled facts' names, `;`-terminated, for the `OPTS MLST` reply.
+    pub fn enabled_names(&self) -> String {
+        let mut s = String::new();
+        for (name, on) in Self::ALL.iter().zip(self.flags()) {
+            if on {
+                s.push_str(name);
+                s.push(';');
+            }
+        }
+        s
+    }
+
+    fn flags(&self) -> [bool; 6] {
+        [
+            self.kind,
+            self.size,
+            self.modify,
+            self.perm,
+            self.unique,
+            self.unix_mode,
+        ]
+    }
+}
+
+/// How an MLSx `type=` fact names an entry relative to the listed directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlsxRole {
+    /// An ordinary entry.
+    Entry,
+    /// The listed directory itself (`type=cdir`).
+    CurrentDir,
+    /// Its parent (`type=pdir`).
+    ParentDir,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn datetime(t: SystemTime) -> OffsetDateTime {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Appends one `LIST` line, in the `ls -l` format that curl, lftp, FileZilla and WinSCP parse:
+/// `drwxr-xr-x 1 ftp ftp 4096 Nov 23 12:04 name`, with the year instead of the time for entries
+/// more than six months from `now` (as `ls` does). Ends with CRLF.
+pub fn format_list_line(e: &Entry, now: SystemTime, out: &mut String) {
+    let type_char = match e.kind {
+        EntryKind::File => '-',
+        EntryKind::Dir => 'd',
+        EntryKind::Symlink(_) => 'l',
+    };
+    out.push(type_char);
+    let m = e.mode;
+    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x']
+        .iter()
+        .enumerate()
+    {
+        let bit = 0o400 >> i;
+        let mut ch = if m & bit != 0 { *c } else { '-' };
+        // setuid, setgid, sticky
+        if i == 2 && m & 0o4000 != 0 {
+            ch = if ch == 'x' { 's' } else { 'S' };
+        }
+        if i == 5 && m & 0o2000 != 0 {
+            ch = if ch == 'x' { 's' } else { 'S' };
+        }
+        if i == 8 && m & 0o1000 != 0 {
+            ch = if ch == 'x' { 't' } else { 'T' };
+        }
+        out.push(ch);
+    }
+    let _ = write!(
+        out,
+        " {:>3} ftp      ftp      {:>12} ",
+        e.nlink.max(1),
+        e.size
+    );
+    let t = e.modified.unwrap_or(UNIX_EPOCH);
+    let dt = datetime(t);
+    let month = MONTHS[usize::from(u8::from(dt.month())) - 1];
+    let half_year = Duration::from_secs(182 * 24 * 3600);
+    let recent = match now.duration_since(t) {
+        Ok(age) => age < half_year,
+        Err(ahead) => ahead.duration() < Duration::from_secs(3600),
+    };
+    if recent {
+        let _ = write!(
+            out,
+            "{month} {:>2} {:02}:{:02} ",
+            dt.day(),
+            dt.hour(),
+            dt.minute()
+        );
+    } else {
+        let _ = write!(out, "{month} {:>2}  {:>4} ", dt.day(), dt.year());
+    }
+    out.push_str(&e.name);
+    if let EntryKind::Symlink(Some(target)) = &e.kind {
+        out.push_str(" -> ");
+        out.push_str(target);
+    }
+    out.push_str("\r\n");
+}
+
+/// Appends the facts of one MLSx entry: `type=file;size=12;modify=20261123120400;perm=r; name`.
+/// `perm` is the RFC 3659 section 7.5.5 permission string computed by the caller. No line ending.
+pub fn format_mlsx_facts(e: &Entry, role: MlsxRole, facts: Facts, perm: &str, out: &mut String) {
+    if facts.kind {
+        let t = match (role, &e.kind) {
+            (MlsxRole::CurrentDir, _) => "cdir",
+            (MlsxRole::ParentDir, _) => "pdir",
+            (_, EntryKind::Dir) => "dir",
+            (_, EntryKind::File) => "file",
+            (_, EntryKind::Symlink(_)) => "OS.unix=symlink",
+        };
+        let _ = write!(out, "type={t};");
+    }
+    if facts.size && e.kind != EntryKind::Dir {
+        let _ = write!(out, "size={};", e.size);
+    }
+    if facts.modify {
+        if let Some(m) = e.modified {
+            let _ = write!(out, "modify={};", format_timeval(m));
+        }
+    }
+    if facts.perm {
+        let _ = write!(out, "perm={perm};");
+    }
+    if facts.unique {
+        if let Some((dev, ino)) = e.unique {
+            let _ = write!(out, "unique={dev:x}U{ino:x};");
+        }
+    }
+    if facts.unix_mode {
+        let _ = write!(out, "UNIX.mode=0{:o};", e.mode & 0o7777);
+    }
+    out.push(' ');
+    out.push_str(&e.name);
+}
+
+/// Formats a time as `YYYYMMDDHHMMSS` in UTC (RFC 3659 section 2.3), with `.sss` when the time
+/// has a non-zero millisecond part.
+pub fn format_timeval(t: SystemTime) -> String {
+    let dt = datetime(t);
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_millis())
+        .unwrap_or(0);
+    let mut s = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    if ms != 0 {
+        let _ = write!(s, ".{ms:03}");
+    }
+    s
+}
+
+/// Parses `YYYYMMDDHHMMSS[.s+]` (UTC) as sent by `MFMT` and returned by `MDTM`. Fractions are kept
+/// to the millisecond.
+pub fn parse_timeval(s: &str) -> Option<SystemTime> {
+    let (main, frac) = match s.split_once('.') {
+        Some((m, f)) => (m, Some(f)),
+        None => (s, None),
+    };
+    if main.len() != 14 || !main.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| main[r].parse::<u32>().ok();
+    let year = n(0..4)? as i32;
+    let month = time::Month::try_from(n(4..6)? as u8).ok()?;
+    let date = time::Date::from_calendar_date(year, month, n(6..8)? as u8).ok()?;
+    let tod = time::Time::from_hms(n(8..10)? as u8, n(10..12)? as u8, n(12..14)? as u8).ok()?;
+    let secs = date.with_time(tod).assume_utc().unix_timestamp();
+    let millis = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let mut digits = f.to_string();
+            digits.truncate(3);
+            while digits.len() < 3 {
+                digits.push('0');
+            }
+            digits.parse::<u64>().ok()?
+        }
+        Some(_) => return None,
+    };
+    let base = if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    };
+    Some(base + Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> SystemTime {
+        parse_timeval(s).unwrap()
+    }
+
+    fn entry(name: &str, kind: EntryKind, size: u64, t: &str, mode: u32) -> Entry {
+        Entry {
+            name: name.into(),
+            kind,
+            size,
+            modified: Some(at(t)),
+            mode,
+            nlink: 1,
+            unique: Some((0x801, 0x1f)),
+        }
+    }
+
+    #[test]
+    fn timeval_round_trip() {
+        assert_eq!(format_timeval(at("20261123120405")), "20261123120405");
+        assert_eq!(format_timeval(at("19991231235959.5")), "19991231235959.500");
+        assert_eq!(format_timeval(at("19700101000000")), "19700101000000");
+        assert_eq!(format_timeval(at("19600101000000")), "19600101000000");
+        for bad in [
+            "2026112312040",
+            "20261323120405",
+            "20260230120405",
+            "20261123250405",
+            "2026112312040x",
+            "20261123120405.",
+            "20261123120405.x",
+        ] {
+            assert!(parse_timeval(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_line_recent_and_old() {
+        let now = at("20261123130000");
+        let mut s = String::new();
+        format_list_line(
+            &entry("notes.txt", EntryKind::File, 1234, "20261123120405", 0o644),
+            now,
+            &mut s,
+        );
+        assert_eq!(
+            s,
+            "-rw-r--r--   1 ftp      ftp              1234 Nov 23 12:04 notes.txt\r\n"
+        );
+        s.clear();
+        format_list_line(
+            &entry("old dir", EntryKind::Dir, 4096, "20200105000000", 0o755),
+            now,
+            &mut s,
+        );
+        assert_eq!(
+            s,
+            "drwxr-xr-x   1 ftp      ftp              4096 Jan  5  2020 old dir\r\n"
+        );
+        s.clear();
+        format_list_line(
+            &entry(
+                "l",
+                EntryKind::Symlink(Some("t".into())),
+                1,
+                "20261123120405",
+                0o777,
+            ),
+            now,
+            &mut s,
+        );
+        assert!(
+            s.starts_with("lrwxrwxrwx") && s.ends_with(" l -> t\r\n"),
+            "{s}"
+        );
+        s.clear();
+        format_list_line(
+            &entry("s", EntryKind::Dir, 1, "20261123120405", 0o1777),
+            now,
+            &mut s,
+        );
+        assert!(s.starts_with("drwxrwxrwt"), "{s}");
+    }
+
+    #[test]
+    fn mlsx_facts() {
+        let mut s = String::new();
+        let e = entry("a b.txt", EntryKind::File, 12, "20261123120405", 0o644);
+        format_mlsx_facts(&e, MlsxRole::Entry, Facts::default(), "adfrw", &mut s);
+        assert_eq!(s, "type=file;size=12;modify=20261123120405;perm=adfrw;unique=801U1f;UNIX.mode=0644; a b.txt");
+        s.clear();
+        let only = Facts::from_names(&["type", "SIZE", "bogus"]);
+        format_mlsx_facts(&e, MlsxRole::Entry, only, "r", &mut s);
+        assert_eq!(s, "type=file;size=12; a b.txt");
+        assert_eq!(
+            only.feat_line(),
+            "MLST type*;size*;modify;perm;unique;UNIX.mode;"
+        );
+        assert_eq!(only.enabled_names(), "type;size;");
+        s.clear();
+        let d = entry("x", EntryKind::Dir, 4096, "20261123120405", 0o755);
+        format_mlsx_facts(&d, MlsxRole::CurrentDir, only, "el", &mut s);
+        assert_eq!(s, "type=cdir; x");
+    }
+}
