@@ -1,1 +1,18 @@
-//! placeholder
+//! The Ferry FTP server library.
+//!
+//! [`Server::bind`] binds the listeners of a [`Config`]; [`Server::run`] serves until told to
+//! stop. Users come from an [`auth::Authenticator`]; files from [`storage::Storage`].
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod datachan;
+mod handlers;
+pub mod replies;
+mod server;
+mod session;
+pub mod storage;
+pub mod transfer;
+
+pub use config::Config;
+pub use server::Server;

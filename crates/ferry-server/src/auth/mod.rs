@@ -1,0 +1,254 @@
+//! Authentication: who may log in, where their root is, and what they may do.
+//!
+//! Users come from a TOML users file ([`users_file`]) with argon2id password hashes, from
+//! `--user NAME:PASSWORD` (hashed in memory at start-up), and optionally `anonymous`/`ftp` with
+//! read-only rights.
+
+pub mod users_file;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// One permission a user may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// LIST, NLST, MLSD, MLST, STAT path, CWD.
+    List,
+    /// RETR, SIZE, MDTM.
+    Read,
+    /// STOR, STOU, APPE, MFMT, SITE CHMOD.
+    Write,
+    /// DELE, RMD.
+    Delete,
+    /// RNFR/RNTO.
+    Rename,
+    /// MKD.
+    Mkdir,
+}
+
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 6] = [Self::List, Self::Read, Self::Write, Self::Delete, Self::Rename, Self::Mkdir];
+}
+
+/// A set of permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Permissions(u8);
+
+impl Permissions {
+    /// All permissions.
+    pub fn all() -> Self {
+        Self::from_list(&Permission::ALL)
+    }
+    /// Read-only: list and read.
+    pub fn read_only() -> Self {
+        Self::from_list(&[Permission::List, Permission::Read])
+    }
+    /// From a list.
+    pub fn from_list(list: &[Permission]) -> Self {
+        Self(list.iter().fold(0, |acc, p| acc | (1 << *p as u8)))
+    }
+    /// Whether `p` is granted.
+    pub fn has(self, p: Permission) -> bool {
+        self.0 & (1 << p as u8) != 0
+    }
+    /// The granted permissions, in a fixed order.
+    pub fn to_list(self) -> Vec<Permission> {
+        Permission::ALL.into_iter().filter(|p| self.has(*p)).collect()
+    }
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The login name.
+    pub name: String,
+    /// The user's root directory on the local filesystem.
+    pub root: PathBuf,
+    /// What the user may do.
+    pub permissions: Permissions,
+    /// Whether this is an anonymous login.
+    pub anonymous: bool,
+}
+
+/// Why a login failed. The client is told only "Login incorrect".
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Unknown user or wrong password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Internal failure (logged).
+    #[error("authentication backend failed: {0}")]
+    Backend(String),
+}
+
+/// Checks credentials.
+#[async_trait]
+pub trait Authenticator: Send + Sync + fmt::Debug {
+    /// Whether `name` logs in without a password check (anonymous).
+    fn is_anonymous(&self, name: &str) -> bool;
+    /// Checks a name and password.
+    async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError>;
+}
+
+/// Hashes a password with argon2id and a random salt, as stored in users files (PHC string format).
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| AuthError::Backend(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Backend(e.to_string()))
+}
+
+/// Verifies a password against a PHC hash string.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[derive(Clone)]
+struct Account {
+    hash: String,
+    root: PathBuf,
+    permissions: Permissions,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account").field("root", &self.root).field("permissions", &self.permissions).finish()
+    }
+}
+
+/// Users in memory: from a users file, `--user` flags, and optional anonymous access.
+#[derive(Debug, Clone)]
+pub struct UserDb {
+    accounts: HashMap<String, Account>,
+    anonymous_root: Option<PathBuf>,
+    dummy_hash: String,
+}
+
+impl UserDb {
+    /// An empty database (no one can log in).
+    pub fn new() -> Self {
+        Self {
+            accounts: HashMap::new(),
+            anonymous_root: None,
+            // Verified against for unknown names, so both answers take the same time.
+            dummy_hash: hash_password("ferry-dummy-password").unwrap_or_default(),
+        }
+    }
+
+    /// Adds an account with a password hash.
+    pub fn add_hashed(&mut self, name: &str, hash: String, root: PathBuf, permissions: Permissions) {
+        self.accounts.insert(name.to_string(), Account { hash, root, permissions });
+    }
+
+    /// Adds an account with a clear password, hashed now.
+    pub fn add_password(
+        &mut self,
+        name: &str,
+        password: &str,
+        root: PathBuf,
+        permissions: Permissions,
+    ) -> Result<(), AuthError> {
+        let hash = hash_password(password)?;
+        self.add_hashed(name, hash, root, permissions);
+        Ok(())
+    }
+
+    /// Allows read-only anonymous logins (`anonymous` or `ftp`, any password) rooted at `root`.
+    pub fn allow_anonymous(&mut self, root: PathBuf) {
+        self.anonymous_root = Some(root);
+    }
+
+    /// The number of password accounts.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Whether there are no password accounts.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+}
+
+impl Default for UserDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl Authenticator for UserDb {
+    fn is_anonymous(&self, name: &str) -> bool {
+        self.anonymous_root.is_some()
+            && (name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp"))
+            && !self.accounts.contains_key(name)
+    }
+
+    async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
+        if self.is_anonymous(name) {
+            let root = self.anonymous_root.clone().unwrap_or_default();
+            return Ok(User { name: "anonymous".into(), root, permissions: Permissions::read_only(), anonymous: true });
+        }
+        let account = self.accounts.get(name).cloned();
+        let hash = account.as_ref().map(|a| a.hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| AuthError::Backend(e.to_string()))?;
+        match account {
+            Some(a) if ok => {
+                Ok(User { name: name.to_string(), root: a.root, permissions: a.permissions, anonymous: false })
+            }
+            _ => Err(AuthError::InvalidCredentials),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_and_anonymous() {
+        let mut db = UserDb::new();
+        db.add_password("alice", "s3cret", "/srv/a".into(), Permissions::all()).unwrap();
+        let u = db.authenticate("alice", "s3cret").await.unwrap();
+        assert_eq!(u.root, PathBuf::from("/srv/a"));
+        assert!(u.permissions.has(Permission::Write));
+        assert_eq!(db.authenticate("alice", "wrong").await, Err(AuthError::InvalidCredentials));
+        assert_eq!(db.authenticate("bob", "s3cret").await, Err(AuthError::InvalidCredentials));
+        assert_eq!(db.authenticate("anonymous", "x").await, Err(AuthError::InvalidCredentials));
+        db.allow_anonymous("/pub".into());
+        let a = db.authenticate("ftp", "me@example.com").await.unwrap();
+        assert!(a.anonymous && a.permissions.has(Permission::Read) && !a.permissions.has(Permission::Write));
+    }
+
+    #[test]
+    fn permission_sets() {
+        let p = Permissions::from_list(&[Permission::Read, Permission::Mkdir]);
+        assert!(p.has(Permission::Read) && p.has(Permission::Mkdir) && !p.has(Permission::List));
+        assert_eq!(p.to_list(), vec![Permission::Read, Permission::Mkdir]);
+        assert_eq!(Permissions::all().to_list().len(), 6);
+    }
+
+    #[test]
+    fn hashes_are_salted_argon2id() {
+        let a = hash_password("pw").unwrap();
+        let b = hash_password("pw").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("$argon2id$"));
+        assert!(verify_password("pw", &a) && !verify_password("pW", &a));
+        assert!(!verify_password("pw", "not a hash"));
+    }
+}

@@ -1,0 +1,301 @@
+//! Server configuration: every setting, its default, and validation that names the bad field.
+//!
+//! The same structure is read from `ferry.toml` (see `ferry.example.toml`) and filled from
+//! command-line flags. Defaults are the secure ones; a setting that weakens security says
+//! `unsafe` in its name.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Control-connection listen addresses.
+    pub listen: Vec<SocketAddr>,
+    /// The default root directory (users without their own root, anonymous users).
+    pub root: PathBuf,
+    /// The users file; `None` means users come only from `--user`.
+    pub users_file: Option<PathBuf>,
+    /// Allow read-only anonymous logins (`anonymous` / `ftp`).
+    pub anonymous: bool,
+    /// The anonymous users' root; `root` when absent.
+    pub anonymous_root: Option<PathBuf>,
+    /// The text of the 220 greeting.
+    pub banner: String,
+    /// `fsync` uploads before answering 226.
+    pub fsync: bool,
+    /// Passive mode.
+    pub passive: PassiveConfig,
+    /// Active mode.
+    pub active: ActiveConfig,
+    /// Limits and timeouts.
+    pub limits: Limits,
+}
+
+/// Passive-mode settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassiveConfig {
+    /// Port range for passive listeners, `"LOW-HIGH"`; any free port when absent.
+    pub ports: Option<PortRange>,
+    /// The IPv4 address announced in `227` replies (behind NAT); the control connection's local
+    /// address when absent.
+    pub address: Option<IpAddr>,
+    /// Accept passive data connections from any address, not only the control connection's
+    /// (allows data-channel theft).
+    pub allow_any_peer_unsafe: bool,
+}
+
+/// Active-mode settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActiveConfig {
+    /// Local port active data connections come from.
+    pub source_port: SourcePort,
+    /// Allow `PORT`/`EPRT` to addresses other than the client's (FXP; also the FTP bounce attack).
+    pub allow_third_party_unsafe: bool,
+    /// Allow `PORT`/`EPRT` to ports below 1024.
+    pub allow_low_ports_unsafe: bool,
+}
+
+/// Where active data connections come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "SourcePortRepr")]
+pub enum SourcePort {
+    /// Any port the system picks (default).
+    #[default]
+    Ephemeral,
+    /// The control port minus one (port 20 when listening on 21), as RFC 959 describes.
+    ControlMinusOne,
+    /// A fixed port.
+    Fixed(u16),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SourcePortRepr {
+    Num(u16),
+    Name(String),
+}
+
+impl TryFrom<SourcePortRepr> for SourcePort {
+    type Error = String;
+    fn try_from(r: SourcePortRepr) -> Result<Self, String> {
+        match r {
+            SourcePortRepr::Num(0) => Ok(Self::Ephemeral),
+            SourcePortRepr::Num(n) => Ok(Self::Fixed(n)),
+            SourcePortRepr::Name(s) if s == "ephemeral" => Ok(Self::Ephemeral),
+            SourcePortRepr::Name(s) if s == "control-minus-one" => Ok(Self::ControlMinusOne),
+            SourcePortRepr::Name(s) => Err(format!(
+                "active.source_port: expected a port number, \"ephemeral\" or \"control-minus-one\", got {s:?}"
+            )),
+        }
+    }
+}
+
+/// A port range `LOW-HIGH`, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortRange {
+    /// First port.
+    pub low: u16,
+    /// Last port.
+    pub high: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s.split_once('-').ok_or_else(|| format!("expected LOW-HIGH, got {s:?}"))?;
+        let low: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port number"))?;
+        let high: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port number"))?;
+        if low == 0 || low > high {
+            return Err(format!("{s:?}: need 1 <= LOW <= HIGH"));
+        }
+        Ok(Self { low, high })
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|e| format!("passive.ports: {e}"))
+    }
+}
+
+/// Limits and timeouts.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Sessions at once, in all (421 beyond).
+    pub max_sessions: usize,
+    /// Sessions at once from one IP address (421 beyond).
+    pub max_sessions_per_ip: usize,
+    /// Seconds from connect to a successful login.
+    pub login_timeout_secs: u64,
+    /// Seconds without a command before the session is closed (421).
+    pub idle_timeout_secs: u64,
+    /// Seconds to wait for a data connection, and for progress on it.
+    pub data_timeout_secs: u64,
+    /// Failed logins in one session before it is closed.
+    pub max_login_failures: u32,
+    /// Delay before answering a failed login, in milliseconds.
+    pub failed_login_delay_ms: u64,
+    /// Seconds running transfers get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+    /// The longest command line accepted, in bytes.
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 1024,
+            max_sessions_per_ip: 32,
+            login_timeout_secs: 60,
+            idle_timeout_secs: 900,
+            data_timeout_secs: 60,
+            max_login_failures: 3,
+            failed_login_delay_ms: 1000,
+            shutdown_grace_secs: 30,
+            max_line: ferry_proto::line::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+impl Limits {
+    /// The login timeout.
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout_secs)
+    }
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// The data timeout.
+    pub fn data_timeout(&self) -> Duration {
+        Duration::from_secs(self.data_timeout_secs)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 2121)), SocketAddr::from(([0u16; 8], 2121))],
+            root: PathBuf::from("ftp-root"),
+            users_file: None,
+            anonymous: false,
+            anonymous_root: None,
+            banner: "Ferry FTP server ready.".into(),
+            fsync: true,
+            passive: PassiveConfig::default(),
+            active: ActiveConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// An invalid configuration.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let c: Self = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks values that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |s: &str| Err(ConfigError(s.to_string()));
+        if self.listen.is_empty() {
+            return err("listen: at least one address is needed");
+        }
+        if self.limits.max_sessions == 0 {
+            return err("limits.max_sessions: must be at least 1");
+        }
+        if self.limits.max_sessions_per_ip == 0 {
+            return err("limits.max_sessions_per_ip: must be at least 1");
+        }
+        if self.limits.max_line < 64 {
+            return err("limits.max_line: must be at least 64");
+        }
+        for (name, v) in [
+            ("limits.login_timeout_secs", self.limits.login_timeout_secs),
+            ("limits.idle_timeout_secs", self.limits.idle_timeout_secs),
+            ("limits.data_timeout_secs", self.limits.data_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(ConfigError(format!("{name}: must be at least 1")));
+            }
+        }
+        if let Some(IpAddr::V6(_)) = self.passive.address {
+            return err("passive.address: must be an IPv4 address (PASV replies carry IPv4 only; EPSV needs none)");
+        }
+        if self.banner.contains(['\r', '\n']) {
+            return err("banner: must be one line");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_secure() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(!c.passive.allow_any_peer_unsafe && !c.active.allow_third_party_unsafe && !c.anonymous && c.fsync);
+        assert_eq!(Config::from_toml("").unwrap(), c);
+    }
+
+    #[test]
+    fn full_file() {
+        let c = Config::from_toml(
+            r#"
+            listen = ["127.0.0.1:2121"]
+            root = "/srv/ftp"
+            anonymous = true
+            fsync = false
+            [passive]
+            ports = "50000-50100"
+            address = "203.0.113.5"
+            [active]
+            source_port = "control-minus-one"
+            [limits]
+            idle_timeout_secs = 5
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.passive.ports, Some(PortRange { low: 50000, high: 50100 }));
+        assert_eq!(c.active.source_port, SourcePort::ControlMinusOne);
+        assert_eq!(c.limits.idle_timeout_secs, 5);
+        assert_eq!(c.limits.login_timeout_secs, 60);
+        assert_eq!(Config::from_toml("[active]\nsource_port = 20").unwrap().active.source_port, SourcePort::Fixed(20));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (text, field) in [
+            ("lisen = []", "lisen"),
+            ("listen = []", "listen"),
+            ("[passive]\nports = \"9-1\"", "passive.ports"),
+            ("[passive]\naddress = \"::1\"", "passive.address"),
+            ("[limits]\nidle_timeout_secs = 0", "limits.idle_timeout_secs"),
+            ("[limits]\nmax_sessions = -1", "max_sessions"),
+            ("[active]\nsource_port = \"x\"", "active.source_port"),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().0;
+            assert!(e.contains(field), "{text}: {e}");
+        }
+    }
+}

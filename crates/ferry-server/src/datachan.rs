@@ -1,0 +1,172 @@
+//! Data-connection setup: passive listeners from the port range, active connections out, and
+//! the checks that stop data-channel theft and FTP bounce (RFC 2577 section 3 and 4).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::config::{Config, PortRange, SourcePort};
+
+/// How the next data connection will be made.
+#[derive(Debug)]
+pub enum DataSetup {
+    /// `PASV`/`EPSV`: the client connects to this listener.
+    Passive(TcpListener),
+    /// `PORT`/`EPRT`: the server connects to this address.
+    Active(SocketAddr),
+}
+
+/// Everything needed to open a data connection, owned by the transfer task.
+#[derive(Debug)]
+pub struct DataPlan {
+    /// The setup chosen by the client.
+    pub setup: DataSetup,
+    /// The control connection's peer: the only address a passive connection is accepted from.
+    pub control_peer: IpAddr,
+    /// The control connection's local address: active connections come from its IP.
+    pub control_local: SocketAddr,
+    /// Accept passive connections from any address.
+    pub allow_any_peer: bool,
+    /// Active source port policy.
+    pub source_port: SourcePort,
+    /// How long to wait for the connection.
+    pub timeout: Duration,
+}
+
+/// Binds a passive listener on `ip`, in `range` when given.
+pub async fn bind_passive(ip: IpAddr, range: Option<PortRange>) -> io::Result<TcpListener> {
+    let Some(range) = range else {
+        return TcpListener::bind(SocketAddr::new(ip, 0)).await;
+    };
+    let span = u32::from(range.high - range.low) + 1;
+    let start = rand::random::<u32>() % span;
+    // Walk the whole range from a random start; stop at the first free port.
+    let attempts = span.min(1000);
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free passive port");
+    for i in 0..attempts {
+        let port = range.low + ((start + i) % span) as u16;
+        let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        match socket.bind(SocketAddr::new(ip, port)).and_then(|()| socket.listen(16)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Whether an address given by `PORT`/`EPRT` may be connected to.
+pub fn active_target_allowed(target: SocketAddr, control_peer: IpAddr, config: &Config) -> Result<(), &'static str> {
+    if target.ip().to_canonical() != control_peer.to_canonical() && !config.active.allow_third_party_unsafe {
+        return Err("Active data connections go only to the address the client connects from.");
+    }
+    if target.port() < 1024 && !config.active.allow_low_ports_unsafe {
+        return Err("Active data connections to ports below 1024 are refused.");
+    }
+    Ok(())
+}
+
+impl DataPlan {
+    /// Opens the data connection (accepting or connecting) within the timeout.
+    pub async fn open(self) -> io::Result<TcpStream> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.open_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "data connection timed out")),
+        }
+    }
+
+    async fn open_inner(self) -> io::Result<TcpStream> {
+        let stream = match self.setup {
+            DataSetup::Passive(listener) => loop {
+                let (stream, from) = listener.accept().await?;
+                if self.allow_any_peer || from.ip().to_canonical() == self.control_peer.to_canonical() {
+                    break stream;
+                }
+                // Someone else raced the client to the port: refuse, keep waiting for the client.
+                tracing::warn!(%from, expected = %self.control_peer, "refused passive data connection from a foreign address");
+                drop(stream);
+            },
+            DataSetup::Active(target) => {
+                let local_ip = self.control_local.ip();
+                let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                let port = match self.source_port {
+                    SourcePort::Ephemeral => 0,
+                    SourcePort::ControlMinusOne => self.control_local.port().saturating_sub(1),
+                    SourcePort::Fixed(p) => p,
+                };
+                let bind_ip = if local_ip.to_canonical().is_ipv4() == target.is_ipv4() {
+                    local_ip.to_canonical()
+                } else if target.is_ipv4() {
+                    IpAddr::from([0, 0, 0, 0])
+                } else {
+                    IpAddr::from([0u16; 8])
+                };
+                if port != 0 {
+                    socket.set_reuseaddr(true)?;
+                }
+                if let Err(e) = socket.bind(SocketAddr::new(bind_ip, port)) {
+                    if port == 0 {
+                        return Err(e);
+                    }
+                    // The fixed source port is not ours to bind (privileges, in use): fall back.
+                    tracing::debug!(port, error = %e, "active source port unavailable, using an ephemeral port");
+                    let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                    socket.bind(SocketAddr::new(bind_ip, 0))?;
+                    socket.connect(target).await?
+                } else {
+                    socket.connect(target).await?
+                }
+            }
+        };
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passive_range_is_respected() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let l = bind_passive(ip, Some(PortRange { low: 40000, high: 40100 })).await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!((40000..=40100).contains(&port));
+    }
+
+    #[tokio::test]
+    async fn passive_refuses_foreign_peer_then_accepts_client() {
+        let l = bind_passive("127.0.0.1".parse().unwrap(), None).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let plan = DataPlan {
+            setup: DataSetup::Passive(l),
+            control_peer: "127.0.0.1".parse().unwrap(),
+            control_local: "127.0.0.1:21".parse().unwrap(),
+            allow_any_peer: false,
+            source_port: SourcePort::Ephemeral,
+            timeout: Duration::from_secs(5),
+        };
+        let task = tokio::spawn(plan.open());
+        // A thief from 127.0.0.2 connects first.
+        let thief = TcpSocket::new_v4().unwrap();
+        thief.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let thief = thief.connect(addr).await.unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let server_side = task.await.unwrap().unwrap();
+        assert_eq!(server_side.peer_addr().unwrap(), client.local_addr().unwrap());
+        drop(thief);
+    }
+
+    #[test]
+    fn bounce_is_refused() {
+        let c = Config::default();
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(active_target_allowed("127.0.0.1:5000".parse().unwrap(), peer, &c).is_ok());
+        assert!(active_target_allowed("127.0.0.2:5000".parse().unwrap(), peer, &c).is_err());
+        assert!(active_target_allowed("127.0.0.1:25".parse().unwrap(), peer, &c).is_err());
+        assert!(active_target_allowed("[::ffff:127.0.0.1]:5000".parse().unwrap(), peer, &c).is_ok());
+    }
+}

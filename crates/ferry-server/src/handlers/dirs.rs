@@ -1,0 +1,281 @@
+//! CWD, CDUP, PWD, MKD, RMD, SMNT, the listings (LIST, NLST, MLSD, MLST) and STAT with a path.
+
+use std::time::SystemTime;
+
+use ferry_proto::listing::{self, EntryKind, MlsxRole};
+use ferry_proto::{Reply, ReplyCode as C, VirtualPath};
+
+use super::{tri, Answer};
+use crate::auth::{Permission, Permissions};
+use crate::replies::{self, r};
+use crate::session::Session;
+use crate::storage::{Metadata, StorageError};
+use crate::transfer::Job;
+
+pub(super) async fn cwd(s: &mut Session, arg: &str) -> Answer {
+    let path = tri!(s.resolve(arg));
+    let store = tri!(s.store());
+    Some(match store.metadata(&path).await {
+        Ok(m) if m.is_dir() => {
+            s.cwd = path;
+            r(C::FILE_ACTION_OK, format!("Directory changed to {}.", s.cwd))
+        }
+        Ok(_) => r(C::FILE_UNAVAILABLE, format!("{arg}: Not a directory.")),
+        Err(e) => replies::storage_error(&e, arg),
+    })
+}
+
+pub(super) async fn cdup(s: &mut Session) -> Answer {
+    let parent = s.cwd.parent();
+    s.cwd = parent;
+    Some(r(C::OK, format!("Directory changed to {}.", s.cwd)))
+}
+
+pub(super) fn pwd(s: &mut Session) -> Answer {
+    Some(r(C::PATH_CREATED, format!("{} is the current directory.", s.cwd.quoted())))
+}
+
+pub(super) async fn mkd(s: &mut Session, arg: &str) -> Answer {
+    tri!(s.require(Permission::Mkdir));
+    let path = tri!(s.resolve(arg));
+    let store = tri!(s.store());
+    Some(match store.create_dir(&path).await {
+        Ok(()) => r(C::PATH_CREATED, format!("{} created.", path.quoted())),
+        Err(e) => replies::storage_error(&e, arg),
+    })
+}
+
+pub(super) async fn rmd(s: &mut Session, arg: &str) -> Answer {
+    tri!(s.require(Permission::Delete));
+    let path = tri!(s.resolve(arg));
+    let store = tri!(s.store());
+    match store.symlink_metadata(&path).await {
+        Ok(m) if !m.is_dir() => return Some(r(C::FILE_UNAVAILABLE, format!("{arg}: Not a directory."))),
+        Err(e) => return Some(replies::storage_error(&e, arg)),
+        Ok(_) => {}
+    }
+    Some(match store.remove_dir(&path).await {
+        Ok(()) => r(C::FILE_ACTION_OK, "Directory removed."),
+        Err(e) => replies::storage_error(&e, arg),
+    })
+}
+
+pub(super) fn smnt() -> Answer {
+    Some(r(C::NOT_IMPLEMENTED, "SMNT not implemented: one file system is served."))
+}
+
+/// Which listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ListKind {
+    List,
+    Nlst,
+    Mlsd,
+}
+
+/// Splits `-la path` into flags and path. Options come first and start with `-`.
+fn split_list_args(arg: Option<&str>) -> (String, Option<&str>) {
+    let mut flags = String::new();
+    let mut rest = arg.unwrap_or("").trim_start();
+    while let Some(opt) = rest.strip_prefix('-') {
+        let end = opt.find(' ').unwrap_or(opt.len());
+        flags.push_str(&opt[..end]);
+        rest = opt[end..].trim_start();
+    }
+    (flags, Some(rest).filter(|r| !r.is_empty()))
+}
+
+/// `*` and `?` wildcard match, for listing arguments such as `*.txt`.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// The MLSx `perm=` fact (RFC 3659 section 7.5.5) from the user's permissions.
+pub(crate) fn perm_fact(kind: &EntryKind, p: Permissions) -> String {
+    let mut s = String::new();
+    let mut add = |ok: bool, c: char| {
+        if ok {
+            s.push(c)
+        }
+    };
+    if *kind == EntryKind::Dir {
+        add(p.has(Permission::Write), 'c');
+        add(p.has(Permission::Delete), 'd');
+        add(true, 'e');
+        add(p.has(Permission::Rename), 'f');
+        add(p.has(Permission::List), 'l');
+        add(p.has(Permission::Mkdir), 'm');
+        add(p.has(Permission::Delete), 'p');
+    } else {
+        add(p.has(Permission::Write), 'a');
+        add(p.has(Permission::Delete), 'd');
+        add(p.has(Permission::Rename), 'f');
+        add(p.has(Permission::Read), 'r');
+        add(p.has(Permission::Write), 'w');
+    }
+    s
+}
+
+/// The entries a listing argument names: a directory's children, one file, or wildcard matches.
+async fn entries(
+    s: &Session,
+    path: &VirtualPath,
+    arg: &str,
+    show_hidden: bool,
+) -> Result<(bool, Vec<(String, Metadata)>), Reply> {
+    let store = s.store()?;
+    match store.metadata(path).await {
+        Ok(m) if m.is_dir() => {
+            let mut list = store.list(path).await.map_err(|e| replies::storage_error(&e, arg))?;
+            if !show_hidden {
+                list.retain(|(n, _)| !n.starts_with('.'));
+            }
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok((true, list))
+        }
+        Ok(_) => {
+            let m = store.symlink_metadata(path).await.map_err(|e| replies::storage_error(&e, arg))?;
+            Ok((false, vec![(path.file_name().unwrap_or("/").to_string(), m)]))
+        }
+        Err(StorageError::NotFound) if path.file_name().is_some_and(|n| n.contains(['*', '?'])) => {
+            let pattern = path.file_name().unwrap_or_default();
+            let parent = path.parent();
+            let mut list = store.list(&parent).await.map_err(|e| replies::storage_error(&e, arg))?;
+            list.retain(|(n, _)| {
+                wildcard(pattern, n) && (show_hidden || !n.starts_with('.') || pattern.starts_with('.'))
+            });
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok((false, list))
+        }
+        Err(e) => Err(replies::storage_error(&e, arg)),
+    }
+}
+
+pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> Answer {
+    tri!(s.require(Permission::List));
+    if s.data.is_none() {
+        return Some(replies::no_data_setup());
+    }
+    let (flags, path_arg) = match kind {
+        ListKind::Mlsd => (String::new(), arg.filter(|a| !a.trim().is_empty())),
+        _ => split_list_args(arg),
+    };
+    let path = tri!(s.resolve(path_arg.unwrap_or("")));
+    let shown = path_arg.unwrap_or(".");
+    let show_hidden = kind == ListKind::Mlsd || flags.contains(['a', 'A']);
+    let (is_dir, list) = tri!(entries(s, &path, shown, show_hidden).await);
+    if kind == ListKind::Mlsd && !is_dir {
+        return Some(r(C::SYNTAX_ERROR_ARGS, format!("{shown}: Not a directory.")));
+    }
+    let perms = s.user.as_ref().map(|u| u.permissions).unwrap_or_default();
+    let now = SystemTime::now();
+    let mut text = String::with_capacity(list.len() * 64);
+    for (name, m) in &list {
+        match kind {
+            ListKind::List => listing::format_list_line(&m.entry(name.as_str()), now, &mut text),
+            ListKind::Nlst => {
+                text.push_str(name);
+                text.push_str("\r\n");
+            }
+            ListKind::Mlsd => {
+                let e = m.entry(name.as_str());
+                listing::format_mlsx_facts(&e, MlsxRole::Entry, s.facts, &perm_fact(&e.kind, perms), &mut text);
+                text.push_str("\r\n");
+            }
+        }
+    }
+    let verb = match kind {
+        ListKind::List => "LIST",
+        ListKind::Nlst => "NLST",
+        ListKind::Mlsd => "MLSD",
+    };
+    super::transfer::start(
+        s,
+        Job::SendBytes(text.into_bytes()),
+        r(C::FILE_STATUS_OK, "Here comes the directory listing."),
+        r(C::CLOSING_DATA, "Directory send OK."),
+        verb,
+        path.to_string(),
+    )
+}
+
+pub(super) async fn mlst(s: &mut Session, arg: Option<&str>) -> Answer {
+    tri!(s.require(Permission::List));
+    let arg = arg.filter(|a| !a.trim().is_empty());
+    let path = tri!(s.resolve(arg.unwrap_or("")));
+    let store = tri!(s.store());
+    let m = match store.metadata(&path).await {
+        Ok(m) => m,
+        Err(e) => return Some(replies::storage_error(&e, arg.unwrap_or("."))),
+    };
+    let perms = s.user.as_ref().map(|u| u.permissions).unwrap_or_default();
+    let e = m.entry(path.as_str());
+    let mut line = String::new();
+    let role = if arg.is_none() && m.is_dir() { MlsxRole::CurrentDir } else { MlsxRole::Entry };
+    listing::format_mlsx_facts(&e, role, s.facts, &perm_fact(&e.kind, perms), &mut line);
+    Some(Reply::multi(C::FILE_ACTION_OK, format!("Listing {path}"), vec![line], "End"))
+}
+
+pub(super) async fn stat_path(s: &mut Session, arg: &str) -> Answer {
+    tri!(s.require(Permission::List));
+    let (flags, path_arg) = split_list_args(Some(arg));
+    let path = tri!(s.resolve(path_arg.unwrap_or("")));
+    let (is_dir, list) = tri!(entries(s, &path, path_arg.unwrap_or("."), flags.contains(['a', 'A'])).await);
+    let now = SystemTime::now();
+    let mut lines = Vec::with_capacity(list.len());
+    for (name, m) in &list {
+        let mut line = String::new();
+        listing::format_list_line(&m.entry(name.as_str()), now, &mut line);
+        line.truncate(line.len() - 2);
+        lines.push(line);
+    }
+    let code = if is_dir { C::DIRECTORY_STATUS } else { C::FILE_STATUS };
+    Some(Reply::multi(code, format!("Status of {path}:"), lines, "End of status."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_args() {
+        assert_eq!(split_list_args(None), (String::new(), None));
+        assert_eq!(split_list_args(Some("-la")), ("la".into(), None));
+        assert_eq!(split_list_args(Some("-l -a dir name")), ("la".into(), Some("dir name")));
+        assert_eq!(split_list_args(Some("dir")), (String::new(), Some("dir")));
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*.txt", "a.txt"));
+        assert!(!wildcard("*.txt", "a.txt.gz"));
+        assert!(wildcard("a?c*", "abcdef"));
+        assert!(wildcard("*", ""));
+        assert!(!wildcard("a", "b"));
+    }
+
+    #[test]
+    fn perm_facts() {
+        assert_eq!(perm_fact(&EntryKind::File, Permissions::all()), "adfrw");
+        assert_eq!(perm_fact(&EntryKind::Dir, Permissions::all()), "cdeflmp");
+        assert_eq!(perm_fact(&EntryKind::File, Permissions::read_only()), "r");
+        assert_eq!(perm_fact(&EntryKind::Dir, Permissions::read_only()), "el");
+    }
+}

@@ -1,0 +1,196 @@
+//! The accept loop: listeners, connection limits checked before the greeting, graceful shutdown.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::auth::{Authenticator, User};
+use crate::config::Config;
+use crate::replies;
+use crate::storage::local::LocalStorage;
+use crate::storage::Storage;
+
+/// State shared by all sessions.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub auth: Arc<dyn Authenticator>,
+    /// Cancelled when the server stops: idle sessions close, transfers finish first.
+    pub shutdown: CancellationToken,
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    /// The storage a user sees.
+    pub fn storage_for(&self, user: &User) -> io::Result<Arc<dyn Storage>> {
+        Ok(Arc::new(LocalStorage::open(&user.root)?))
+    }
+
+    /// Counts a new connection; `None` with the reason when a limit is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
+        let limits = &self.config.limits;
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total.load(Ordering::Relaxed) >= limits.max_sessions {
+            return Err("Too many users connected; try again later.");
+        }
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= limits.max_sessions_per_ip {
+            return Err("Too many connections from your address; try again later.");
+        }
+        *n += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Ok(Admission { shared: self.clone(), ip })
+    }
+
+    /// Sessions now.
+    pub fn sessions(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+/// A counted connection; uncounted when dropped.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.shared.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A bound FTP server, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds every listen address. An IPv6 wildcard that the system cannot bind is skipped when
+    /// another listener was bound (machines without IPv6); any other failure is an error.
+    pub async fn bind(config: Config, auth: Arc<dyn Authenticator>) -> io::Result<Self> {
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            match bind_listener(*addr) {
+                Ok(l) => listeners.push(l),
+                Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() && config.listen.len() > 1 => {
+                    tracing::warn!(%addr, error = %e, "IPv6 listener not available; continuing without it");
+                }
+                Err(e) => return Err(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))),
+            }
+        }
+        let shared = Arc::new(Shared {
+            config,
+            auth,
+            shutdown: CancellationToken::new(),
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        });
+        Ok(Self { listeners, shared })
+    }
+
+    /// The bound addresses (with the real port when 0 was asked for).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Serves until `stop` is cancelled, then stops accepting, lets running transfers finish
+    /// (for at most `limits.shutdown_grace_secs`) and returns.
+    pub async fn run(self, stop: CancellationToken) -> io::Result<()> {
+        let tracker = TaskTracker::new();
+        let mut accepts = tokio::task::JoinSet::new();
+        for listener in self.listeners {
+            accepts.spawn(accept_loop(listener, self.shared.clone(), tracker.clone()));
+        }
+        stop.cancelled().await;
+        tracing::info!(sessions = self.shared.sessions(), "shutting down: no new connections");
+        accepts.abort_all();
+        self.shared.shutdown.cancel();
+        tracker.close();
+        let grace = Duration::from_secs(self.shared.config.limits.shutdown_grace_secs);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(sessions = self.shared.sessions(), "shutdown grace period over; closing remaining sessions");
+        }
+        Ok(())
+    }
+}
+
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        // One listener per family: "[::]:21" does not also take IPv4.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        match shared.admit(peer.ip()) {
+            Ok(admission) => {
+                let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+                let span = tracing::info_span!("session", id, %peer);
+                let shared = shared.clone();
+                tracker.spawn(
+                    async move {
+                        crate::session::run(stream, peer, shared).await;
+                        drop(admission);
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(why) => {
+                tracing::info!(%peer, why, "connection refused by limits");
+                tracker.spawn(refuse(stream, why));
+            }
+        }
+    }
+}
+
+async fn refuse(mut stream: TcpStream, why: &'static str) {
+    let bytes = replies::too_many(why).encode();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,324 @@
+//! One FTP session: a task that owns the control connection and all session state.
+//!
+//! The loop reads bytes, splits lines, parses commands, checks [`policy`], dispatches to the
+//! handlers in [`crate::handlers`], and writes every reply itself. A transfer runs as its own task
+//! ([`crate::transfer`]); while it runs, ABOR, STAT, NOOP and QUIT are served at once and other
+//! commands wait in a short queue.
+
+pub mod policy;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_proto::line::{LineEvent, LineSplitter};
+use ferry_proto::listing::Facts;
+use ferry_proto::{Command, Reply, ReplyCode, VirtualPath};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant as TokioInstant;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::User;
+use crate::datachan::DataSetup;
+use crate::replies;
+use crate::server::Shared;
+use crate::storage::Storage;
+use crate::transfer::{Outcome, TransferError, TransferEvent};
+
+/// Commands that may wait behind a running transfer.
+const MAX_QUEUED: usize = 32;
+
+/// Whether the session goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// Login progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Login {
+    /// Nothing yet (or after REIN).
+    Fresh,
+    /// USER given, waiting for PASS.
+    NeedPassword(String),
+    /// Logged in.
+    Done,
+}
+
+/// A transfer in progress.
+pub(crate) struct Running {
+    pub events: mpsc::Receiver<TransferEvent>,
+    pub cancel: CancellationToken,
+    pub progress: Arc<AtomicU64>,
+    /// The 150 text, sent when the data connection opens.
+    pub opening: Reply,
+    /// The 226 text on success.
+    pub success: Reply,
+    pub verb: &'static str,
+    pub path: String,
+    pub started: Instant,
+    pub abort_requested: bool,
+}
+
+/// The session state.
+pub(crate) struct Session {
+    pub shared: Arc<Shared>,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub login: Login,
+    pub user: Option<User>,
+    pub storage: Option<Arc<dyn Storage>>,
+    pub cwd: VirtualPath,
+    pub ascii: bool,
+    pub rest: Option<u64>,
+    pub rnfr: Option<VirtualPath>,
+    pub data: Option<DataSetup>,
+    pub epsv_all: bool,
+    pub facts: Facts,
+    pub failed_logins: u32,
+    pub transfer: Option<Running>,
+    pub quit_pending: bool,
+    pub connected_at: Instant,
+    /// Replies waiting to be written, in one write.
+    out: Vec<u8>,
+}
+
+/// Runs a session to its end.
+pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let local = match stream.local_addr() {
+        Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
+        Err(_) => return,
+    };
+    let (reader, writer) = stream.into_split();
+    let mut s = Session::new(shared, peer, local);
+    tracing::debug!("connected");
+    s.reply(Reply::new(ReplyCode::SERVICE_READY, s.shared.config.banner.clone()));
+    let result = s.main_loop(reader, writer).await;
+    if let Some(t) = s.transfer.take() {
+        // The control connection is gone: stop the transfer (an upload is abandoned safely).
+        t.cancel.cancel();
+    }
+    match result {
+        Ok(()) => tracing::debug!("session closed"),
+        Err(e) => tracing::debug!(error = %e, "session ended"),
+    }
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, peer: SocketAddr, local: SocketAddr) -> Self {
+        Self {
+            shared,
+            peer,
+            local,
+            login: Login::Fresh,
+            user: None,
+            storage: None,
+            cwd: VirtualPath::root(),
+            ascii: false,
+            rest: None,
+            rnfr: None,
+            data: None,
+            epsv_all: false,
+            facts: Facts::default(),
+            failed_logins: 0,
+            transfer: None,
+            quit_pending: false,
+            connected_at: Instant::now(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Queues a reply; it is written before the session next waits.
+    pub fn reply(&mut self, reply: Reply) {
+        tracing::debug!(code = reply.code.0, text = %reply.lines.join(" | "), "reply");
+        reply.encode_into(&mut self.out);
+    }
+
+    /// Back to the just-connected state (REIN).
+    pub fn reset(&mut self) {
+        let shared = self.shared.clone();
+        let (peer, local) = (self.peer, self.local);
+        let out = std::mem::take(&mut self.out);
+        *self = Self::new(shared, peer, local);
+        self.out = out;
+    }
+
+    fn deadline(&self) -> TokioInstant {
+        let limits = &self.shared.config.limits;
+        if self.login == Login::Done {
+            TokioInstant::now() + limits.idle_timeout()
+        } else {
+            TokioInstant::from_std(self.connected_at) + limits.login_timeout()
+        }
+    }
+
+    async fn main_loop(&mut self, mut reader: OwnedReadHalf, mut writer: OwnedWriteHalf) -> std::io::Result<()> {
+        let mut splitter = LineSplitter::new(self.shared.config.limits.max_line);
+        let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut buf = vec![0u8; 4096];
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            // Serve queued commands while no transfer runs.
+            while self.transfer.is_none() {
+                let Some(line) = queue.pop_front() else { break };
+                if self.handle_line(&line).await == Flow::Close {
+                    return self.flush_and_close(&mut writer).await;
+                }
+            }
+            if !self.out.is_empty() {
+                writer.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            let deadline = self.deadline();
+            let transfer_running = self.transfer.is_some();
+            tokio::select! {
+                n = reader.read(&mut buf) => {
+                    let n = n?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    splitter.feed(&buf[..n]);
+                    while let Some(event) = splitter.next_event() {
+                        let line = match event {
+                            LineEvent::Line(l) => l,
+                            LineEvent::TooLong => {
+                                self.reply(Reply::new(ReplyCode::SYNTAX_ERROR, "Command line too long."));
+                                continue;
+                            }
+                        };
+                        if self.transfer.is_some() || !queue.is_empty() {
+                            let immediate = Command::parse(&line)
+                                .map(|c| policy::during_transfer(&c) == policy::DuringTransfer::Immediate)
+                                .unwrap_or(false);
+                            if !(immediate && self.transfer.is_some()) {
+                                if queue.len() >= MAX_QUEUED {
+                                    self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Too many commands queued."));
+                                    return self.flush_and_close(&mut writer).await;
+                                }
+                                queue.push_back(line);
+                                continue;
+                            }
+                        }
+                        if self.handle_line(&line).await == Flow::Close {
+                            return self.flush_and_close(&mut writer).await;
+                        }
+                    }
+                }
+                event = recv_event(&mut self.transfer), if transfer_running => {
+                    if self.transfer_event(event) == Flow::Close {
+                        return self.flush_and_close(&mut writer).await;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline), if !transfer_running => {
+                    let text = if self.login == Login::Done { "Timeout: closing control connection." } else { "Login timeout." };
+                    self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, text));
+                    return self.flush_and_close(&mut writer).await;
+                }
+                () = shutdown.cancelled(), if !transfer_running => {
+                    self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down."));
+                    return self.flush_and_close(&mut writer).await;
+                }
+            }
+        }
+    }
+
+    async fn flush_and_close(&mut self, writer: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        writer.write_all(&self.out).await?;
+        self.out.clear();
+        writer.shutdown().await
+    }
+
+    async fn handle_line(&mut self, line: &[u8]) -> Flow {
+        match Command::parse(line) {
+            Ok(cmd) => {
+                if matches!(cmd, Command::Pass(_)) {
+                    tracing::debug!("command PASS ****");
+                } else {
+                    tracing::debug!(command = %cmd, "command");
+                }
+                if policy::access(&cmd) == policy::Access::LoggedIn && self.login != Login::Done {
+                    self.reply(replies::not_logged_in());
+                    return Flow::Continue;
+                }
+                crate::handlers::dispatch(self, cmd).await
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "unparsable command");
+                let text = match e.reply_code() {
+                    ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED => {
+                        "Network protocol not supported, use (1,2).".to_string()
+                    }
+                    ReplyCode::SYNTAX_ERROR => match &e {
+                        ferry_proto::ParseError::Unknown(v) => format!("Unknown command {v}."),
+                        _ => "Syntax error, command unrecognized.".to_string(),
+                    },
+                    _ => format!("Syntax error in parameters: {e}."),
+                };
+                self.reply(Reply::new(e.reply_code(), text));
+                Flow::Continue
+            }
+        }
+    }
+
+    fn transfer_event(&mut self, event: Option<TransferEvent>) -> Flow {
+        match event {
+            Some(TransferEvent::Opened) => {
+                if let Some(t) = &self.transfer {
+                    let opening = t.opening.clone();
+                    self.reply(opening);
+                }
+                Flow::Continue
+            }
+            Some(TransferEvent::Done(outcome)) => self.transfer_done(outcome),
+            None => {
+                // The task ended without a result (it panicked): report and go on.
+                tracing::error!("transfer task ended without an outcome");
+                self.transfer = None;
+                self.reply(replies::local_error());
+                Flow::Continue
+            }
+        }
+    }
+
+    fn transfer_done(&mut self, outcome: Outcome) -> Flow {
+        let Some(t) = self.transfer.take() else { return Flow::Continue };
+        let secs = outcome.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { outcome.bytes as f64 / secs } else { 0.0 };
+        match &outcome.result {
+            Ok(()) => {
+                tracing::info!(verb = t.verb, path = %t.path, bytes = outcome.bytes, secs, rate_bps = rate as u64, "transfer complete");
+                self.reply(t.success);
+            }
+            Err(e) => {
+                tracing::info!(verb = t.verb, path = %t.path, bytes = outcome.bytes, secs, error = %e, "transfer failed");
+                let reply = match e {
+                    TransferError::Connect(_) => replies::cant_open_data(),
+                    TransferError::Aborted | TransferError::Data(_) => replies::transfer_aborted(),
+                    TransferError::Storage(se) => replies::storage_error(se, &t.path),
+                };
+                self.reply(reply);
+            }
+        }
+        if t.abort_requested {
+            self.reply(replies::abor_ok());
+        }
+        if self.quit_pending {
+            self.reply(replies::goodbye());
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+}
+
+async fn recv_event(transfer: &mut Option<Running>) -> Option<TransferEvent> {
+    match transfer {
+        Some(t) => t.events.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,395 @@
+//! The local filesystem backend.
+//!
+//! Every path is opened beneath the user's root directory through `cap-std`, which resolves each
+//! component relative to an open directory handle and refuses any path (`..`, an absolute symlink,
+//! a symlink that climbs out) that would lead outside it. Blocking calls run on tokio's blocking
+//! pool, never on the async threads.
+
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, Permissions, PermissionsExt};
+use ferry_proto::listing::EntryKind;
+use ferry_proto::VirtualPath;
+use tokio::io::AsyncWrite;
+
+use super::{Capabilities, Metadata, ReadHandle, Result, Storage, StorageError, Upload, WriteMode, TEMP_PREFIX};
+
+/// Files beneath one root directory on the local filesystem.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    dir: Arc<Dir>,
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Opens (creating it if missing) the root directory.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let dir = Dir::open_ambient_dir(root, ambient_authority())?;
+        Ok(Self { dir: Arc::new(dir), root: root.to_path_buf() })
+    }
+
+    /// The root directory on the local filesystem.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Dir) -> io::Result<T> + Send + 'static,
+    {
+        let dir = self.dir.clone();
+        match tokio::task::spawn_blocking(move || f(&dir)).await {
+            Ok(r) => r.map_err(StorageError::from),
+            Err(e) => Err(StorageError::Io(io::Error::other(e))),
+        }
+    }
+}
+
+fn rel(p: &VirtualPath) -> PathBuf {
+    PathBuf::from(p.relative())
+}
+
+fn convert(dir: &Dir, path: &Path, m: &cap_std::fs::Metadata) -> Metadata {
+    let ft = m.file_type();
+    let kind = if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_symlink() {
+        EntryKind::Symlink(dir.read_link_contents(path).ok().map(|t| t.to_string_lossy().into_owned()))
+    } else {
+        EntryKind::File
+    };
+    Metadata {
+        kind,
+        size: m.len(),
+        modified: m.modified().ok().map(|t| t.into_std()),
+        mode: m.mode() & 0o7777,
+        nlink: m.nlink(),
+        unique: Some((m.dev(), m.ino())),
+    }
+}
+
+fn temp_name(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let short: String = name.chars().take(64).collect();
+    let tmp = format!("{TEMP_PREFIX}{short}.{:016x}", rand::random::<u64>());
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(tmp),
+        _ => PathBuf::from(tmp),
+    }
+}
+
+#[async_trait]
+impl Storage for LocalStorage {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { offset_writes: true, set_modified: true, chmod: true }
+    }
+
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata> {
+        let p = rel(path);
+        self.blocking(move |d| d.metadata(&p).map(|m| convert(d, &p, &m))).await
+    }
+
+    async fn symlink_metadata(&self, path: &VirtualPath) -> Result<Metadata> {
+        let p = rel(path);
+        self.blocking(move |d| d.symlink_metadata(&p).map(|m| convert(d, &p, &m))).await
+    }
+
+    async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>> {
+        let p = rel(path);
+        self.blocking(move |d| {
+            let sub = d.open_dir(&p)?;
+            let mut out = Vec::new();
+            for entry in sub.entries()? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                // An entry that vanished between readdir and stat is simply not listed.
+                let Ok(m) = entry.metadata() else { continue };
+                out.push((name.clone(), convert(&sub, Path::new(&name), &m)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadHandle> {
+        let p = rel(path);
+        let file = self
+            .blocking(move |d| {
+                let f = d.open(&p)?;
+                if f.metadata()?.is_dir() {
+                    return Err(io::Error::from(io::ErrorKind::IsADirectory));
+                }
+                let mut f = f.into_std();
+                if offset > 0 {
+                    f.seek(SeekFrom::Start(offset))?;
+                }
+                Ok(f)
+            })
+            .await?;
+        Ok(ReadHandle::File(tokio::fs::File::from_std(file)))
+    }
+
+    async fn write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Box<dyn Upload>> {
+        let target = rel(path);
+        let dir = self.dir.clone();
+        let (file, temp) = self
+            .blocking(move |d| {
+                let existing = match d.metadata(&target) {
+                    Ok(m) if m.is_dir() => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
+                    Ok(m) => Some(m),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                };
+                let mut opts = OpenOptions::new();
+                opts.write(true);
+                match mode {
+                    WriteMode::Replace if existing.is_some() => {
+                        let tmp = temp_name(&target);
+                        opts.create_new(true);
+                        let f = d.open_with(&tmp, &opts)?;
+                        if let Some(m) = &existing {
+                            let _ = f.set_permissions(Permissions::from_mode(m.mode() & 0o7777));
+                        }
+                        return Ok((f.into_std(), Some((tmp, target))));
+                    }
+                    WriteMode::Replace => {
+                        opts.create(true).truncate(true);
+                    }
+                    WriteMode::CreateNew => {
+                        opts.create_new(true);
+                    }
+                    WriteMode::Append => {
+                        opts.append(true).create(true);
+                    }
+                    WriteMode::At(offset) => {
+                        opts.create(offset == 0);
+                        let f = d.open_with(&target, &opts)?;
+                        let mut f = f.into_std();
+                        f.set_len(offset)?;
+                        f.seek(SeekFrom::Start(offset))?;
+                        return Ok((f, None));
+                    }
+                }
+                Ok((d.open_with(&target, &opts)?.into_std(), None))
+            })
+            .await?;
+        Ok(Box::new(LocalUpload { file: tokio::fs::File::from_std(file), dir, temp, done: false }))
+    }
+
+    async fn create_dir(&self, path: &VirtualPath) -> Result<()> {
+        let p = rel(path);
+        self.blocking(move |d| d.create_dir(&p)).await
+    }
+
+    async fn remove_file(&self, path: &VirtualPath) -> Result<()> {
+        let p = rel(path);
+        self.blocking(move |d| {
+            if d.symlink_metadata(&p)?.is_dir() {
+                return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
+            d.remove_file(&p)
+        })
+        .await
+    }
+
+    async fn remove_dir(&self, path: &VirtualPath) -> Result<()> {
+        if path.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let p = rel(path);
+        self.blocking(move |d| d.remove_dir(&p)).await
+    }
+
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<()> {
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let (f, t) = (rel(from), rel(to));
+        self.blocking(move |d| d.rename(&f, d, &t)).await
+    }
+
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<()> {
+        use cap_fs_ext::{DirExt, SystemTimeSpec};
+        let p = rel(path);
+        self.blocking(move |d| {
+            let spec = SystemTimeSpec::from(cap_std::time::SystemTime::from_std(time));
+            d.set_times(&p, None, Some(spec))
+        })
+        .await
+    }
+
+    async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()> {
+        let p = rel(path);
+        self.blocking(move |d| d.set_permissions(&p, Permissions::from_mode(mode & 0o7777))).await
+    }
+}
+
+/// An upload to a local file; see [`WriteMode`] for where the bytes go.
+struct LocalUpload {
+    file: tokio::fs::File,
+    dir: Arc<Dir>,
+    /// (temporary name, final name) when replacing an existing file.
+    temp: Option<(PathBuf, PathBuf)>,
+    done: bool,
+}
+
+impl AsyncWrite for LocalUpload {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.file).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Upload for LocalUpload {
+    async fn commit(mut self: Box<Self>, fsync: bool) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        self.file.flush().await?;
+        if fsync {
+            self.file.sync_all().await?;
+        }
+        let len = self.file.metadata().await?.len();
+        if let Some((tmp, target)) = self.temp.clone() {
+            let dir = self.dir.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                dir.rename(&tmp, &dir, &target)?;
+                if fsync {
+                    // Make the rename itself durable.
+                    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    dir.open_dir(parent)?.open(".").and_then(|d| d.sync_all()).ok();
+                }
+                io::Result::Ok(())
+            })
+            .await
+            .map_err(|e| StorageError::Io(io::Error::other(e)))?;
+            r?;
+        }
+        self.done = true;
+        Ok(len)
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.done = true;
+        if let Some((tmp, _)) = self.temp.take() {
+            let dir = self.dir.clone();
+            let _ = tokio::task::spawn_blocking(move || dir.remove_file(tmp)).await;
+        }
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        // An upload dropped without commit (its task was cancelled) never replaces the old file.
+        if !self.done {
+            if let Some((tmp, _)) = &self.temp {
+                let _ = self.dir.remove_file(tmp);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn vp(s: &str) -> VirtualPath {
+        VirtualPath::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn replace_is_atomic_and_abort_keeps_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("f"), b"old").unwrap();
+        let mut up = s.write(&vp("/f"), WriteMode::Replace).await.unwrap();
+        up.write_all(b"new data").await.unwrap();
+        up.abort().await;
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "temp file removed");
+
+        let mut up = s.write(&vp("/f"), WriteMode::Replace).await.unwrap();
+        up.write_all(b"new data").await.unwrap();
+        // Listing during the upload does not show the temporary file.
+        assert_eq!(s.list(&vp("/")).await.unwrap().len(), 1);
+        assert_eq!(up.commit(true).await.unwrap(), 8);
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"new data");
+
+        let mut up = s.write(&vp("/f"), WriteMode::Replace).await.unwrap();
+        up.write_all(b"dropped").await.unwrap();
+        drop(up);
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"new data");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn offset_and_append() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("f"), b"0123456789").unwrap();
+        let mut up = s.write(&vp("/f"), WriteMode::At(4)).await.unwrap();
+        up.write_all(b"ab").await.unwrap();
+        assert_eq!(up.commit(false).await.unwrap(), 6);
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"0123ab");
+        let mut up = s.write(&vp("/f"), WriteMode::Append).await.unwrap();
+        up.write_all(b"cd").await.unwrap();
+        up.commit(false).await.unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"0123abcd");
+        assert!(matches!(s.write(&vp("/f"), WriteMode::CreateNew).await, Err(StorageError::AlreadyExists)));
+    }
+
+    #[tokio::test]
+    async fn symlinks_cannot_leave_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"x").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), tmp.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../../etc/passwd", tmp.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("dirlink")).unwrap();
+        std::fs::write(tmp.path().join("inside"), b"ok").unwrap();
+        std::os::unix::fs::symlink("inside", tmp.path().join("good")).unwrap();
+        let s = LocalStorage::open(tmp.path()).unwrap();
+        for p in ["/abs", "/rel", "/dirlink/secret"] {
+            assert!(s.read(&vp(p), 0).await.is_err(), "{p}");
+            assert!(s.write(&vp(p), WriteMode::Replace).await.is_err(), "{p}");
+        }
+        assert!(s.list(&vp("/dirlink")).await.is_err());
+        assert!(matches!(s.read(&vp("/good"), 0).await, Ok(ReadHandle::File(_))));
+    }
+
+    #[tokio::test]
+    async fn dirs_rename_times_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(tmp.path()).unwrap();
+        s.create_dir(&vp("/d")).await.unwrap();
+        assert!(matches!(s.create_dir(&vp("/d")).await, Err(StorageError::AlreadyExists)));
+        std::fs::write(tmp.path().join("d/f"), b"x").unwrap();
+        assert!(matches!(s.remove_dir(&vp("/d")).await, Err(StorageError::NotEmpty)));
+        s.rename(&vp("/d/f"), &vp("/g")).await.unwrap();
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        s.set_modified(&vp("/g"), t).await.unwrap();
+        s.set_mode(&vp("/g"), 0o600).await.unwrap();
+        let m = s.metadata(&vp("/g")).await.unwrap();
+        assert_eq!((m.modified, m.mode, m.size), (Some(t), 0o600, 1));
+        s.remove_dir(&vp("/d")).await.unwrap();
+        assert!(matches!(s.remove_file(&vp("/nope")).await, Err(StorageError::NotFound)));
+        assert!(matches!(s.remove_dir(&vp("/")).await, Err(StorageError::PermissionDenied)));
+    }
+}

@@ -1,0 +1,201 @@
+//! Storage: the semantic file operations the FTP commands need, behind one trait.
+//!
+//! Backends declare what they can do ([`Capabilities`]) so `FEAT` and the replies stay honest.
+//! The local filesystem backend ([`local::LocalStorage`]) is the default.
+
+pub mod local;
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use ferry_proto::listing::{Entry, EntryKind};
+use ferry_proto::VirtualPath;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// What a backend supports beyond reading and whole-file writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `APPE` and `REST` + `STOR` (writing at an offset).
+    pub offset_writes: bool,
+    /// `MFMT` (setting modification times).
+    pub set_modified: bool,
+    /// `SITE CHMOD`.
+    pub chmod: bool,
+}
+
+/// Storage errors, by what the client should be told.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No such file or directory.
+    #[error("not found")]
+    NotFound,
+    /// The path exists already.
+    #[error("already exists")]
+    AlreadyExists,
+    /// Permission denied by the filesystem, or a path that would lead outside the root.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// A directory was expected.
+    #[error("not a directory")]
+    NotADirectory,
+    /// A file was expected.
+    #[error("is a directory")]
+    IsADirectory,
+    /// The directory is not empty.
+    #[error("directory not empty")]
+    NotEmpty,
+    /// The file name is not acceptable to the backend.
+    #[error("invalid file name")]
+    InvalidName,
+    /// No space left, or a quota was exceeded.
+    #[error("insufficient storage")]
+    NoSpace,
+    /// The backend does not support this operation.
+    #[error("not supported by this storage")]
+    Unsupported,
+    /// Anything else; the text goes to the log, never to the client.
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+}
+
+impl From<io::Error> for StorageError {
+    fn from(e: io::Error) -> Self {
+        use io::ErrorKind as K;
+        match e.kind() {
+            K::NotFound => Self::NotFound,
+            K::AlreadyExists => Self::AlreadyExists,
+            K::PermissionDenied => Self::PermissionDenied,
+            K::NotADirectory => Self::NotADirectory,
+            K::IsADirectory => Self::IsADirectory,
+            K::DirectoryNotEmpty => Self::NotEmpty,
+            K::InvalidFilename | K::InvalidInput => Self::InvalidName,
+            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => Self::NoSpace,
+            _ => match e.raw_os_error() {
+                // ELOOP / EXDEV from a path that would leave the root, ENAMETOOLONG.
+                Some(40) | Some(18) => Self::PermissionDenied,
+                Some(36) => Self::InvalidName,
+                _ => Self::Io(e),
+            },
+        }
+    }
+}
+
+/// A storage result.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// What is known about a file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// File, directory or link.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub modified: Option<SystemTime>,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// Hard links.
+    pub nlink: u64,
+    /// Device and inode.
+    pub unique: Option<(u64, u64)>,
+}
+
+impl Metadata {
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
+    }
+
+    /// The listing entry for this metadata under `name`.
+    pub fn entry(&self, name: impl Into<String>) -> Entry {
+        Entry {
+            name: name.into(),
+            kind: self.kind.clone(),
+            size: self.size,
+            modified: self.modified,
+            mode: self.mode,
+            nlink: self.nlink,
+            unique: self.unique,
+        }
+    }
+}
+
+/// An open file for reading, positioned at the requested offset.
+pub enum ReadHandle {
+    /// A local file: the transfer may use `sendfile` on it.
+    File(tokio::fs::File),
+    /// Any other byte stream.
+    Stream(Pin<Box<dyn AsyncRead + Send>>),
+}
+
+impl fmt::Debug for ReadHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(_) => f.write_str("ReadHandle::File"),
+            Self::Stream(_) => f.write_str("ReadHandle::Stream"),
+        }
+    }
+}
+
+/// How `write` opens its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// `STOR`: replace the whole file. Over an existing file the data goes to a temporary file
+    /// that replaces the old one only on [`Upload::commit`]; a new file is written in place so an
+    /// interrupted upload can be resumed.
+    Replace,
+    /// `STOU`: create a new file; fail if the name exists.
+    CreateNew,
+    /// `APPE`: append, creating the file if needed.
+    Append,
+    /// `REST n` + `STOR`: keep the first `n` bytes, write from there; the file ends where the
+    /// upload ends.
+    At(u64),
+}
+
+/// An upload in progress: write the bytes, then commit or abort.
+#[async_trait]
+pub trait Upload: AsyncWrite + Send + Unpin {
+    /// Makes the upload durable (`fsync` when asked) and visible under its final name. Returns the
+    /// final size of the file.
+    async fn commit(self: Box<Self>, fsync: bool) -> Result<u64>;
+    /// Abandons the upload: a temporary file is removed and the old file is left untouched; data
+    /// written in place (new file, append, offset) stays, so the client can resume.
+    async fn abort(self: Box<Self>);
+}
+
+/// The file operations of one user's view of storage. Paths are virtual: the backend maps them
+/// beneath its root and must never reach outside it.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+    /// Metadata of a path (symbolic links are followed, within the root).
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata>;
+    /// Metadata of a path without following a final symbolic link.
+    async fn symlink_metadata(&self, path: &VirtualPath) -> Result<Metadata>;
+    /// The entries of a directory (without `.` and `..`), unsorted.
+    async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>>;
+    /// Opens a file for reading at `offset`.
+    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadHandle>;
+    /// Opens a file for writing.
+    async fn write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Box<dyn Upload>>;
+    /// Creates a directory.
+    async fn create_dir(&self, path: &VirtualPath) -> Result<()>;
+    /// Removes a file.
+    async fn remove_file(&self, path: &VirtualPath) -> Result<()>;
+    /// Removes an empty directory.
+    async fn remove_dir(&self, path: &VirtualPath) -> Result<()>;
+    /// Renames a file or directory.
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<()>;
+    /// Sets the modification time.
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<()>;
+    /// Sets Unix permission bits.
+    async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()>;
+}
+
+/// The prefix of temporary upload files; listings never show them.
+pub const TEMP_PREFIX: &str = ".ferry-upload.";

@@ -1,0 +1,223 @@
+//! `ferry serve`: configuration from file and flags, the default users file, signals.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ferry_server::auth::users_file::UsersFile;
+use ferry_server::auth::{Permissions, UserDb};
+use ferry_server::config::PortRange;
+use ferry_server::{Config, Server};
+use tokio_util::sync::CancellationToken;
+
+/// The users file used when none is configured.
+const DEFAULT_USERS_FILE: &str = "ferry-users.toml";
+
+/// Flags of `ferry serve`. Each overrides the config file's value.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; see ferry.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (repeatable). Default: 0.0.0.0:2121 and [::]:2121.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Directory to serve. Default: ./ftp-root (created if missing).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Add a user rooted at --root with all permissions (repeatable; for tests and quick starts).
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
+    /// Users file (TOML, argon2id hashes; manage with `ferry user`).
+    #[arg(long = "users", value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// Allow read-only anonymous logins (USER anonymous or ftp, any password).
+    #[arg(long)]
+    anonymous: bool,
+    /// Port range for passive data connections.
+    #[arg(long, value_name = "LOW-HIGH")]
+    passive_ports: Option<PortRange>,
+    /// IPv4 address announced in PASV replies (behind NAT).
+    #[arg(long, value_name = "IP")]
+    passive_address: Option<Ipv4Addr>,
+    /// Seconds without a command before a session is closed.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+    /// Seconds allowed from connecting to logging in.
+    #[arg(long, value_name = "SECS")]
+    login_timeout: Option<u64>,
+    /// Seconds to wait for a data connection or for progress on it.
+    #[arg(long, value_name = "SECS")]
+    data_timeout: Option<u64>,
+    /// Sessions at once, in all.
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<usize>,
+    /// Sessions at once from one IP address.
+    #[arg(long, value_name = "N")]
+    max_sessions_per_ip: Option<usize>,
+    /// Do not fsync uploads before answering 226 (faster, less durable).
+    #[arg(long)]
+    no_fsync: bool,
+}
+
+fn build_config(args: &ServeArgs) -> Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Config::from_toml(&text).with_context(|| format!("invalid configuration in {}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    if let Some(root) = &args.root {
+        config.root = root.clone();
+    }
+    if let Some(f) = &args.users_file {
+        config.users_file = Some(f.clone());
+    }
+    config.anonymous |= args.anonymous;
+    if let Some(p) = args.passive_ports {
+        config.passive.ports = Some(p);
+    }
+    if let Some(a) = args.passive_address {
+        config.passive.address = Some(a.into());
+    }
+    let l = &mut config.limits;
+    if let Some(v) = args.idle_timeout {
+        l.idle_timeout_secs = v;
+    }
+    if let Some(v) = args.login_timeout {
+        l.login_timeout_secs = v;
+    }
+    if let Some(v) = args.data_timeout {
+        l.data_timeout_secs = v;
+    }
+    if let Some(v) = args.max_sessions {
+        l.max_sessions = v;
+    }
+    if let Some(v) = args.max_sessions_per_ip {
+        l.max_sessions_per_ip = v;
+    }
+    if args.no_fsync {
+        config.fsync = false;
+    }
+    config.validate().context("invalid configuration")?;
+    Ok(config)
+}
+
+/// What to tell the person who started the server about logging in.
+enum LoginHint {
+    Created { file: PathBuf, password: String },
+    File(PathBuf),
+    Flags,
+}
+
+fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, LoginHint)> {
+    let mut db = UserDb::new();
+    let root = &config.root;
+    for spec in &args.users {
+        let Some((name, pw)) = spec.split_once(':') else {
+            bail!("--user {spec:?}: expected NAME:PASSWORD");
+        };
+        if name.is_empty() || pw.is_empty() {
+            bail!("--user {spec:?}: name and password must not be empty");
+        }
+        db.add_password(name, pw, root.clone(), Permissions::all())?;
+    }
+    if config.anonymous {
+        db.allow_anonymous(config.anonymous_root.clone().unwrap_or_else(|| root.clone()));
+    }
+    let hint = if let Some(file) = &config.users_file {
+        UsersFile::load(file)?.add_to(&mut db, root);
+        LoginHint::File(file.clone())
+    } else if !args.users.is_empty() || config.anonymous {
+        LoginHint::Flags
+    } else {
+        let file = PathBuf::from(DEFAULT_USERS_FILE);
+        if file.exists() {
+            UsersFile::load(&file)?.add_to(&mut db, root);
+            LoginHint::File(file)
+        } else {
+            let password = random_password();
+            let mut users = UsersFile::default();
+            users.set_user("ferry", &password, None, None)?;
+            users.save(&file)?;
+            users.add_to(&mut db, root);
+            LoginHint::Created { file, password }
+        }
+    };
+    Ok((db, hint))
+}
+
+fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..16).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = build_config(&args)?;
+    std::fs::create_dir_all(&config.root)
+        .with_context(|| format!("creating root directory {}", config.root.display()))?;
+    let (db, hint) = build_users(&args, &config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let root = config.root.clone();
+        let server = Server::bind(config, Arc::new(db)).await?;
+        let addrs = server.local_addrs();
+        print_banner(&addrs, &root, &hint)?;
+        let stop = CancellationToken::new();
+        tokio::spawn(wait_for_signal(stop.clone()));
+        server.run(stop).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn print_banner(addrs: &[SocketAddr], root: &Path, hint: &LoginHint) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for a in addrs {
+        writeln!(out, "listening on {a}")?;
+    }
+    writeln!(out, "serving {}", root.display())?;
+    let port = addrs.first().map(|a| a.port()).unwrap_or(2121);
+    match hint {
+        LoginHint::Created { file, password } => {
+            writeln!(out, "created {} with user 'ferry' and password '{password}' (shown once; change it with `ferry user passwd ferry --users {}`)", file.display(), file.display())?;
+            writeln!(out, "try: curl ftp://ferry:{password}@127.0.0.1:{port}/")?;
+        }
+        LoginHint::File(file) => writeln!(out, "users from {} (manage with `ferry user --help`)", file.display())?,
+        LoginHint::Flags => writeln!(out, "users from --user/--anonymous")?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn wait_for_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGTERM handler");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+    stop.cancel();
+}

@@ -1,0 +1,150 @@
+//! `ferry user add|del|passwd|list --users FILE`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use ferry_server::auth::users_file::UsersFile;
+use ferry_server::auth::Permission;
+
+/// User management commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user (or replace an existing user's password, root and permissions).
+    Add(AddArgs),
+    /// Remove a user.
+    Del(NameArgs),
+    /// Change a user's password.
+    Passwd(PasswdArgs),
+    /// List the users.
+    List(FileArg),
+}
+
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// The users file.
+    #[arg(long, default_value = "ferry-users.toml")]
+    users: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The login name.
+    name: String,
+    #[command(flatten)]
+    file: FileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// The login name.
+    name: String,
+    #[command(flatten)]
+    file: FileArg,
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The login name.
+    name: String,
+    #[command(flatten)]
+    file: FileArg,
+    /// The user's root directory (default: the server's root).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Comma-separated permissions: list, read, write, delete, rename, mkdir (default: all).
+    #[arg(long, value_delimiter = ',')]
+    perms: Option<Vec<String>>,
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+fn parse_perms(list: &[String]) -> Result<Vec<Permission>> {
+    list.iter()
+        .map(|p| match p.trim() {
+            "list" => Ok(Permission::List),
+            "read" => Ok(Permission::Read),
+            "write" => Ok(Permission::Write),
+            "delete" => Ok(Permission::Delete),
+            "rename" => Ok(Permission::Rename),
+            "mkdir" => Ok(Permission::Mkdir),
+            other => bail!("--perms: unknown permission {other:?} (use list, read, write, delete, rename, mkdir)"),
+        })
+        .collect()
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    let pw = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Again: ")?;
+        if a != b {
+            bail!("the passwords do not match");
+        }
+        a
+    };
+    if pw.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(pw)
+}
+
+fn load_or_new(path: &Path) -> Result<UsersFile> {
+    if path.exists() {
+        Ok(UsersFile::load(path)?)
+    } else {
+        Ok(UsersFile::default())
+    }
+}
+
+/// Runs a user subcommand.
+pub fn run(cmd: UserCmd) -> Result<()> {
+    match cmd {
+        UserCmd::Add(a) => {
+            let perms = a.perms.as_deref().map(parse_perms).transpose()?;
+            let mut file = load_or_new(&a.file.users)?;
+            let pw = read_password(a.password_stdin)?;
+            file.set_user(&a.name, &pw, a.root, perms)?;
+            file.save(&a.file.users)?;
+            println!("user {} saved in {}", a.name, a.file.users.display());
+        }
+        UserCmd::Del(a) => {
+            let mut file = UsersFile::load(&a.file.users)?;
+            if !file.remove_user(&a.name) {
+                bail!("no user {:?} in {}", a.name, a.file.users.display());
+            }
+            file.save(&a.file.users)?;
+            println!("user {} removed", a.name);
+        }
+        UserCmd::Passwd(a) => {
+            let mut file = UsersFile::load(&a.file.users)?;
+            if !file.users.iter().any(|u| u.name == a.name) {
+                bail!("no user {:?} in {}", a.name, a.file.users.display());
+            }
+            let pw = read_password(a.password_stdin)?;
+            file.set_user(&a.name, &pw, None, None)?;
+            file.save(&a.file.users)?;
+            println!("password of {} changed", a.name);
+        }
+        UserCmd::List(f) => {
+            let file = UsersFile::load(&f.users).with_context(|| format!("reading {}", f.users.display()))?;
+            for u in &file.users {
+                let root = u.root.as_ref().map(|r| r.display().to_string()).unwrap_or_else(|| "(server root)".into());
+                let perms = match &u.permissions {
+                    None => "all".to_string(),
+                    Some(p) => p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(","),
+                };
+                println!("{}\t{}\t{}", u.name, root, perms);
+            }
+        }
+    }
+    Ok(())
+}
