@@ -170,14 +170,14 @@ async fn entries(
 
 pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> Answer {
     tri!(s.require(Permission::List));
-    if s.data.is_none() {
-        return Some(replies::no_data_setup());
-    }
     let (flags, path_arg) = match kind {
         ListKind::Mlsd => (String::new(), arg.filter(|a| !a.trim().is_empty())),
         _ => split_list_args(arg),
     };
     let path = tri!(s.resolve(path_arg.unwrap_or("")));
+    if s.data.is_none() {
+        return Some(replies::no_data_setup());
+    }
     let shown = path_arg.unwrap_or(".");
     let show_hidden = kind == ListKind::Mlsd || flags.contains(['a', 'A']);
     let (is_dir, list) = tri!(entries(s, &path, shown, show_hidden).await);

@@ -198,10 +198,10 @@ fn mode_name(s: &Session) -> &'static str {
 
 pub(super) async fn retr(s: &mut Session, arg: &str) -> Answer {
     tri!(s.require(Permission::Read));
+    let path = tri!(s.resolve(arg));
     if s.data.is_none() {
         return Some(replies::no_data_setup());
     }
-    let path = tri!(s.resolve(arg));
     let store = tri!(s.store());
     let meta = match store.metadata(&path).await {
         Ok(m) if m.is_dir() => return Some(r(C::FILE_UNAVAILABLE, format!("{arg}: Not a regular file."))),
