@@ -299,3 +299,12 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_example_file_is_the_default() {
+        let text = include_str!("../../../ferry.example.toml");
+        assert_eq!(super::Config::from_toml(text).unwrap(), super::Config::default());
+    }
+}

@@ -1,0 +1,27 @@
+# Ferry: `make check` is exactly what CI runs (.ci/run).
+.PHONY: check deps lint test interop fuzz-check fuzz-smoke run
+
+check: deps lint test interop
+
+deps:
+	bash scripts/install-test-deps.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Unit tests, property tests and the Rust end-to-end tests (crates/*/tests).
+test:
+	cargo test --workspace
+
+# Real clients (Python ftplib, curl, lftp, wget) against `ferry serve`; needs the debug binary.
+interop:
+	cargo build -p ferry
+	python3 -m pytest tests/interop -q
+
+# Fuzzing (see docs/fuzzing.md): build every target, or run each for SECONDS (default 20).
+fuzz-smoke:
+	bash scripts/fuzz-smoke.sh $(SECONDS)
+
+run:
+	cargo run --release -p ferry -- serve
