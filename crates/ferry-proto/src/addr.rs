@@ -28,10 +28,7 @@ pub fn parse_port(arg: &str) -> Result<SocketAddrV4, AddrError> {
     if parts.next().is_some() {
         return Err(AddrError::Malformed);
     }
-    Ok(SocketAddrV4::new(
-        Ipv4Addr::new(n[0], n[1], n[2], n[3]),
-        u16::from(n[4]) * 256 + u16::from(n[5]),
-    ))
+    Ok(SocketAddrV4::new(Ipv4Addr::new(n[0], n[1], n[2], n[3]), u16::from(n[4]) * 256 + u16::from(n[5])))
 }
 
 /// Formats an address as `h1,h2,h3,h4,p1,p2`, for `PORT` and inside the `227` reply.
@@ -50,9 +47,7 @@ pub fn parse_pasv_reply(text: &str) -> Result<SocketAddrV4, AddrError> {
     while i < bytes.len() {
         if bytes[i].is_ascii_digit() {
             let start = i;
-            while i < bytes.len()
-                && (bytes[i].is_ascii_digit() || bytes[i] == b',' || bytes[i] == b' ')
-            {
+            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b',' || bytes[i] == b' ') {
                 i += 1;
             }
             if let Ok(addr) = parse_port(text[start..i].trim_end_matches([',', ' '])) {
@@ -107,16 +102,8 @@ pub fn parse_eprt(arg: &str) -> Result<SocketAddr, AddrError> {
     let proto: u32 = parse_small(fields[1])?;
     let port: u16 = parse_small(fields[3])?;
     let ip: IpAddr = match proto {
-        1 => IpAddr::V4(
-            fields[2]
-                .parse::<Ipv4Addr>()
-                .map_err(|_| AddrError::Malformed)?,
-        ),
-        2 => IpAddr::V6(
-            fields[2]
-                .parse::<Ipv6Addr>()
-                .map_err(|_| AddrError::Malformed)?,
-        ),
+        1 => IpAddr::V4(fields[2].parse::<Ipv4Addr>().map_err(|_| AddrError::Malformed)?),
+        2 => IpAddr::V6(fields[2].parse::<Ipv6Addr>().map_err(|_| AddrError::Malformed)?),
         other => return Err(AddrError::UnknownProtocol(other)),
     };
     Ok(SocketAddr::new(ip, port))
@@ -195,14 +182,8 @@ mod tests {
         let a = parse_port("192,168,120,240,232,151").unwrap();
         assert_eq!(a, "192.168.120.240:59543".parse().unwrap());
         assert_eq!(format_port(a), "192,168,120,240,232,151");
-        assert_eq!(
-            parse_pasv_reply("Entering Passive Mode (192,168,120,240,232,151).").unwrap(),
-            a
-        );
-        assert_eq!(
-            parse_pasv_reply("Entering Passive Mode 192,168,120,240,232,151").unwrap(),
-            a
-        );
+        assert_eq!(parse_pasv_reply("Entering Passive Mode (192,168,120,240,232,151).").unwrap(), a);
+        assert_eq!(parse_pasv_reply("Entering Passive Mode 192,168,120,240,232,151").unwrap(), a);
     }
 
     #[test]
@@ -223,27 +204,14 @@ mod tests {
 
     #[test]
     fn eprt_forms() {
-        assert_eq!(
-            parse_eprt("|1|132.235.1.2|6275|").unwrap(),
-            "132.235.1.2:6275".parse().unwrap()
-        );
+        assert_eq!(parse_eprt("|1|132.235.1.2|6275|").unwrap(), "132.235.1.2:6275".parse().unwrap());
         assert_eq!(
             parse_eprt("|2|1080::8:800:200C:417A|5282|").unwrap(),
             "[1080::8:800:200C:417A]:5282".parse().unwrap()
         );
-        assert_eq!(
-            parse_eprt("!1!10.0.0.1!21!").unwrap(),
-            "10.0.0.1:21".parse().unwrap()
-        );
+        assert_eq!(parse_eprt("!1!10.0.0.1!21!").unwrap(), "10.0.0.1:21".parse().unwrap());
         assert_eq!(parse_eprt("|3|x|1|"), Err(AddrError::UnknownProtocol(3)));
-        for bad in [
-            "",
-            "|1|1.2.3.4|99999|",
-            "|1|::1|5|",
-            "|2|1.2.3.4|5|",
-            "|1|1.2.3.4|5",
-            "1|1.2.3.4|5|",
-        ] {
+        for bad in ["", "|1|1.2.3.4|99999|", "|1|::1|5|", "|2|1.2.3.4|5|", "|1|1.2.3.4|5", "1|1.2.3.4|5|"] {
             assert!(parse_eprt(bad).is_err(), "{bad}");
         }
         let a: SocketAddr = "[::1]:4000".parse().unwrap();
@@ -257,10 +225,7 @@ mod tests {
         assert_eq!(EpsvArg::parse(Some("2")).unwrap(), EpsvArg::Proto(2));
         assert!(EpsvArg::parse(Some("x")).is_err());
         assert_eq!(format_epsv(59543), "(|||59543|)");
-        assert_eq!(
-            parse_epsv_reply("Entering Extended Passive Mode (|||59543|)").unwrap(),
-            59543
-        );
+        assert_eq!(parse_epsv_reply("Entering Extended Passive Mode (|||59543|)").unwrap(), 59543);
         assert!(parse_epsv_reply("Entering (|1|2|3|)").is_err());
     }
 }

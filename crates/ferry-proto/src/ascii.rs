@@ -22,11 +22,7 @@ impl ToWire {
         let mut start = 0;
         for (i, &b) in input.iter().enumerate() {
             if b == b'\n' {
-                let prev_cr = if i == 0 {
-                    self.last_was_cr
-                } else {
-                    input[i - 1] == b'\r'
-                };
+                let prev_cr = if i == 0 { self.last_was_cr } else { input[i - 1] == b'\r' };
                 if !prev_cr {
                     out.extend_from_slice(&input[start..i]);
                     out.push(b'\r');

@@ -241,20 +241,17 @@ impl ParseError {
         match self {
             Self::Empty | Self::Unknown(_) => ReplyCode::SYNTAX_ERROR,
             Self::UnknownNetProto => ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED,
-            Self::MissingArgument(_) | Self::BadArgument { .. } | Self::NotUtf8 => {
-                ReplyCode::SYNTAX_ERROR_ARGS
-            }
+            Self::MissingArgument(_) | Self::BadArgument { .. } | Self::NotUtf8 => ReplyCode::SYNTAX_ERROR_ARGS,
         }
     }
 }
 
 /// The verbs [`Command::parse`] knows, for `HELP`.
 pub const VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT",
-    "HELP", "HOST", "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS",
-    "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR",
-    "RNTO", "SITE", "SIZE", "SMNT", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP",
-    "XCWD", "XMKD", "XPWD", "XRMD",
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP", "HOST",
+    "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT",
+    "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "SMNT", "STAT", "STOR",
+    "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
 ];
 
 fn bad(verb: &'static str, why: &'static str) -> ParseError {
@@ -281,8 +278,7 @@ impl Command {
         // An argument of only spaces counts as none.
         let arg = arg.filter(|a| !a.trim().is_empty());
         let need = |name: &'static str| -> Result<String, ParseError> {
-            arg.map(str::to_string)
-                .ok_or(ParseError::MissingArgument(name))
+            arg.map(str::to_string).ok_or(ParseError::MissingArgument(name))
         };
         let opt = || arg.map(str::to_string);
         Ok(match verb_uc.as_str() {
@@ -294,10 +290,9 @@ impl Command {
             "SMNT" => Self::Smnt(need("SMNT")?),
             "REIN" => Self::Rein,
             "QUIT" => Self::Quit,
-            "PORT" => Self::Port(
-                addr::parse_port(&need("PORT")?)
-                    .map_err(|_| bad("PORT", "expected h1,h2,h3,h4,p1,p2"))?,
-            ),
+            "PORT" => {
+                Self::Port(addr::parse_port(&need("PORT")?).map_err(|_| bad("PORT", "expected h1,h2,h3,h4,p1,p2"))?)
+            }
             "PASV" => Self::Pasv,
             "TYPE" => Self::Type(parse_type(&need("TYPE")?)?),
             "STRU" => Self::Stru(match need("STRU")?.trim().to_ascii_uppercase().as_str() {
@@ -322,9 +317,7 @@ impl Command {
                 let first = a.split_whitespace().next().unwrap_or("");
                 Self::Allo(parse_u64(first).ok_or(bad("ALLO", "expected a byte count"))?)
             }
-            "REST" => Self::Rest(
-                parse_u64(need("REST")?.trim()).ok_or(bad("REST", "expected a byte offset"))?,
-            ),
+            "REST" => Self::Rest(parse_u64(need("REST")?.trim()).ok_or(bad("REST", "expected a byte offset"))?),
             "RNFR" => Self::Rnfr(need("RNFR")?),
             "RNTO" => Self::Rnto(need("RNTO")?),
             "ABOR" => Self::Abor,
@@ -345,20 +338,15 @@ impl Command {
                 addr::AddrError::UnknownProtocol(_) => ParseError::UnknownNetProto,
                 addr::AddrError::Malformed => bad("EPRT", "expected |proto|address|port|"),
             })?),
-            "EPSV" => {
-                Self::Epsv(EpsvArg::parse(arg).map_err(|_| bad("EPSV", "expected 1, 2 or ALL"))?)
-            }
+            "EPSV" => Self::Epsv(EpsvArg::parse(arg).map_err(|_| bad("EPSV", "expected 1, 2 or ALL"))?),
             "SIZE" => Self::Size(need("SIZE")?),
             "MDTM" => Self::Mdtm(need("MDTM")?),
             "MLST" => Self::Mlst(opt()),
             "MLSD" => Self::Mlsd(opt()),
             "MFMT" => {
                 let a = need("MFMT")?;
-                let (t, p) = a
-                    .split_once(' ')
-                    .ok_or(ParseError::MissingArgument("MFMT"))?;
-                let t = listing::parse_timeval(t)
-                    .ok_or(bad("MFMT", "expected YYYYMMDDHHMMSS[.sss] path"))?;
+                let (t, p) = a.split_once(' ').ok_or(ParseError::MissingArgument("MFMT"))?;
+                let t = listing::parse_timeval(t).ok_or(bad("MFMT", "expected YYYYMMDDHHMMSS[.sss] path"))?;
                 if p.is_empty() {
                     return Err(ParseError::MissingArgument("MFMT"));
                 }
@@ -366,9 +354,7 @@ impl Command {
             }
             "HOST" => Self::Host(need("HOST")?.trim().to_string()),
             "AUTH" => Self::Auth(need("AUTH")?.trim().to_ascii_uppercase()),
-            "PBSZ" => {
-                Self::Pbsz(parse_u64(need("PBSZ")?.trim()).ok_or(bad("PBSZ", "expected a number"))?)
-            }
+            "PBSZ" => Self::Pbsz(parse_u64(need("PBSZ")?.trim()).ok_or(bad("PBSZ", "expected a number"))?),
             "PROT" => Self::Prot(match need("PROT")?.trim().to_ascii_uppercase().as_str() {
                 "C" => ProtLevel::Clear,
                 "S" => ProtLevel::Safe,
@@ -436,10 +422,7 @@ impl Command {
 }
 
 fn printable(s: &str) -> String {
-    s.chars()
-        .take(16)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
+    s.chars().take(16).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -489,12 +472,8 @@ fn parse_site(arg: &str) -> Result<SiteCommand, ParseError> {
     Ok(match sub.to_ascii_uppercase().as_str() {
         "HELP" => SiteCommand::Help(rest.map(|r| r.trim().to_string())),
         "CHMOD" => {
-            let r = rest
-                .ok_or(ParseError::MissingArgument("SITE CHMOD"))?
-                .trim_start();
-            let (mode, path) = r
-                .split_once(' ')
-                .ok_or(ParseError::MissingArgument("SITE CHMOD"))?;
+            let r = rest.ok_or(ParseError::MissingArgument("SITE CHMOD"))?.trim_start();
+            let (mode, path) = r.split_once(' ').ok_or(ParseError::MissingArgument("SITE CHMOD"))?;
             let mode = (!mode.is_empty() && mode.len() <= 5)
                 .then(|| u32::from_str_radix(mode, 8).ok())
                 .flatten()
@@ -503,10 +482,7 @@ fn parse_site(arg: &str) -> Result<SiteCommand, ParseError> {
             if path.is_empty() {
                 return Err(ParseError::MissingArgument("SITE CHMOD"));
             }
-            SiteCommand::Chmod {
-                mode,
-                path: path.to_string(),
-            }
+            SiteCommand::Chmod { mode, path: path.to_string() }
         }
         _ => SiteCommand::Other(arg.to_string()),
     })
@@ -519,16 +495,10 @@ fn parse_opts(arg: &str) -> OptsCommand {
         None => (arg, ""),
     };
     match name.to_ascii_uppercase().as_str() {
-        "UTF8" | "UTF-8" if value.eq_ignore_ascii_case("ON") || value.is_empty() => {
-            OptsCommand::Utf8(true)
-        }
+        "UTF8" | "UTF-8" if value.eq_ignore_ascii_case("ON") || value.is_empty() => OptsCommand::Utf8(true),
         "UTF8" | "UTF-8" if value.eq_ignore_ascii_case("OFF") => OptsCommand::Utf8(false),
         "MLST" => OptsCommand::Mlst(
-            value
-                .split(';')
-                .filter(|f| !f.is_empty())
-                .map(|f| f.trim().to_ascii_lowercase())
-                .collect(),
+            value.split(';').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()).collect(),
         ),
         _ => OptsCommand::Other(arg.to_string()),
     }

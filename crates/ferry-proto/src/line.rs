@@ -57,13 +57,7 @@ impl Default for LineSplitter {
 impl LineSplitter {
     /// A splitter that accepts lines of at most `max` bytes.
     pub fn new(max: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            max,
-            telnet: Telnet::Data,
-            discarding: false,
-            ready: std::collections::VecDeque::new(),
-        }
+        Self { buf: Vec::new(), max, telnet: Telnet::Data, discarding: false, ready: std::collections::VecDeque::new() }
     }
 
     /// Feeds bytes read from the connection. Complete lines become available from [`Self::next_event`].
@@ -104,7 +98,8 @@ impl LineSplitter {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                self.ready.push_back(LineEvent::Line(line));
+                // The buffer may hold max + 1 bytes (room for the CR); without a CR that is one too many.
+                self.ready.push_back(if line.len() > self.max { LineEvent::TooLong } else { LineEvent::Line(line) });
             }
             return;
         }
@@ -154,18 +149,12 @@ mod tests {
 
     #[test]
     fn crlf_and_bare_lf() {
-        assert_eq!(
-            lines(&[b"USER a\r\nPASS b\nNOOP\r\n"], 100),
-            vec![l("USER a"), l("PASS b"), l("NOOP")]
-        );
+        assert_eq!(lines(&[b"USER a\r\nPASS b\nNOOP\r\n"], 100), vec![l("USER a"), l("PASS b"), l("NOOP")]);
     }
 
     #[test]
     fn split_anywhere() {
-        assert_eq!(
-            lines(&[b"US", b"ER a\r", b"\nQU", b"IT\r\n"], 100),
-            vec![l("USER a"), l("QUIT")]
-        );
+        assert_eq!(lines(&[b"US", b"ER a\r", b"\nQU", b"IT\r\n"], 100), vec![l("USER a"), l("QUIT")]);
     }
 
     #[test]
@@ -176,10 +165,7 @@ mod tests {
     #[test]
     fn telnet_synch_before_abor_is_removed() {
         // IAC IP, IAC DM (the urgent "synch"), then ABOR, as RFC 959 section 4.1.3 describes.
-        assert_eq!(
-            lines(&[&[255, 244, 255, 242], b"ABOR\r\n"], 100),
-            vec![l("ABOR")]
-        );
+        assert_eq!(lines(&[&[255, 244, 255, 242], b"ABOR\r\n"], 100), vec![l("ABOR")]);
     }
 
     #[test]
@@ -188,10 +174,7 @@ mod tests {
             lines(&[&[255, 251, 1], b"RETR a", &[255, 255], b"b\r\n"], 100),
             vec![LineEvent::Line(b"RETR a\xffb".to_vec())]
         );
-        assert_eq!(
-            lines(&[&[255, 250, 24, 1, 255, 240], b"NOOP\r\n"], 100),
-            vec![l("NOOP")]
-        );
+        assert_eq!(lines(&[&[255, 250, 24, 1, 255, 240], b"NOOP\r\n"], 100), vec![l("NOOP")]);
     }
 
     #[test]
@@ -211,11 +194,15 @@ mod tests {
     }
 
     #[test]
+    fn one_over_max_without_cr_is_too_long() {
+        // The byte kept for a CR must not let an 11-byte line through a 10-byte limit.
+        assert_eq!(lines(&[b"AAAAAAAAAAA\nNOOP\n"], 10), vec![LineEvent::TooLong, l("NOOP")]);
+        assert_eq!(lines(&[b"AAAAAAAAAA\r\n"], 10), vec![l("AAAAAAAAAA")]);
+    }
+
+    #[test]
     fn exactly_max_is_accepted() {
         let line = "A".repeat(10);
-        assert_eq!(
-            lines(&[format!("{line}\r\n").as_bytes()], 10),
-            vec![l(&line)]
-        );
+        assert_eq!(lines(&[format!("{line}\r\n").as_bytes()], 10), vec![l(&line)]);
     }
 }

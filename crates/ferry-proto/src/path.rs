@@ -39,11 +39,7 @@ impl VirtualPath {
         if arg.len() > MAX_PATH {
             return Err(PathError::TooLong);
         }
-        let mut parts: Vec<&str> = if arg.starts_with('/') {
-            Vec::new()
-        } else {
-            self.components().collect()
-        };
+        let mut parts: Vec<&str> = if arg.starts_with('/') { Vec::new() } else { self.components().collect() };
         for c in arg.split('/') {
             match c {
                 "" | "." => {}
@@ -134,6 +130,29 @@ impl fmt::Debug for VirtualPath {
     }
 }
 
+/// Shell-style `*` and `?` matching of one name, as in `NLST *.txt` or `mget *.log`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +178,15 @@ mod tests {
         assert_eq!(p("/a").parent().as_str(), "/");
         assert_eq!(p("/a/b").file_name(), Some("b"));
         assert!(p("/x").join("a\0b").is_err());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.txt", "a.txt"));
+        assert!(!glob_match("*.txt", "a.txt.gz"));
+        assert!(glob_match("a?c*", "abcdef"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("a", "b"));
     }
 
     #[test]

@@ -96,20 +96,12 @@ pub struct Reply {
 impl Reply {
     /// A one-line reply.
     pub fn new(code: ReplyCode, text: impl Into<String>) -> Self {
-        Self {
-            code,
-            lines: vec![text.into()],
-        }
+        Self { code, lines: vec![text.into()] }
     }
 
     /// A multi-line reply: `first` after `code-`, `middle` lines indented by one space, `last`
     /// after `code `.
-    pub fn multi(
-        code: ReplyCode,
-        first: impl Into<String>,
-        middle: Vec<String>,
-        last: impl Into<String>,
-    ) -> Self {
+    pub fn multi(code: ReplyCode, first: impl Into<String>, middle: Vec<String>, last: impl Into<String>) -> Self {
         let mut lines = Vec::with_capacity(middle.len() + 2);
         lines.push(first.into());
         lines.extend(middle);
@@ -227,10 +219,7 @@ impl ReplyParser {
                     if sep == b'-' {
                         self.open = Some((code, vec![text]));
                     } else {
-                        return Ok(Some(Reply {
-                            code,
-                            lines: vec![text],
-                        }));
+                        return Ok(Some(Reply { code, lines: vec![text] }));
                     }
                 }
                 Some((open, mut lines)) => {
@@ -267,40 +256,24 @@ mod tests {
 
     #[test]
     fn single_line() {
-        assert_eq!(
-            Reply::new(ReplyCode::SYSTEM_TYPE, "UNIX Type: L8").encode(),
-            b"215 UNIX Type: L8\r\n"
-        );
+        assert_eq!(Reply::new(ReplyCode::SYSTEM_TYPE, "UNIX Type: L8").encode(), b"215 UNIX Type: L8\r\n");
     }
 
     #[test]
     fn multi_line_format() {
-        let r = Reply::multi(
-            ReplyCode::SYSTEM_STATUS,
-            "Features:",
-            vec!["EPSV".into(), "211 x".into()],
-            "End",
-        );
-        assert_eq!(
-            r.encode(),
-            b"211-Features:\r\n EPSV\r\n 211 x\r\n211 End\r\n"
-        );
+        let r = Reply::multi(ReplyCode::SYSTEM_STATUS, "Features:", vec!["EPSV".into(), "211 x".into()], "End");
+        assert_eq!(r.encode(), b"211-Features:\r\n EPSV\r\n 211 x\r\n211 End\r\n");
     }
 
     #[test]
     fn newline_in_text_cannot_end_reply() {
         let r = Reply::new(ReplyCode::FILE_UNAVAILABLE, "a\r\n230 fake");
-        assert_eq!(r.encode(), b"550 a\0\0230 fake\r\n");
+        assert_eq!(r.encode(), b"550 a\x00\x00230 fake\r\n");
     }
 
     #[test]
     fn parse_round_trip_any_split() {
-        let r = Reply::multi(
-            ReplyCode::SYSTEM_STATUS,
-            "Features:",
-            vec!["EPSV".into(), "MDTM".into()],
-            "End",
-        );
+        let r = Reply::multi(ReplyCode::SYSTEM_STATUS, "Features:", vec!["EPSV".into(), "MDTM".into()], "End");
         let wire = [r.encode(), Reply::new(ReplyCode(226), "ok").encode()].concat();
         for cut in 0..wire.len() {
             let mut p = ReplyParser::new();

@@ -11,10 +11,7 @@ fn p(s: &str) -> Result<Command, ParseError> {
 fn every_rfc959_command_parses() {
     let table: Vec<(&str, Command)> = vec![
         ("USER alice", Command::User("alice".into())),
-        (
-            "PASS s3cret pw",
-            Command::Pass(Password("s3cret pw".into())),
-        ),
+        ("PASS s3cret pw", Command::Pass(Password("s3cret pw".into()))),
         ("PASS", Command::Pass(Password(String::new()))),
         ("ACCT x", Command::Acct("x".into())),
         ("CWD /a b", Command::Cwd("/a b".into())),
@@ -24,28 +21,13 @@ fn every_rfc959_command_parses() {
         ("SMNT /mnt", Command::Smnt("/mnt".into())),
         ("REIN", Command::Rein),
         ("QUIT", Command::Quit),
-        (
-            "PORT 127,0,0,1,4,1",
-            Command::Port("127.0.0.1:1025".parse().unwrap()),
-        ),
+        ("PORT 127,0,0,1,4,1", Command::Port("127.0.0.1:1025".parse().unwrap())),
         ("PASV", Command::Pasv),
         ("TYPE I", Command::Type(TransferType::Image)),
-        (
-            "TYPE A",
-            Command::Type(TransferType::Ascii(FormatControl::NonPrint)),
-        ),
-        (
-            "TYPE A N",
-            Command::Type(TransferType::Ascii(FormatControl::NonPrint)),
-        ),
-        (
-            "type a t",
-            Command::Type(TransferType::Ascii(FormatControl::Telnet)),
-        ),
-        (
-            "TYPE E",
-            Command::Type(TransferType::Ebcdic(FormatControl::NonPrint)),
-        ),
+        ("TYPE A", Command::Type(TransferType::Ascii(FormatControl::NonPrint))),
+        ("TYPE A N", Command::Type(TransferType::Ascii(FormatControl::NonPrint))),
+        ("type a t", Command::Type(TransferType::Ascii(FormatControl::Telnet))),
+        ("TYPE E", Command::Type(TransferType::Ebcdic(FormatControl::NonPrint))),
         ("TYPE L 8", Command::Type(TransferType::Local(8))),
         ("TYPE L8", Command::Type(TransferType::Local(8))),
         ("STRU F", Command::Stru(Structure::File)),
@@ -74,17 +56,8 @@ fn every_rfc959_command_parses() {
         ("LIST -la /x", Command::List(Some("-la /x".into()))),
         ("NLST", Command::Nlst(None)),
         ("SITE HELP", Command::Site(SiteCommand::Help(None))),
-        (
-            "SITE CHMOD 0755 a b",
-            Command::Site(SiteCommand::Chmod {
-                mode: 0o755,
-                path: "a b".into(),
-            }),
-        ),
-        (
-            "SITE IDLE 60",
-            Command::Site(SiteCommand::Other("IDLE 60".into())),
-        ),
+        ("SITE CHMOD 0755 a b", Command::Site(SiteCommand::Chmod { mode: 0o755, path: "a b".into() })),
+        ("SITE IDLE 60", Command::Site(SiteCommand::Other("IDLE 60".into()))),
         ("SYST", Command::Syst),
         ("STAT", Command::Stat(None)),
         ("STAT /", Command::Stat(Some("/".into()))),
@@ -105,22 +78,10 @@ fn extension_commands_parse() {
         ("FEAT", Command::Feat),
         ("OPTS UTF8 ON", Command::Opts(OptsCommand::Utf8(true))),
         ("OPTS utf8 off", Command::Opts(OptsCommand::Utf8(false))),
-        (
-            "OPTS MLST type;size;",
-            Command::Opts(OptsCommand::Mlst(vec!["type".into(), "size".into()])),
-        ),
-        (
-            "OPTS MODE Z LEVEL 3",
-            Command::Opts(OptsCommand::Other("MODE Z LEVEL 3".into())),
-        ),
-        (
-            "EPRT |1|127.0.0.1|5000|",
-            Command::Eprt("127.0.0.1:5000".parse().unwrap()),
-        ),
-        (
-            "EPRT |2|::1|5000|",
-            Command::Eprt("[::1]:5000".parse().unwrap()),
-        ),
+        ("OPTS MLST type;size;", Command::Opts(OptsCommand::Mlst(vec!["type".into(), "size".into()]))),
+        ("OPTS MODE Z LEVEL 3", Command::Opts(OptsCommand::Other("MODE Z LEVEL 3".into()))),
+        ("EPRT |1|127.0.0.1|5000|", Command::Eprt("127.0.0.1:5000".parse().unwrap())),
+        ("EPRT |2|::1|5000|", Command::Eprt("[::1]:5000".parse().unwrap())),
         ("EPSV", Command::Epsv(EpsvArg::Default)),
         ("EPSV 2", Command::Epsv(EpsvArg::Proto(2))),
         ("EPSV ALL", Command::Epsv(EpsvArg::All)),
@@ -128,14 +89,8 @@ fn extension_commands_parse() {
         ("MDTM f", Command::Mdtm("f".into())),
         ("MLST", Command::Mlst(None)),
         ("MLSD dir", Command::Mlsd(Some("dir".into()))),
-        (
-            "MFMT 20200102030405 a file",
-            Command::Mfmt(t, "a file".into()),
-        ),
-        (
-            "HOST ftp.example.com",
-            Command::Host("ftp.example.com".into()),
-        ),
+        ("MFMT 20200102030405 a file", Command::Mfmt(t, "a file".into())),
+        ("HOST ftp.example.com", Command::Host("ftp.example.com".into())),
         ("AUTH tls", Command::Auth("TLS".into())),
         ("PBSZ 0", Command::Pbsz(0)),
         ("PROT P", Command::Prot(ProtLevel::Private)),
@@ -177,12 +132,7 @@ fn errors_carry_rfc_codes() {
     ];
     for (line, code) in table {
         let err = Command::parse(line).unwrap_err();
-        assert_eq!(
-            err.reply_code().0,
-            code,
-            "{:?} -> {err:?}",
-            String::from_utf8_lossy(line)
-        );
+        assert_eq!(err.reply_code().0, code, "{:?} -> {err:?}", String::from_utf8_lossy(line));
     }
 }
 
@@ -224,16 +174,11 @@ fn any_command() -> impl Strategy<Value = Command> {
         proptest::option::of(path()).prop_map(Command::Mlsd),
         any::<u64>().prop_map(Command::Rest),
         any::<u64>().prop_map(Command::Allo),
-        any::<([u8; 4], u16)>()
-            .prop_map(|(ip, port)| Command::Port(SocketAddrV4::new(ip.into(), port))),
+        any::<([u8; 4], u16)>().prop_map(|(ip, port)| Command::Port(SocketAddrV4::new(ip.into(), port))),
         any::<([u8; 4], u16)>().prop_map(|(ip, port)| Command::Eprt(SocketAddr::from((ip, port)))),
         any::<([u16; 8], u16)>().prop_map(|(ip, port)| Command::Eprt(SocketAddr::from((ip, port)))),
-        prop_oneof![
-            Just(EpsvArg::Default),
-            Just(EpsvArg::All),
-            (1u32..3).prop_map(EpsvArg::Proto)
-        ]
-        .prop_map(Command::Epsv),
+        prop_oneof![Just(EpsvArg::Default), Just(EpsvArg::All), (1u32..3).prop_map(EpsvArg::Proto)]
+            .prop_map(Command::Epsv),
         prop_oneof![
             Just(TransferType::Image),
             Just(TransferType::Ascii(FormatControl::NonPrint)),
@@ -242,12 +187,9 @@ fn any_command() -> impl Strategy<Value = Command> {
             (1u8..=255).prop_map(TransferType::Local)
         ]
         .prop_map(Command::Type),
-        (0u32..=0o7777, path())
-            .prop_map(|(mode, p)| Command::Site(SiteCommand::Chmod { mode, path: p })),
-        (0u64..4_000_000_000_000, path()).prop_map(|(ms, p)| Command::Mfmt(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-            p
-        )),
+        (0u32..=0o7777, path()).prop_map(|(mode, p)| Command::Site(SiteCommand::Chmod { mode, path: p })),
+        (0u64..4_000_000_000_000, path())
+            .prop_map(|(ms, p)| Command::Mfmt(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms), p)),
         Just(Command::Pwd),
         Just(Command::Quit),
         Just(Command::Feat),
@@ -266,4 +208,16 @@ proptest! {
     fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = Command::parse(&bytes);
     }
+}
+
+#[test]
+fn odd_arguments_display_in_a_form_that_parses_back() {
+    // A blank fact is no fact (it used to become "", displayed as ";", which parses to no facts).
+    let c = p("OPTS MLST type; ;size").unwrap();
+    assert_eq!(c, Command::Opts(OptsCommand::Mlst(vec!["type".into(), "size".into()])));
+    assert_eq!(p(&c.to_string()), Ok(c));
+    // Before 1970 a fraction of a second must not move the whole second on display.
+    let c = p("MFMT 19691231235950.500 x").unwrap();
+    assert_eq!(c.to_string(), "MFMT 19691231235950.500 x");
+    assert_eq!(p(&c.to_string()), Ok(c));
 }

@@ -1,10 +1,16 @@
 //! Directory listings: `LIST` lines in the `ls -l` form clients parse, `MLSx` facts (RFC 3659
 //! section 7), and the `YYYYMMDDHHMMSS[.sss]` time values of `MDTM`, `MFMT` and `modify=`.
+//!
+//! This module formats (the server's side); [`parse`] reads what other servers send (the client's).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
+
+pub mod parse;
+
+pub use parse::{parse_list_line, parse_mlsx_line, ParsedEntry};
 
 /// What kind of directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,14 +61,7 @@ pub struct Facts {
 
 impl Default for Facts {
     fn default() -> Self {
-        Self {
-            kind: true,
-            size: true,
-            modify: true,
-            perm: true,
-            unique: true,
-            unix_mode: true,
-        }
+        Self { kind: true, size: true, modify: true, perm: true, unique: true, unix_mode: true }
     }
 }
 
@@ -109,14 +108,7 @@ impl Facts {
     }
 
     fn flags(&self) -> [bool; 6] {
-        [
-            self.kind,
-            self.size,
-            self.modify,
-            self.perm,
-            self.unique,
-            self.unix_mode,
-        ]
+        [self.kind, self.size, self.modify, self.perm, self.unique, self.unix_mode]
     }
 }
 
@@ -131,15 +123,26 @@ pub enum MlsxRole {
     ParentDir,
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// Whole seconds since the epoch, rounded down (so 0.5 s before the epoch is second -1), and the
+/// milliseconds after that second.
+fn epoch_secs_millis(t: SystemTime) -> (i64, u32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
+        Err(e) => {
+            let d = e.duration();
+            let secs = -(d.as_secs() as i64);
+            match d.subsec_nanos() {
+                0 => (secs, 0),
+                n => (secs - 1, (1_000_000_000 - n) / 1_000_000),
+            }
+        }
+    }
+}
 
 fn datetime(t: SystemTime) -> OffsetDateTime {
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
+    let (secs, _) = epoch_secs_millis(t);
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
@@ -154,10 +157,7 @@ pub fn format_list_line(e: &Entry, now: SystemTime, out: &mut String) {
     };
     out.push(type_char);
     let m = e.mode;
-    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x']
-        .iter()
-        .enumerate()
-    {
+    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x'].iter().enumerate() {
         let bit = 0o400 >> i;
         let mut ch = if m & bit != 0 { *c } else { '-' };
         // setuid, setgid, sticky
@@ -172,12 +172,7 @@ pub fn format_list_line(e: &Entry, now: SystemTime, out: &mut String) {
         }
         out.push(ch);
     }
-    let _ = write!(
-        out,
-        " {:>3} ftp      ftp      {:>12} ",
-        e.nlink.max(1),
-        e.size
-    );
+    let _ = write!(out, " {:>3} ftp      ftp      {:>12} ", e.nlink.max(1), e.size);
     let t = e.modified.unwrap_or(UNIX_EPOCH);
     let dt = datetime(t);
     let month = MONTHS[usize::from(u8::from(dt.month())) - 1];
@@ -187,13 +182,7 @@ pub fn format_list_line(e: &Entry, now: SystemTime, out: &mut String) {
         Err(ahead) => ahead.duration() < Duration::from_secs(3600),
     };
     if recent {
-        let _ = write!(
-            out,
-            "{month} {:>2} {:02}:{:02} ",
-            dt.day(),
-            dt.hour(),
-            dt.minute()
-        );
+        let _ = write!(out, "{month} {:>2} {:02}:{:02} ", dt.day(), dt.hour(), dt.minute());
     } else {
         let _ = write!(out, "{month} {:>2}  {:>4} ", dt.day(), dt.year());
     }
@@ -245,10 +234,7 @@ pub fn format_mlsx_facts(e: &Entry, role: MlsxRole, facts: Facts, perm: &str, ou
 /// has a non-zero millisecond part.
 pub fn format_timeval(t: SystemTime) -> String {
     let dt = datetime(t);
-    let ms = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_millis())
-        .unwrap_or(0);
+    let (_, ms) = epoch_secs_millis(t);
     let mut s = format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}",
         dt.year(),
@@ -309,15 +295,7 @@ mod tests {
     }
 
     fn entry(name: &str, kind: EntryKind, size: u64, t: &str, mode: u32) -> Entry {
-        Entry {
-            name: name.into(),
-            kind,
-            size,
-            modified: Some(at(t)),
-            mode,
-            nlink: 1,
-            unique: Some((0x801, 0x1f)),
-        }
+        Entry { name: name.into(), kind, size, modified: Some(at(t)), mode, nlink: 1, unique: Some((0x801, 0x1f)) }
     }
 
     #[test]
@@ -326,6 +304,9 @@ mod tests {
         assert_eq!(format_timeval(at("19991231235959.5")), "19991231235959.500");
         assert_eq!(format_timeval(at("19700101000000")), "19700101000000");
         assert_eq!(format_timeval(at("19600101000000")), "19600101000000");
+        // Before the epoch a fraction must not move the whole second (it used to print ...51).
+        assert_eq!(format_timeval(at("19691231235950.500")), "19691231235950.500");
+        assert_eq!(format_timeval(at("19691231235959.001")), "19691231235959.001");
         for bad in [
             "2026112312040",
             "20261323120405",
@@ -343,47 +324,16 @@ mod tests {
     fn list_line_recent_and_old() {
         let now = at("20261123130000");
         let mut s = String::new();
-        format_list_line(
-            &entry("notes.txt", EntryKind::File, 1234, "20261123120405", 0o644),
-            now,
-            &mut s,
-        );
-        assert_eq!(
-            s,
-            "-rw-r--r--   1 ftp      ftp              1234 Nov 23 12:04 notes.txt\r\n"
-        );
+        format_list_line(&entry("notes.txt", EntryKind::File, 1234, "20261123120405", 0o644), now, &mut s);
+        assert_eq!(s, "-rw-r--r--   1 ftp      ftp              1234 Nov 23 12:04 notes.txt\r\n");
         s.clear();
-        format_list_line(
-            &entry("old dir", EntryKind::Dir, 4096, "20200105000000", 0o755),
-            now,
-            &mut s,
-        );
-        assert_eq!(
-            s,
-            "drwxr-xr-x   1 ftp      ftp              4096 Jan  5  2020 old dir\r\n"
-        );
+        format_list_line(&entry("old dir", EntryKind::Dir, 4096, "20200105000000", 0o755), now, &mut s);
+        assert_eq!(s, "drwxr-xr-x   1 ftp      ftp              4096 Jan  5  2020 old dir\r\n");
         s.clear();
-        format_list_line(
-            &entry(
-                "l",
-                EntryKind::Symlink(Some("t".into())),
-                1,
-                "20261123120405",
-                0o777,
-            ),
-            now,
-            &mut s,
-        );
-        assert!(
-            s.starts_with("lrwxrwxrwx") && s.ends_with(" l -> t\r\n"),
-            "{s}"
-        );
+        format_list_line(&entry("l", EntryKind::Symlink(Some("t".into())), 1, "20261123120405", 0o777), now, &mut s);
+        assert!(s.starts_with("lrwxrwxrwx") && s.ends_with(" l -> t\r\n"), "{s}");
         s.clear();
-        format_list_line(
-            &entry("s", EntryKind::Dir, 1, "20261123120405", 0o1777),
-            now,
-            &mut s,
-        );
+        format_list_line(&entry("s", EntryKind::Dir, 1, "20261123120405", 0o1777), now, &mut s);
         assert!(s.starts_with("drwxrwxrwt"), "{s}");
     }
 
@@ -397,10 +347,7 @@ mod tests {
         let only = Facts::from_names(&["type", "SIZE", "bogus"]);
         format_mlsx_facts(&e, MlsxRole::Entry, only, "r", &mut s);
         assert_eq!(s, "type=file;size=12; a b.txt");
-        assert_eq!(
-            only.feat_line(),
-            "MLST type*;size*;modify;perm;unique;UNIX.mode;"
-        );
+        assert_eq!(only.feat_line(), "MLST type*;size*;modify;perm;unique;UNIX.mode;");
         assert_eq!(only.enabled_names(), "type;size;");
         s.clear();
         let d = entry("x", EntryKind::Dir, 4096, "20261123120405", 0o755);

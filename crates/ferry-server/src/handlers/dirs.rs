@@ -84,29 +84,6 @@ fn split_list_args(arg: Option<&str>) -> (String, Option<&str>) {
     (flags, Some(rest).filter(|r| !r.is_empty()))
 }
 
-/// `*` and `?` wildcard match, for listing arguments such as `*.txt`.
-fn wildcard(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 /// The MLSx `perm=` fact (RFC 3659 section 7.5.5) from the user's permissions.
 pub(crate) fn perm_fact(kind: &EntryKind, p: Permissions) -> String {
     let mut s = String::new();
@@ -159,7 +136,8 @@ async fn entries(
             let parent = path.parent();
             let mut list = store.list(&parent).await.map_err(|e| replies::storage_error(&e, arg))?;
             list.retain(|(n, _)| {
-                wildcard(pattern, n) && (show_hidden || !n.starts_with('.') || pattern.starts_with('.'))
+                ferry_proto::path::glob_match(pattern, n)
+                    && (show_hidden || !n.starts_with('.') || pattern.starts_with('.'))
             });
             list.sort_by(|a, b| a.0.cmp(&b.0));
             Ok((false, list))
@@ -260,15 +238,6 @@ mod tests {
         assert_eq!(split_list_args(Some("-la")), ("la".into(), None));
         assert_eq!(split_list_args(Some("-l -a dir name")), ("la".into(), Some("dir name")));
         assert_eq!(split_list_args(Some("dir")), (String::new(), Some("dir")));
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("*.txt", "a.txt"));
-        assert!(!wildcard("*.txt", "a.txt.gz"));
-        assert!(wildcard("a?c*", "abcdef"));
-        assert!(wildcard("*", ""));
-        assert!(!wildcard("a", "b"));
     }
 
     #[test]
