@@ -1,5 +1,9 @@
 //! `ferry`: the Ferry FTP server and client in one binary.
+//!
+//! Exit codes: 0 success, 1 other errors, 2 usage, 3 connection, 4 login, 5 not found,
+//! 6 transfer (data connection, local file, verification), 7 other server refusals.
 
+mod client;
 mod serve;
 mod user;
 
@@ -11,6 +15,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    #[command(flatten)]
+    common: client::Common,
 }
 
 #[derive(Debug, Subcommand)]
@@ -20,6 +26,8 @@ enum Cmd {
     /// Manage a users file (argon2id password hashes).
     #[command(subcommand)]
     User(user::UserCmd),
+    #[command(flatten)]
+    Client(client::ClientCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,12 +35,14 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => serve::run(args),
         Cmd::User(cmd) => user::run(cmd),
+        Cmd::Client(cmd) => client::run(cmd, cli.common),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferry: {e:#}");
-            std::process::ExitCode::from(1)
+            let code = e.downcast_ref::<ferry_client::ClientError>().map(|c| c.exit_code()).unwrap_or(1);
+            std::process::ExitCode::from(code)
         }
     }
 }

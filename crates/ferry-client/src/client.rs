@@ -1,0 +1,736 @@
+//! One FTP control connection and the data connections it opens.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ferry_proto::addr::{self, NetProto};
+use ferry_proto::ascii;
+use ferry_proto::command::{Password, TransferType};
+use ferry_proto::listing::parse::{parse_list_line, parse_mlsx_line};
+use ferry_proto::listing::MlsxRole;
+use ferry_proto::reply::ReplyParser;
+use ferry_proto::{Command, Reply};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::trace::Trace;
+
+pub use ferry_proto::listing::parse::ParsedEntry as RemoteEntry;
+
+/// How data connections are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataMode {
+    /// The client connects (EPSV, falling back to PASV).
+    #[default]
+    Passive,
+    /// The server connects back (EPRT, falling back to PORT).
+    Active,
+}
+
+/// What [`Client::connect`] needs.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `host:port` or `[v6]:port`.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Login name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Passive or active data connections.
+    pub mode: DataMode,
+    /// Timeout for connecting and for each read.
+    pub timeout: Duration,
+    /// Where to trace the session, if anywhere.
+    pub trace: Option<Arc<Trace>>,
+}
+
+/// Client errors; [`ClientError::exit_code`] maps them to the `ferry` exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The control connection could not be opened.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// What was dialled.
+        addr: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The server refused the login.
+    #[error("login refused: {0}")]
+    Login(String),
+    /// The server said 550 (or 450) for a path.
+    #[error("{path}: {text}")]
+    NotFound {
+        /// The path.
+        path: String,
+        /// The server's reply text.
+        text: String,
+    },
+    /// Any other unexpected reply.
+    #[error("{cmd}: server replied {code} {text}")]
+    Reply {
+        /// The command (password masked).
+        cmd: String,
+        /// The reply code.
+        code: u16,
+        /// The reply text.
+        text: String,
+    },
+    /// The data connection failed.
+    #[error("data connection: {0}")]
+    Data(io::Error),
+    /// The control connection failed.
+    #[error("control connection: {0}")]
+    Io(io::Error),
+    /// The server broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A local file operation failed.
+    #[error("{0}")]
+    Local(io::Error),
+    /// A transfer did not produce the expected result.
+    #[error("verification failed: {0}")]
+    Verify(String),
+}
+
+impl ClientError {
+    /// The process exit code for this error (documented in the README).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Connect { .. } | Self::Io(_) => 3,
+            Self::Login(_) => 4,
+            Self::NotFound { .. } => 5,
+            Self::Data(_) | Self::Verify(_) | Self::Local(_) => 6,
+            Self::Reply { .. } | Self::Protocol(_) => 7,
+        }
+    }
+}
+
+/// A result with [`ClientError`].
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// How [`Client::stor`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreHow {
+    /// `STOR`: replace.
+    Replace,
+    /// `APPE`: append.
+    Append,
+    /// `REST n` + `STOR`: write from offset `n`.
+    At(u64),
+}
+
+/// A logged-in control connection.
+pub struct Client {
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    parser: ReplyParser,
+    buf: Vec<u8>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    features: Vec<String>,
+    epsv_refused: bool,
+    eprt_refused: bool,
+    mode: DataMode,
+    timeout: Duration,
+    trace: Option<Arc<Trace>>,
+    ascii: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("peer", &self.peer).field("mode", &self.mode).finish()
+    }
+}
+
+fn masked(cmd: &Command) -> String {
+    match cmd {
+        Command::Pass(_) => "PASS ****".into(),
+        c => c.to_string(),
+    }
+}
+
+impl Client {
+    /// Connects, reads the greeting, logs in, reads FEAT and sets binary mode.
+    pub async fn connect(opts: &ConnectOptions) -> Result<Self> {
+        let target = if opts.host.contains(':') {
+            format!("[{}]:{}", opts.host, opts.port)
+        } else {
+            format!("{}:{}", opts.host, opts.port)
+        };
+        let stream = match tokio::time::timeout(opts.timeout, TcpStream::connect(&target)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => return Err(ClientError::Connect { addr: target, source }),
+            Err(_) => return Err(ClientError::Connect { addr: target, source: io::ErrorKind::TimedOut.into() }),
+        };
+        stream.set_nodelay(true).map_err(ClientError::Io)?;
+        let peer = stream.peer_addr().map_err(ClientError::Io)?;
+        let local = stream.local_addr().map_err(ClientError::Io)?;
+        if let Some(t) = &opts.trace {
+            t.control_open(local, peer);
+        }
+        let (reader, writer) = stream.into_split();
+        let mut c = Self {
+            reader,
+            writer,
+            parser: ReplyParser::new(),
+            buf: vec![0; 8192],
+            peer,
+            local,
+            features: Vec::new(),
+            epsv_refused: false,
+            eprt_refused: false,
+            mode: opts.mode,
+            timeout: opts.timeout,
+            trace: opts.trace.clone(),
+            ascii: false,
+        };
+        let greeting = c.read_reply().await?;
+        if greeting.code.0 != 220 {
+            return Err(ClientError::Protocol(format!("greeting {} {}", greeting.code, greeting.text())));
+        }
+        let r = c.command(Command::User(opts.user.clone())).await?;
+        let r = if r.code.0 == 331 { c.command(Command::Pass(Password(opts.password.clone()))).await? } else { r };
+        if r.code.0 != 230 && r.code.0 != 202 {
+            return Err(ClientError::Login(format!("{} {}", r.code, r.text())));
+        }
+        let feat = c.command(Command::Feat).await?;
+        if feat.code.0 == 211 {
+            c.features = feat.lines.iter().skip(1).map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            c.features.pop_if(|l| l.eq_ignore_ascii_case("end"));
+        }
+        if c.has_feature("UTF8") {
+            let _ = c.command(Command::Opts(ferry_proto::command::OptsCommand::Utf8(true))).await?;
+        }
+        c.expect(Command::Type(TransferType::Image), 200).await?;
+        Ok(c)
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether FEAT listed a feature (by its first word, case-insensitive).
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.features.iter().any(|f| f.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(name)))
+    }
+
+    /// Sends a command and returns the final reply (1xx replies are not expected here).
+    pub async fn command(&mut self, cmd: Command) -> Result<Reply> {
+        self.send(&cmd).await?;
+        self.read_reply().await
+    }
+
+    /// Sends a command and checks the reply code; 550/450 become [`ClientError::NotFound`].
+    pub async fn expect(&mut self, cmd: Command, code: u16) -> Result<Reply> {
+        let shown = masked(&cmd);
+        let r = self.command(cmd).await?;
+        if r.code.0 == code {
+            Ok(r)
+        } else {
+            Err(reply_error(&shown, &r))
+        }
+    }
+
+    /// Sends a command without reading its reply (for FXP, where two servers talk at once).
+    pub async fn send_command(&mut self, cmd: &Command) -> Result<()> {
+        self.send(cmd).await
+    }
+
+    /// Reads the next reply.
+    pub async fn next_reply(&mut self) -> Result<Reply> {
+        self.read_reply().await
+    }
+
+    async fn send(&mut self, cmd: &Command) -> Result<()> {
+        if let Some(t) = &self.trace {
+            t.sent(cmd);
+        }
+        let line = format!("{cmd}\r\n");
+        self.writer.write_all(line.as_bytes()).await.map_err(ClientError::Io)
+    }
+
+    async fn read_reply(&mut self) -> Result<Reply> {
+        loop {
+            match self.parser.next_reply() {
+                Ok(Some(r)) => {
+                    if let Some(t) = &self.trace {
+                        t.received(&r);
+                    }
+                    return Ok(r);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+            let n = match tokio::time::timeout(self.timeout, self.reader.read(&mut self.buf)).await {
+                Ok(Ok(0)) => {
+                    return Err(ClientError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the control connection",
+                    )))
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(ClientError::Io(e)),
+                Err(_) => return Err(ClientError::Io(io::ErrorKind::TimedOut.into())),
+            };
+            self.parser.feed(&self.buf[..n]);
+        }
+    }
+
+    /// `TYPE A` (true) or `TYPE I` (false).
+    pub async fn set_ascii(&mut self, ascii: bool) -> Result<()> {
+        if ascii != self.ascii {
+            let t = if ascii {
+                TransferType::Ascii(ferry_proto::command::FormatControl::NonPrint)
+            } else {
+                TransferType::Image
+            };
+            self.expect(Command::Type(t), 200).await?;
+            self.ascii = ascii;
+        }
+        Ok(())
+    }
+
+    /// The working directory (PWD).
+    pub async fn pwd(&mut self) -> Result<String> {
+        let r = self.expect(Command::Pwd, 257).await?;
+        let t = &r.lines[0];
+        let start =
+            t.find('"').ok_or_else(|| ClientError::Protocol(format!("PWD reply without a quoted path: {t}")))?;
+        let mut out = String::new();
+        let mut chars = t[start + 1..].chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    out.push('"');
+                } else {
+                    break;
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// CWD.
+    pub async fn cwd(&mut self, path: &str) -> Result<()> {
+        self.path_cmd(Command::Cwd(path.into()), path, &[250, 200]).await
+    }
+    /// MKD.
+    pub async fn mkdir(&mut self, path: &str) -> Result<()> {
+        self.path_cmd(Command::Mkd(path.into()), path, &[257, 250]).await
+    }
+    /// RMD.
+    pub async fn rmdir(&mut self, path: &str) -> Result<()> {
+        self.path_cmd(Command::Rmd(path.into()), path, &[250]).await
+    }
+    /// DELE.
+    pub async fn delete(&mut self, path: &str) -> Result<()> {
+        self.path_cmd(Command::Dele(path.into()), path, &[250]).await
+    }
+    /// RNFR + RNTO.
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.path_cmd(Command::Rnfr(from.into()), from, &[350]).await?;
+        self.path_cmd(Command::Rnto(to.into()), to, &[250]).await
+    }
+
+    async fn path_cmd(&mut self, cmd: Command, path: &str, ok: &[u16]) -> Result<()> {
+        let shown = masked(&cmd);
+        let r = self.command(cmd).await?;
+        if ok.contains(&r.code.0) {
+            Ok(())
+        } else if r.code.0 == 550 || r.code.0 == 450 {
+            Err(ClientError::NotFound { path: path.into(), text: r.text() })
+        } else {
+            Err(reply_error(&shown, &r))
+        }
+    }
+
+    /// SIZE; `None` when the file does not exist (550).
+    pub async fn size(&mut self, path: &str) -> Result<Option<u64>> {
+        let r = self.command(Command::Size(path.into())).await?;
+        match r.code.0 {
+            213 => r.lines[0]
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ClientError::Protocol(format!("SIZE reply {:?}", r.lines[0]))),
+            550 | 450 => Ok(None),
+            _ => Err(reply_error("SIZE", &r)),
+        }
+    }
+
+    /// MDTM; `None` when unknown.
+    pub async fn mdtm(&mut self, path: &str) -> Result<Option<SystemTime>> {
+        let r = self.command(Command::Mdtm(path.into())).await?;
+        Ok(if r.code.0 == 213 { ferry_proto::listing::parse_timeval(r.lines[0].trim()) } else { None })
+    }
+
+    /// MFMT; whether the server supports it.
+    pub async fn mfmt(&mut self, path: &str, t: SystemTime) -> Result<bool> {
+        if !self.has_feature("MFMT") {
+            return Ok(false);
+        }
+        let r = self.command(Command::Mfmt(t, path.into())).await?;
+        Ok(r.code.0 == 213)
+    }
+
+    /// Lists a directory: MLSD when the server has it, else `LIST -a` parsed (Unix and DOS).
+    pub async fn list(&mut self, path: &str) -> Result<Vec<RemoteEntry>> {
+        let use_mlsd = self.has_feature("MLST");
+        let cmd = if use_mlsd { Command::Mlsd(Some(path.into())) } else { Command::List(Some(format!("-a {path}"))) };
+        let mut bytes = Vec::new();
+        let was_ascii = self.ascii;
+        self.set_ascii(false).await?;
+        let r = self.download(cmd, path, &mut bytes, &mut |_| {}).await;
+        self.set_ascii(was_ascii).await?;
+        r?;
+        let text = String::from_utf8_lossy(&bytes);
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for line in text.split('\n') {
+            let line = line.trim_end_matches('\r');
+            if line.is_empty() {
+                continue;
+            }
+            if use_mlsd {
+                if let Some((e, MlsxRole::Entry)) = parse_mlsx_line(line) {
+                    out.push(e);
+                }
+            } else if let Some(e) = parse_list_line(line, now) {
+                if e.name != "." && e.name != ".." {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// NLST: names.
+    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>> {
+        let mut bytes = Vec::new();
+        self.download(Command::Nlst(path.map(str::to_string)), path.unwrap_or("."), &mut bytes, &mut |_| {}).await?;
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// Downloads `path` from `offset` into `sink`; returns the bytes received.
+    pub async fn retr<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        path: &str,
+        offset: u64,
+        sink: &mut W,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64> {
+        if offset > 0 {
+            self.expect(Command::Rest(offset), 350).await?;
+        }
+        self.download(Command::Retr(path.into()), path, sink, progress).await
+    }
+
+    /// Downloads `len` bytes of `path` from `offset`, then closes the data connection (for
+    /// segmented downloads). The server's reply to the cut connection is read and ignored.
+    pub async fn retr_range<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut W,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64> {
+        if offset > 0 {
+            self.expect(Command::Rest(offset), 350).await?;
+        }
+        let (mut data, _) = self.open_transfer(Command::Retr(path.into()), path).await?;
+        let started = Instant::now();
+        let mut got = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        while got < len {
+            let want = (len - got).min(buf.len() as u64) as usize;
+            let n = self.timed_read(&mut data, &mut buf[..want]).await?;
+            if n == 0 {
+                break;
+            }
+            sink.write_all(&buf[..n]).await.map_err(ClientError::Local)?;
+            got += n as u64;
+            progress(n as u64);
+        }
+        drop(data);
+        if let Some(t) = &self.trace {
+            t.data_close(got, started.elapsed(), if got < len { "server" } else { "client" });
+        }
+        // 226 if the server had finished, 426/451 when we cut it short: both fine here.
+        let _ = self.read_reply().await?;
+        if got != len {
+            return Err(ClientError::Verify(format!("{path}: expected {len} bytes from offset {offset}, got {got}")));
+        }
+        Ok(got)
+    }
+
+    async fn timed_read(&self, data: &mut TcpStream, buf: &mut [u8]) -> Result<usize> {
+        match tokio::time::timeout(self.timeout, data.read(buf)).await {
+            Ok(r) => r.map_err(ClientError::Data),
+            Err(_) => Err(ClientError::Data(io::ErrorKind::TimedOut.into())),
+        }
+    }
+
+    async fn download<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        cmd: Command,
+        path: &str,
+        sink: &mut W,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64> {
+        let (mut data, _) = self.open_transfer(cmd.clone(), path).await?;
+        let started = Instant::now();
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut conv = ascii::FromWire::new();
+        let mut out = Vec::new();
+        let ascii = self.ascii && matches!(cmd, Command::Retr(_));
+        loop {
+            let n = self.timed_read(&mut data, &mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            progress(n as u64);
+            if ascii {
+                out.clear();
+                conv.convert(&buf[..n], &mut out);
+                sink.write_all(&out).await.map_err(ClientError::Local)?;
+            } else {
+                sink.write_all(&buf[..n]).await.map_err(ClientError::Local)?;
+            }
+        }
+        if ascii {
+            out.clear();
+            conv.finish(&mut out);
+            sink.write_all(&out).await.map_err(ClientError::Local)?;
+        }
+        sink.flush().await.map_err(ClientError::Local)?;
+        if let Some(t) = &self.trace {
+            t.data_close(total, started.elapsed(), "server");
+        }
+        drop(data);
+        self.finish_transfer(&masked(&cmd), path).await?;
+        Ok(total)
+    }
+
+    /// Uploads `source` to `path`; returns the bytes sent.
+    pub async fn stor<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        path: &str,
+        how: StoreHow,
+        source: &mut R,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64> {
+        let cmd = match how {
+            StoreHow::Replace => Command::Stor(path.into()),
+            StoreHow::Append => Command::Appe(path.into()),
+            StoreHow::At(n) => {
+                self.expect(Command::Rest(n), 350).await?;
+                Command::Stor(path.into())
+            }
+        };
+        let (mut data, _) = self.open_transfer(cmd.clone(), path).await?;
+        let started = Instant::now();
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut conv = ascii::ToWire::new();
+        let mut out = Vec::new();
+        loop {
+            let n = source.read(&mut buf).await.map_err(ClientError::Local)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = if self.ascii {
+                out.clear();
+                conv.convert(&buf[..n], &mut out);
+                &out[..]
+            } else {
+                &buf[..n]
+            };
+            match tokio::time::timeout(self.timeout, data.write_all(chunk)).await {
+                Ok(r) => r.map_err(ClientError::Data)?,
+                Err(_) => return Err(ClientError::Data(io::ErrorKind::TimedOut.into())),
+            }
+            total += n as u64;
+            progress(n as u64);
+        }
+        data.shutdown().await.map_err(ClientError::Data)?;
+        drop(data);
+        if let Some(t) = &self.trace {
+            t.data_close(total, started.elapsed(), "client");
+        }
+        self.finish_transfer(&masked(&cmd), path).await?;
+        Ok(total)
+    }
+
+    /// Reads the reply that ends a transfer.
+    pub async fn finish_transfer(&mut self, cmd: &str, path: &str) -> Result<Reply> {
+        let r = self.read_reply().await?;
+        match r.code.0 {
+            226 | 250 => Ok(r),
+            550 | 450 => Err(ClientError::NotFound { path: path.into(), text: r.text() }),
+            _ => Err(reply_error(cmd, &r)),
+        }
+    }
+
+    /// Sets up a data connection, sends `cmd`, and returns the open data connection with the 1xx
+    /// reply.
+    pub async fn open_transfer(&mut self, cmd: Command, path: &str) -> Result<(TcpStream, Reply)> {
+        let pending = self.prepare_data().await?;
+        let shown = masked(&cmd);
+        let r = self.command(cmd).await?;
+        if !r.code.is_preliminary() {
+            return Err(match r.code.0 {
+                550 | 450 => ClientError::NotFound { path: path.into(), text: r.text() },
+                _ => reply_error(&shown, &r),
+            });
+        }
+        let stream = match pending {
+            Pending::Connected(s) => s,
+            Pending::Listening(l) => {
+                let (s, from) = match tokio::time::timeout(self.timeout, l.accept()).await {
+                    Ok(r) => r.map_err(ClientError::Data)?,
+                    Err(_) => {
+                        return Err(ClientError::Data(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the server did not connect",
+                        )))
+                    }
+                };
+                if from.ip().to_canonical() != self.peer.ip().to_canonical() {
+                    return Err(ClientError::Data(io::Error::other(format!(
+                        "data connection from {from}, not the server"
+                    ))));
+                }
+                if let Some(t) = &self.trace {
+                    t.data_open(s.local_addr().map_err(ClientError::Data)?, from, "active");
+                }
+                s
+            }
+        };
+        Ok((stream, r))
+    }
+
+    async fn prepare_data(&mut self) -> Result<Pending> {
+        match self.mode {
+            DataMode::Passive => self.passive().await.map(Pending::Connected),
+            DataMode::Active => self.active().await.map(Pending::Listening),
+        }
+    }
+
+    /// Asks for a passive port (EPSV, or PASV after EPSV was refused) and connects to it.
+    async fn passive(&mut self) -> Result<TcpStream> {
+        let target = self.passive_target().await?;
+        let s = match tokio::time::timeout(self.timeout, TcpStream::connect(target)).await {
+            Ok(r) => r.map_err(ClientError::Data)?,
+            Err(_) => return Err(ClientError::Data(io::ErrorKind::TimedOut.into())),
+        };
+        if let Some(t) = &self.trace {
+            t.data_open(s.local_addr().map_err(ClientError::Data)?, target, "passive");
+        }
+        Ok(s)
+    }
+
+    /// The address a passive data connection goes to. PASV's announced IP is replaced by the
+    /// control connection's peer when it differs (a NATed server announcing a private address).
+    pub async fn passive_target(&mut self) -> Result<SocketAddr> {
+        if !self.epsv_refused {
+            let r = self.command(Command::Epsv(addr::EpsvArg::Default)).await?;
+            if r.code.0 == 229 {
+                let port = addr::parse_epsv_reply(&r.lines[0])
+                    .map_err(|_| ClientError::Protocol(format!("bad 229 reply: {}", r.lines[0])))?;
+                if let Some(t) = &self.trace {
+                    t.port_derivation(&format!("229 (|||{port}|) -> port {port} on {}", self.peer.ip()), port);
+                }
+                return Ok(SocketAddr::new(self.peer.ip(), port));
+            }
+            // Remember: this server does not do EPSV.
+            self.epsv_refused = true;
+        }
+        let r = self.command(Command::Pasv).await?;
+        if r.code.0 != 227 {
+            return Err(reply_error("PASV", &r));
+        }
+        let a = addr::parse_pasv_reply(&r.lines[0])
+            .map_err(|_| ClientError::Protocol(format!("bad 227 reply: {}", r.lines[0])))?;
+        let (p1, p2) = (a.port() >> 8, a.port() & 0xff);
+        let ip =
+            if IpAddr::V4(*a.ip()) == self.peer.ip().to_canonical() { IpAddr::V4(*a.ip()) } else { self.peer.ip() };
+        if let Some(t) = &self.trace {
+            t.port_derivation(
+                &format!("227 ({}) -> port {p1}*256+{p2} = {}", addr::format_port(a), a.port()),
+                a.port(),
+            );
+        }
+        Ok(SocketAddr::new(ip, a.port()))
+    }
+
+    /// Listens locally and tells the server with EPRT (or PORT after EPRT was refused).
+    async fn active(&mut self) -> Result<TcpListener> {
+        let l = TcpListener::bind(SocketAddr::new(self.local.ip(), 0)).await.map_err(ClientError::Data)?;
+        let a = l.local_addr().map_err(ClientError::Data)?;
+        self.announce_active(a).await?;
+        Ok(l)
+    }
+
+    /// Sends EPRT (or PORT) naming `a`.
+    pub async fn announce_active(&mut self, a: SocketAddr) -> Result<()> {
+        if !self.eprt_refused {
+            let r = self.command(Command::Eprt(a)).await?;
+            if r.code.0 == 200 {
+                if let Some(t) = &self.trace {
+                    t.port_derivation(
+                        &format!("EPRT {} -> server connects to port {}", addr::format_eprt(a), a.port()),
+                        a.port(),
+                    );
+                }
+                return Ok(());
+            }
+            if r.code.0 != 500 && r.code.0 != 502 && r.code.0 != 522 {
+                return Err(reply_error("EPRT", &r));
+            }
+            self.eprt_refused = true;
+        }
+        let SocketAddr::V4(v4) = SocketAddr::new(a.ip().to_canonical(), a.port()) else {
+            return Err(ClientError::Protocol("the server refused EPRT and PORT cannot carry IPv6".into()));
+        };
+        if NetProto::of(self.peer.ip()) != NetProto::V4 {
+            return Err(ClientError::Protocol("PORT needs an IPv4 control connection".into()));
+        }
+        self.expect(Command::Port(v4), 200).await?;
+        if let Some(t) = &self.trace {
+            let p = v4.port();
+            t.port_derivation(&format!("PORT {} -> port {}*256+{} = {p}", addr::format_port(v4), p >> 8, p & 0xff), p);
+        }
+        Ok(())
+    }
+
+    /// QUIT, ignoring errors.
+    pub async fn quit(mut self) {
+        let _ = self.command(Command::Quit).await;
+    }
+}
+
+enum Pending {
+    Connected(TcpStream),
+    Listening(TcpListener),
+}
+
+fn reply_error(cmd: &str, r: &Reply) -> ClientError {
+    ClientError::Reply { cmd: cmd.to_string(), code: r.code.0, text: r.text() }
+}

@@ -1,0 +1,314 @@
+//! ls, get, put, rm, mkdir, rmdir, mv, cat, stat.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use ferry_client::client::StoreHow;
+use ferry_client::{ClientError, FtpUrl, RemoteEntry};
+use ferry_proto::listing::EntryKind;
+use tokio::io::AsyncWriteExt;
+
+use super::Ctx;
+
+fn kind_name(k: &EntryKind) -> &'static str {
+    match k {
+        EntryKind::File => "file",
+        EntryKind::Dir => "dir",
+        EntryKind::Symlink(_) => "link",
+    }
+}
+
+fn unix_secs(t: Option<SystemTime>) -> Option<u64> {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs())
+}
+
+/// `ferry ls`.
+pub async fn ls(ctx: &Ctx, url: &FtpUrl, long: bool, json: bool) -> Result<()> {
+    let mut c = ctx.connect(url).await?;
+    let mut entries = c.list(&url.path).await?;
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = String::new();
+    if json {
+        let v: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name,
+                    "type": kind_name(&e.kind),
+                    "size": e.size,
+                    "modified": unix_secs(e.modified),
+                    "modified_utc": e.modified.map(ferry_proto::listing::format_timeval),
+                    "mode": e.mode.map(|m| format!("{m:o}")),
+                    "target": match &e.kind { EntryKind::Symlink(t) => t.clone(), _ => None },
+                })
+            })
+            .collect();
+        out = serde_json::to_string_pretty(&v)?;
+        out.push('\n');
+    } else {
+        for e in &entries {
+            if long {
+                let t = e.modified.map(ferry_proto::listing::format_timeval).unwrap_or_else(|| "-".into());
+                let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                out.push_str(&format!("{:<4} {:>14} {:<14} {}\n", kind_name(&e.kind), size, t, e.name));
+            } else {
+                out.push_str(&e.name);
+                if e.kind == EntryKind::Dir {
+                    out.push('/');
+                }
+                out.push('\n');
+            }
+        }
+    }
+    print!("{out}");
+    c.quit().await;
+    Ok(())
+}
+
+fn remote_name(url: &FtpUrl) -> Result<String> {
+    match url.path.trim_end_matches('/').rsplit('/').next() {
+        Some(n) if !n.is_empty() => Ok(n.to_string()),
+        _ => bail!("{url}: no file name in the URL"),
+    }
+}
+
+/// The local path for a download.
+fn local_target(url: &FtpUrl, dest: Option<&str>) -> Result<PathBuf> {
+    let name = remote_name(url)?;
+    Ok(match dest {
+        None => PathBuf::from(name),
+        Some(d) if Path::new(d).is_dir() || d.ends_with('/') => Path::new(d).join(name),
+        Some(d) => PathBuf::from(d),
+    })
+}
+
+/// `ferry get`.
+pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, resume: bool, segments: u32) -> Result<()> {
+    let local = local_target(url, dest)?;
+    let mut c = ctx.connect(url).await?;
+    let size = if ctx.common.ascii { None } else { c.size(&url.path).await? };
+    if segments > 1 {
+        let Some(size) = size else { bail!("--segments needs the file size (SIZE) in binary mode") };
+        c.quit().await;
+        return segmented(ctx, url, &local, size, segments).await;
+    }
+    let offset = if resume { std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0) } else { 0 };
+    if resume && Some(offset) == size {
+        ctx.say(format!("{}: already complete ({offset} bytes)", local.display()));
+        c.quit().await;
+        return Ok(());
+    }
+    if let Some(s) = size {
+        if offset > s {
+            bail!("{}: local file ({offset} bytes) is larger than the remote one ({s} bytes)", local.display());
+        }
+    }
+    let mut file = if offset > 0 {
+        tokio::fs::OpenOptions::new().append(true).open(&local).await
+    } else {
+        tokio::fs::File::create(&local).await
+    }
+    .with_context(|| format!("opening {}", local.display()))?;
+    let bar = ctx.bar(size, &remote_name(url)?);
+    bar.set_position(offset);
+    let got = c.retr(&url.path, offset, &mut file, &mut |n| bar.inc(n)).await?;
+    file.flush().await?;
+    bar.finish_and_clear();
+    if let Some(s) = size {
+        let final_len = std::fs::metadata(&local)?.len();
+        if final_len != s {
+            return Err(
+                ClientError::Verify(format!("{}: {final_len} bytes, the server says {s}", local.display())).into()
+            );
+        }
+    }
+    ctx.say(format!("{} -> {} ({} bytes)", url.path, local.display(), got + offset));
+    c.quit().await;
+    Ok(())
+}
+
+/// Downloads one file over `n` connections, each with its own byte range.
+async fn segmented(ctx: &Ctx, url: &FtpUrl, local: &Path, size: u64, n: u32) -> Result<()> {
+    let file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(local)?;
+    file.set_len(size)?;
+    drop(file);
+    let bar = ctx.bar(Some(size), &remote_name(url)?);
+    let chunk = size.div_ceil(u64::from(n)).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut start = 0;
+    while start < size {
+        let len = chunk.min(size - start);
+        let (ctx, url, local, bar) = (ctx.clone(), url.clone(), local.to_path_buf(), bar.clone());
+        tasks.spawn(async move {
+            let mut c = ctx.connect(&url).await?;
+            let mut f = tokio::fs::OpenOptions::new().write(true).open(&local).await?;
+            use tokio::io::AsyncSeekExt;
+            f.seek(std::io::SeekFrom::Start(start)).await?;
+            c.retr_range(&url.path, start, len, &mut f, &mut |k| bar.inc(k)).await?;
+            f.flush().await?;
+            c.quit().await;
+            anyhow::Ok(())
+        });
+        start += len;
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    bar.finish_and_clear();
+    let got = std::fs::metadata(local)?.len();
+    if got != size {
+        return Err(ClientError::Verify(format!("{}: {got} bytes, expected {size}", local.display())).into());
+    }
+    ctx.say(format!("{} -> {} ({size} bytes, {n} segments)", url.path, local.display()));
+    Ok(())
+}
+
+/// `ferry put`.
+pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> Result<()> {
+    let mut c = ctx.connect(target).await?;
+    let into_dir = files.len() > 1 || target.is_dir();
+    for f in files {
+        let local = Path::new(f);
+        let name = local.file_name().and_then(|n| n.to_str()).with_context(|| format!("{f}: not a file name"))?;
+        let remote =
+            if into_dir { format!("{}/{name}", target.path.trim_end_matches('/')) } else { target.path.clone() };
+        let len = std::fs::metadata(local).with_context(|| format!("reading {f}"))?.len();
+        let offset = if resume { c.size(&remote).await?.unwrap_or(0) } else { 0 };
+        if resume && offset == len {
+            ctx.say(format!("{remote}: already complete ({len} bytes)"));
+            continue;
+        }
+        if offset > len {
+            bail!("{remote}: the remote file ({offset} bytes) is larger than {f} ({len} bytes)");
+        }
+        let mut file = tokio::fs::File::open(local).await?;
+        use tokio::io::AsyncSeekExt;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let how = if offset == 0 {
+            StoreHow::Replace
+        } else if c.has_feature("REST") {
+            StoreHow::At(offset)
+        } else {
+            StoreHow::Append
+        };
+        let bar = ctx.bar(Some(len), name);
+        bar.set_position(offset);
+        let r = c.stor(&remote, how, &mut file, &mut |n| bar.inc(n)).await;
+        let r = match r {
+            // A server that refuses REST+STOR may still append.
+            Err(ClientError::Reply { code, .. }) if matches!(how, StoreHow::At(_)) && (500..=504).contains(&code) => {
+                file.seek(std::io::SeekFrom::Start(offset)).await?;
+                c.stor(&remote, StoreHow::Append, &mut file, &mut |n| bar.inc(n)).await
+            }
+            r => r,
+        };
+        r?;
+        bar.finish_and_clear();
+        if !ctx.common.ascii {
+            if let Some(s) = c.size(&remote).await? {
+                if s != len {
+                    return Err(
+                        ClientError::Verify(format!("{remote}: the server has {s} bytes, {f} has {len}")).into()
+                    );
+                }
+            }
+        }
+        ctx.say(format!("{f} -> {remote} ({len} bytes)"));
+    }
+    c.quit().await;
+    Ok(())
+}
+
+/// Commands that take paths and answer OK or not.
+#[derive(Debug, Clone, Copy)]
+pub enum Simple {
+    Rm,
+    Mkdir,
+    Rmdir,
+}
+
+/// `ferry rm|mkdir|rmdir`.
+pub async fn simple(ctx: &Ctx, urls: &[String], what: Simple) -> Result<()> {
+    for u in urls {
+        let url = super::url(u)?;
+        let mut c = ctx.connect(&url).await?;
+        match what {
+            Simple::Rm => c.delete(&url.path).await?,
+            Simple::Mkdir => c.mkdir(url.path.trim_end_matches('/')).await?,
+            Simple::Rmdir => c.rmdir(url.path.trim_end_matches('/')).await?,
+        }
+        c.quit().await;
+    }
+    Ok(())
+}
+
+/// `ferry mv`.
+pub async fn mv(ctx: &Ctx, url: &FtpUrl, to: &str) -> Result<()> {
+    let to_path = if to.starts_with("ftp://") {
+        let t = FtpUrl::parse(to)?;
+        if (t.host.as_str(), t.port) != (url.host.as_str(), url.port) {
+            bail!("mv renames on one server; use `ferry copy` between servers");
+        }
+        t.path
+    } else {
+        to.to_string()
+    };
+    let mut c = ctx.connect(url).await?;
+    c.rename(&url.path, &to_path).await?;
+    c.quit().await;
+    Ok(())
+}
+
+/// `ferry cat`.
+pub async fn cat(ctx: &Ctx, url: &FtpUrl) -> Result<()> {
+    let mut c = ctx.connect(url).await?;
+    let mut out = tokio::io::stdout();
+    c.retr(&url.path, 0, &mut out, &mut |_| {}).await?;
+    out.flush().await?;
+    c.quit().await;
+    Ok(())
+}
+
+/// `ferry stat`.
+pub async fn stat(ctx: &Ctx, url: &FtpUrl) -> Result<()> {
+    let mut c = ctx.connect(url).await?;
+    if c.has_feature("MLST") {
+        let r = c.command(ferry_proto::Command::Mlst(Some(url.path.clone()))).await?;
+        if r.code.0 == 250 && r.lines.len() >= 3 {
+            let line = r.lines[1].trim();
+            if let Some((e, _)) = ferry_proto::listing::parse::parse_mlsx_line(line) {
+                print_entry(url, &e);
+                c.quit().await;
+                return Ok(());
+            }
+        }
+        if r.code.0 == 550 {
+            return Err(ClientError::NotFound { path: url.path.clone(), text: r.text() }.into());
+        }
+    }
+    let size = c.size(&url.path).await?;
+    let mtime = c.mdtm(&url.path).await?;
+    if size.is_none() && mtime.is_none() {
+        return Err(ClientError::NotFound { path: url.path.clone(), text: "no such file".into() }.into());
+    }
+    println!("path: {}", url.path);
+    println!("size: {}", size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+    println!("modified: {}", mtime.map(ferry_proto::listing::format_timeval).unwrap_or_else(|| "-".into()));
+    c.quit().await;
+    Ok(())
+}
+
+fn print_entry(url: &FtpUrl, e: &RemoteEntry) {
+    println!("path: {}", url.path);
+    println!("type: {}", kind_name(&e.kind));
+    if let Some(s) = e.size {
+        println!("size: {s}");
+    }
+    if let Some(t) = e.modified {
+        println!("modified: {}", ferry_proto::listing::format_timeval(t));
+    }
+    if let Some(m) = e.mode {
+        println!("mode: {m:o}");
+    }
+}

@@ -1,0 +1,276 @@
+//! The `ferry` client commands: ls, get, put, mirror, rm, mkdir, rmdir, mv, cat, stat, copy, shell.
+
+mod copy;
+mod files;
+mod mirror;
+mod shell;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use ferry_client::trace::{Trace, TraceFormat};
+use ferry_client::{Client, ConnectOptions, DataMode, FtpUrl};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Options shared by every client command.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Active mode: the server connects back (EPRT, then PORT).
+    #[arg(long, global = true)]
+    pub active: bool,
+    /// TYPE A: ASCII transfers with line-ending conversion.
+    #[arg(long, global = true)]
+    pub ascii: bool,
+    /// Print nothing but errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Trace both connections on stderr: `--trace` (a ladder) or `--trace=json` (JSON lines).
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
+    pub trace: Option<String>,
+    /// Seconds to wait for the server before giving up.
+    #[arg(long, global = true, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// Client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCmd {
+    /// List a remote directory.
+    Ls {
+        /// ftp://[user[:password]@]host[:port]/path
+        url: String,
+        /// Long format: type, size, modification time, name.
+        #[arg(long, short)]
+        long: bool,
+        /// JSON output.
+        #[arg(long, conflicts_with = "long")]
+        json: bool,
+    },
+    /// Download a file.
+    Get {
+        /// The remote file.
+        url: String,
+        /// Local file or directory (default: the remote name in the current directory).
+        dest: Option<String>,
+        /// Resume a partial download (REST), then check the final size.
+        #[arg(long, short = 'c')]
+        r#continue: bool,
+        /// Download over N connections at once (REST ranges), like lftp's pget.
+        #[arg(long, default_value_t = 1)]
+        segments: u32,
+    },
+    /// Upload files (the last argument is the remote file or directory URL).
+    Put {
+        /// Local files, then the URL.
+        #[arg(required = true, num_args = 2..)]
+        args: Vec<String>,
+        /// Resume a partial upload (REST+STOR, or APPE), then check the final size.
+        #[arg(long, short = 'c')]
+        r#continue: bool,
+    },
+    /// Mirror a remote tree into a local directory (or, with --reverse, a local tree to a URL).
+    Mirror {
+        /// URL then DIR (or DIR then URL with --reverse).
+        #[arg(num_args = 2)]
+        args: Vec<String>,
+        /// Upload DIR to URL.
+        #[arg(long)]
+        reverse: bool,
+        /// Connections at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Delete files on the target that the source does not have.
+        #[arg(long)]
+        delete: bool,
+        /// Show what would be done, do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete remote files.
+    Rm {
+        /// Remote files.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Create remote directories.
+    Mkdir {
+        /// Remote directories.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Remove empty remote directories.
+    Rmdir {
+        /// Remote directories.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Rename a remote file: `ferry mv ftp://host/a /b` (the new name is a path on the same server).
+    Mv {
+        /// The remote file.
+        url: String,
+        /// Its new path (or URL on the same server).
+        to: String,
+    },
+    /// Write a remote file to standard output.
+    Cat {
+        /// The remote file.
+        url: String,
+    },
+    /// Show a remote file's facts (MLST, or SIZE and MDTM).
+    Stat {
+        /// The remote path.
+        url: String,
+    },
+    /// Copy between servers: server-to-server (FXP) when both allow it, else through this client.
+    Copy {
+        /// Source URL.
+        from: String,
+        /// Destination URL.
+        to: String,
+    },
+    /// An interactive session (ls, cd, lcd, get, put, mget, mput, pwd, bye, help).
+    Shell {
+        /// The server (and starting directory).
+        url: String,
+    },
+}
+
+/// Everything a command needs to open connections.
+#[derive(Clone)]
+pub struct Ctx {
+    pub common: Common,
+    pub trace: Option<Arc<Trace>>,
+}
+
+impl Ctx {
+    fn new(common: Common) -> Result<Self> {
+        let trace = match common.trace.as_deref() {
+            None => None,
+            Some("text") => Some(Arc::new(Trace::new(TraceFormat::Text, Box::new(std::io::stderr())))),
+            Some("json") => Some(Arc::new(Trace::new(TraceFormat::Json, Box::new(std::io::stderr())))),
+            Some(other) => bail!("--trace={other}: expected text or json"),
+        };
+        Ok(Self { common, trace })
+    }
+
+    /// Whether to draw progress bars.
+    pub fn progress_enabled(&self) -> bool {
+        !self.common.quiet && self.trace.is_none() && std::io::stderr().is_terminal()
+    }
+
+    /// Opens a logged-in connection for a URL: credentials from the URL, then ~/.netrc, then a
+    /// prompt (when a user but no password is known and stdin is a terminal), else anonymous.
+    pub async fn connect(&self, url: &FtpUrl) -> Result<Client> {
+        let (user, password) = credentials(url)?;
+        let opts = ConnectOptions {
+            host: url.host.clone(),
+            port: url.port,
+            user,
+            password,
+            mode: if self.common.active { DataMode::Active } else { DataMode::Passive },
+            timeout: Duration::from_secs(self.common.timeout),
+            trace: self.trace.clone(),
+        };
+        let mut c = Client::connect(&opts).await?;
+        if self.common.ascii {
+            c.set_ascii(true).await?;
+        }
+        Ok(c)
+    }
+
+    /// A byte progress bar (hidden unless stderr is a terminal).
+    pub fn bar(&self, len: Option<u64>, name: &str) -> ProgressBar {
+        if !self.progress_enabled() {
+            return ProgressBar::hidden();
+        }
+        let bar = match len {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::no_length(),
+        };
+        let style = ProgressStyle::with_template(
+            "{msg:30!} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(name.to_string());
+        bar
+    }
+
+    /// Prints a line unless --quiet.
+    pub fn say(&self, text: impl AsRef<str>) {
+        if !self.common.quiet {
+            eprintln!("{}", text.as_ref());
+        }
+    }
+}
+
+fn credentials(url: &FtpUrl) -> Result<(String, String)> {
+    if let (Some(u), Some(p)) = (&url.user, &url.password) {
+        return Ok((u.clone(), p.clone()));
+    }
+    if let Some(c) = ferry_client::netrc::lookup(&url.host) {
+        if url.user.as_ref().is_none_or(|u| *u == c.login) {
+            if let Some(p) = c.password {
+                return Ok((c.login, p));
+            }
+        }
+    }
+    match &url.user {
+        None => Ok(("anonymous".into(), "ferry@".into())),
+        Some(u) if u == "anonymous" || u == "ftp" => Ok((u.clone(), "ferry@".into())),
+        Some(u) => {
+            if !std::io::stdin().is_terminal() {
+                bail!("no password for {u}@{}: put it in the URL or ~/.netrc", url.host);
+            }
+            let p = rpassword::prompt_password(format!("Password for {u}@{}: ", url.host))?;
+            Ok((u.clone(), p))
+        }
+    }
+}
+
+/// Parses a URL argument.
+pub fn url(s: &str) -> Result<FtpUrl> {
+    Ok(FtpUrl::parse(s)?)
+}
+
+/// Runs a client command.
+pub fn run(cmd: ClientCmd, common: Common) -> Result<()> {
+    let ctx = Ctx::new(common)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cmd {
+        ClientCmd::Shell { url: u } => shell::run(&ctx, &runtime, &url(&u)?),
+        other => runtime.block_on(dispatch(&ctx, other)),
+    }
+}
+
+async fn dispatch(ctx: &Ctx, cmd: ClientCmd) -> Result<()> {
+    match cmd {
+        ClientCmd::Ls { url: u, long, json } => files::ls(ctx, &url(&u)?, long, json).await,
+        ClientCmd::Get { url: u, dest, r#continue, segments } => {
+            files::get(ctx, &url(&u)?, dest.as_deref(), r#continue, segments).await
+        }
+        ClientCmd::Put { mut args, r#continue } => {
+            let target = url(&args.pop().unwrap_or_default())?;
+            files::put(ctx, &args, &target, r#continue).await
+        }
+        ClientCmd::Mirror { args, reverse, parallel, delete, dry_run } => {
+            let opts = mirror::Options { parallel: parallel.max(1), delete, dry_run };
+            if reverse {
+                mirror::upload(ctx, std::path::Path::new(&args[0]), &url(&args[1])?, opts).await
+            } else {
+                mirror::download(ctx, &url(&args[0])?, std::path::Path::new(&args[1]), opts).await
+            }
+        }
+        ClientCmd::Rm { urls } => files::simple(ctx, &urls, files::Simple::Rm).await,
+        ClientCmd::Mkdir { urls } => files::simple(ctx, &urls, files::Simple::Mkdir).await,
+        ClientCmd::Rmdir { urls } => files::simple(ctx, &urls, files::Simple::Rmdir).await,
+        ClientCmd::Mv { url: u, to } => files::mv(ctx, &url(&u)?, &to).await,
+        ClientCmd::Cat { url: u } => files::cat(ctx, &url(&u)?).await,
+        ClientCmd::Stat { url: u } => files::stat(ctx, &url(&u)?).await,
+        ClientCmd::Copy { from, to } => copy::run(ctx, &url(&from)?, &url(&to)?).await,
+        ClientCmd::Shell { .. } => unreachable!("handled in run"),
+    }
+}
