@@ -196,3 +196,38 @@ fn trace_shows_the_pasv_port_derivation() {
     let open_ev = events.iter().find(|e| e["event"] == "open" && e["conn"] == "data").expect("data open event");
     assert!(open_ev["local"].as_str().unwrap().ends_with(&format!(":{}", port_ev["port"])), "{events:?}");
 }
+
+#[test]
+fn shell_reads_commands_from_a_pipe() {
+    use std::io::Write;
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(f.path("remote.txt"), b"from the server").unwrap();
+    std::fs::write(dir.path().join("local.txt"), b"from the client").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["shell", &url(&f, "/")])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"mkdir sub\ncd sub\npwd\nput local.txt\ncd ..\nget remote.txt got.txt\nmget *.txt\nls sub\nbogus\nbye\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("/sub\n"), "{stdout}");
+    assert_eq!(read_file(&f.path("sub/local.txt")), b"from the client");
+    assert_eq!(read_file(&dir.path().join("got.txt")), b"from the server");
+    assert_eq!(read_file(&dir.path().join("remote.txt")), b"from the server");
+    assert!(stdout.contains("local.txt"), "ls sub lists the upload: {stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command"));
+}
