@@ -34,6 +34,52 @@ pub struct Config {
     pub active: ActiveConfig,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// FTPS (RFC 4217).
+    pub tls: TlsConfig,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM).
+    pub key: Option<PathBuf>,
+    /// Policy on the explicit listeners: `off`, `optional` (the default with a certificate) or
+    /// `required`.
+    pub policy: Option<crate::tls::TlsPolicy>,
+    /// Implicit-FTPS listeners (TLS from the first byte; conventionally port 990).
+    pub implicit_listen: Vec<SocketAddr>,
+    /// Accept protected data connections that do not resume the control connection's TLS session
+    /// (lets a stolen data port be used; some old clients need it).
+    pub allow_data_without_reuse_unsafe: bool,
+    /// Seconds a TLS handshake may take.
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            policy: None,
+            implicit_listen: Vec::new(),
+            allow_data_without_reuse_unsafe: false,
+            handshake_timeout_secs: 15,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The effective policy: `optional` with a certificate, `off` without.
+    pub fn effective_policy(&self) -> crate::tls::TlsPolicy {
+        match (self.policy, &self.cert) {
+            (Some(p), Some(_)) => p,
+            (_, None) => crate::tls::TlsPolicy::Off,
+            (None, Some(_)) => crate::tls::TlsPolicy::Optional,
+        }
+    }
 }
 
 /// Passive-mode settings.
@@ -195,6 +241,7 @@ impl Default for Config {
             passive: PassiveConfig::default(),
             active: ActiveConfig::default(),
             limits: Limits::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -238,6 +285,20 @@ impl Config {
         }
         if let Some(IpAddr::V6(_)) = self.passive.address {
             return err("passive.address: must be an IPv4 address (PASV replies carry IPv4 only; EPSV needs none)");
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return err("tls.key: needed with tls.cert"),
+            (None, Some(_)) => return err("tls.cert: needed with tls.key"),
+            (None, None) if !self.tls.implicit_listen.is_empty() => {
+                return err("tls.implicit_listen: needs tls.cert and tls.key")
+            }
+            (None, None) if self.tls.policy == Some(crate::tls::TlsPolicy::Required) => {
+                return err("tls.policy: \"required\" needs tls.cert and tls.key")
+            }
+            _ => {}
+        }
+        if self.tls.handshake_timeout_secs == 0 {
+            return err("tls.handshake_timeout_secs: must be at least 1");
         }
         if self.banner.contains(['\r', '\n']) {
             return err("banner: must be one line");
@@ -293,6 +354,10 @@ mod tests {
             ("[limits]\nidle_timeout_secs = 0", "limits.idle_timeout_secs"),
             ("[limits]\nmax_sessions = -1", "max_sessions"),
             ("[active]\nsource_port = \"x\"", "active.source_port"),
+            ("[tls]\ncert = \"c.pem\"", "tls.key"),
+            ("[tls]\nimplicit_listen = [\"127.0.0.1:990\"]", "tls.implicit_listen"),
+            ("[tls]\npolicy = \"required\"", "tls.policy"),
+            ("[tls]\npolicy = \"sometimes\"", "policy"),
         ] {
             let e = Config::from_toml(text).unwrap_err().0;
             assert!(e.contains(field), "{text}: {e}");

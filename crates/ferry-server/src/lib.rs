@@ -12,7 +12,8 @@ pub mod replies;
 mod server;
 mod session;
 pub mod storage;
+pub mod tls;
 pub mod transfer;
 
 pub use config::Config;
-pub use server::Server;
+pub use server::{Server, ServerHandle};

@@ -24,6 +24,8 @@ use crate::storage::Storage;
 pub(crate) struct Shared {
     pub config: Config,
     pub auth: Arc<dyn Authenticator>,
+    /// TLS, when a certificate is configured.
+    pub tls: Option<crate::tls::Tls>,
     /// Cancelled when the server stops: idle sessions close, transfers finish first.
     pub shutdown: CancellationToken,
     total: AtomicUsize,
@@ -82,8 +84,26 @@ impl Drop for Admission {
 /// A bound FTP server, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    /// Listeners, each with whether it is implicit FTPS.
+    listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
+}
+
+/// A handle on a running server, for operations from outside (signals).
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// Reloads the TLS certificate and key from their files. New sessions use them; on error the
+    /// old ones stay.
+    pub fn reload_tls(&self) -> Result<(), crate::tls::TlsError> {
+        match &self.shared.tls {
+            Some(t) => t.reload(),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Server {
@@ -91,10 +111,21 @@ impl Server {
     /// another listener was bound (machines without IPv6); any other failure is an error.
     pub async fn bind(config: Config, auth: Arc<dyn Authenticator>) -> io::Result<Self> {
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(c), Some(k)) => {
+                Some(crate::tls::Tls::load(c, k).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?)
+            }
+            _ => None,
+        };
         let mut listeners = Vec::new();
+        for addr in &config.tls.implicit_listen {
+            let l =
+                bind_listener(*addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            listeners.push((l, true));
+        }
         for addr in &config.listen {
             match bind_listener(*addr) {
-                Ok(l) => listeners.push(l),
+                Ok(l) => listeners.push((l, false)),
                 Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() && config.listen.len() > 1 => {
                     tracing::warn!(%addr, error = %e, "IPv6 listener not available; continuing without it");
                 }
@@ -104,6 +135,7 @@ impl Server {
         let shared = Arc::new(Shared {
             config,
             auth,
+            tls,
             shutdown: CancellationToken::new(),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -112,9 +144,20 @@ impl Server {
         Ok(Self { listeners, shared })
     }
 
-    /// The bound addresses (with the real port when 0 was asked for).
+    /// The bound addresses of the explicit (plain FTP) listeners, with the real port when 0 was
+    /// asked for.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners.iter().filter(|(_, i)| !i).filter_map(|(l, _)| l.local_addr().ok()).collect()
+    }
+
+    /// The bound addresses of the implicit FTPS listeners.
+    pub fn implicit_tls_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter(|(_, i)| *i).filter_map(|(l, _)| l.local_addr().ok()).collect()
+    }
+
+    /// A handle for reloading TLS while the server runs.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle { shared: self.shared.clone() }
     }
 
     /// Serves until `stop` is cancelled, then stops accepting, lets running transfers finish
@@ -122,8 +165,8 @@ impl Server {
     pub async fn run(self, stop: CancellationToken) -> io::Result<()> {
         let tracker = TaskTracker::new();
         let mut accepts = tokio::task::JoinSet::new();
-        for listener in self.listeners {
-            accepts.spawn(accept_loop(listener, self.shared.clone(), tracker.clone()));
+        for (listener, implicit) in self.listeners {
+            accepts.spawn(accept_loop(listener, implicit, self.shared.clone(), tracker.clone()));
         }
         stop.cancelled().await;
         tracing::info!(sessions = self.shared.sessions(), "shutting down: no new connections");
@@ -152,7 +195,7 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>, tracker: TaskTracker) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -172,7 +215,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                 let shared = shared.clone();
                 tracker.spawn(
                     async move {
-                        crate::session::run(stream, peer, shared).await;
+                        crate::session::run(stream, peer, shared, implicit).await;
                         drop(admission);
                     }
                     .instrument(span),

@@ -62,6 +62,39 @@ pub enum TransferError {
     /// Reading or writing the file failed.
     #[error("storage: {0}")]
     Storage(StorageError),
+    /// The data connection's TLS handshake failed, or did not resume the control connection's
+    /// session when that is required.
+    #[error("data connection TLS: {0}")]
+    Tls(String),
+}
+
+/// A data connection: plain TCP (which may use `sendfile`) or TLS.
+pub trait DataIo: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The TCP socket when nothing sits between it and the file (zero-copy possible).
+    fn plain_tcp(&self) -> Option<&TcpStream>;
+}
+
+impl DataIo for TcpStream {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl DataIo for tokio_rustls::server::TlsStream<TcpStream> {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+/// TLS for a protected data connection.
+#[derive(Debug, Clone)]
+pub struct DataTls {
+    /// The control connection's per-session configuration (its session cache).
+    pub config: Arc<rustls::ServerConfig>,
+    /// Refuse handshakes that do not resume a session of this control connection.
+    pub require_reuse: bool,
+    /// Handshake time limit.
+    pub timeout: Duration,
 }
 
 /// How a transfer ended.
@@ -87,6 +120,7 @@ pub enum TransferEvent {
 /// Runs one transfer to the end.
 pub async fn run(
     plan: DataPlan,
+    tls: Option<DataTls>,
     job: Job,
     progress: Arc<AtomicU64>,
     cancel: CancellationToken,
@@ -97,25 +131,77 @@ pub async fn run(
         r = plan.open() => r,
         () = cancel.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "aborted")),
     };
-    let mut stream = match stream {
+    let stream = match stream {
         Ok(s) => s,
         Err(e) => {
-            if let Job::Receive { upload, .. } = job {
-                upload.abort().await;
-            }
             let result = if cancel.is_cancelled() { TransferError::Aborted } else { TransferError::Connect(e) };
-            let _ = events
-                .send(TransferEvent::Done(Outcome { bytes: 0, elapsed: Duration::ZERO, result: Err(result) }))
-                .await;
+            fail(job, result, &events).await;
             return;
         }
     };
+    // 150 goes out before the data TLS handshake: clients start it only after the 1xx reply.
     let _ = events.send(TransferEvent::Opened).await;
     let started = Instant::now();
-    let result = match job {
+    let result = match tls {
+        None => run_job(stream, job, &progress, &cancel, timeout).await,
+        Some(tls) => {
+            let accepted = tokio::select! {
+                r = accept_data_tls(stream, &tls) => r,
+                () = cancel.cancelled() => Err(TransferError::Aborted),
+            };
+            match accepted {
+                Ok(s) => run_job(s, job, &progress, &cancel, timeout).await,
+                Err(e) => {
+                    abandon(job).await;
+                    Err(e)
+                }
+            }
+        }
+    };
+    let outcome = Outcome { bytes: progress.load(Ordering::Relaxed), elapsed: started.elapsed(), result };
+    let _ = events.send(TransferEvent::Done(outcome)).await;
+}
+
+async fn abandon(job: Job) {
+    if let Job::Receive { upload, .. } = job {
+        upload.abort().await;
+    }
+}
+
+async fn fail(job: Job, e: TransferError, events: &mpsc::Sender<TransferEvent>) {
+    abandon(job).await;
+    let _ = events.send(TransferEvent::Done(Outcome { bytes: 0, elapsed: Duration::ZERO, result: Err(e) })).await;
+}
+
+async fn accept_data_tls(
+    stream: TcpStream,
+    tls: &DataTls,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, TransferError> {
+    let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream);
+    let s = match tokio::time::timeout(tls.timeout, accept).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(TransferError::Tls(format!("handshake failed: {e}"))),
+        Err(_) => return Err(TransferError::Tls("handshake timed out".into())),
+    };
+    let kind = s.get_ref().1.handshake_kind();
+    if tls.require_reuse && kind != Some(rustls::HandshakeKind::Resumed) {
+        tracing::warn!("refused a protected data connection that did not resume the control connection's TLS session");
+        return Err(TransferError::Tls("session reuse required".into()));
+    }
+    Ok(s)
+}
+
+async fn run_job<S: DataIo>(
+    mut stream: S,
+    job: Job,
+    progress: &AtomicU64,
+    cancel: &CancellationToken,
+    timeout: Duration,
+) -> Result<(), TransferError> {
+    match job {
         Job::Send { source, ascii } => {
             let r = tokio::select! {
-                r = send(&mut stream, source, ascii, &progress, timeout) => r,
+                r = send(&mut stream, source, ascii, progress, timeout) => r,
                 () = cancel.cancelled() => Err(TransferError::Aborted),
             };
             finish_send(stream, r, timeout).await
@@ -131,9 +217,14 @@ pub async fn run(
         }
         Job::Receive { mut upload, ascii, fsync } => {
             let r = tokio::select! {
-                r = receive(&mut stream, &mut *upload, ascii, &progress, timeout) => r,
+                r = receive(&mut stream, &mut *upload, ascii, progress, timeout) => r,
                 () = cancel.cancelled() => Err(TransferError::Aborted),
             };
+            if r.is_ok() {
+                // Answer the client's close: TLS close_notify (clients such as Python's ftplib wait
+                // for it), FIN on plain TCP.
+                let _ = tokio::time::timeout(timeout, stream.shutdown()).await;
+            }
             drop(stream);
             match r {
                 Ok(()) => upload.commit(fsync).await.map(|_| ()).map_err(TransferError::Storage),
@@ -143,15 +234,13 @@ pub async fn run(
                 }
             }
         }
-    };
-    let outcome = Outcome { bytes: progress.load(Ordering::Relaxed), elapsed: started.elapsed(), result };
-    let _ = events.send(TransferEvent::Done(outcome)).await;
+    }
 }
 
 /// Closes a sending data connection: FIN after the last byte, so the client sees the end of the
 /// file before it reads the 226.
-async fn finish_send(
-    mut stream: TcpStream,
+async fn finish_send<S: DataIo>(
+    mut stream: S,
     r: Result<(), TransferError>,
     timeout: Duration,
 ) -> Result<(), TransferError> {
@@ -183,17 +272,20 @@ async fn read_timed(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8], timeout: D
     }
 }
 
-async fn send(
-    stream: &mut TcpStream,
+async fn send<S: DataIo>(
+    stream: &mut S,
     source: ReadHandle,
     ascii: bool,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<(), TransferError> {
     match source {
-        ReadHandle::File(file) if !ascii => {
+        ReadHandle::File(file) if !ascii && stream.plain_tcp().is_some() => {
             let file = file.into_std().await;
-            sendfile_all(stream, &file, progress, timeout).await
+            match stream.plain_tcp() {
+                Some(tcp) => sendfile_all(tcp, &file, progress, timeout).await,
+                None => Ok(()),
+            }
         }
         ReadHandle::File(file) => copy_out(stream, file, ascii, progress, timeout).await,
         ReadHandle::Stream(s) => copy_out(stream, s, ascii, progress, timeout).await,
@@ -237,8 +329,8 @@ async fn sendfile_all(
     }
 }
 
-async fn copy_out(
-    stream: &mut TcpStream,
+async fn copy_out<S: DataIo>(
+    stream: &mut S,
     mut source: impl AsyncRead + Unpin,
     ascii: bool,
     progress: &AtomicU64,
@@ -264,8 +356,8 @@ async fn copy_out(
     }
 }
 
-async fn receive(
-    stream: &mut TcpStream,
+async fn receive<S: DataIo>(
+    stream: &mut S,
     upload: &mut dyn Upload,
     ascii: bool,
     progress: &AtomicU64,

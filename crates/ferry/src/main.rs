@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 other errors, 2 usage, 3 connection, 4 login, 5 not found,
 //! 6 transfer (data connection, local file, verification), 7 other server refusals.
 
+mod cert;
 mod client;
 mod serve;
 mod user;
@@ -22,10 +23,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the FTP server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage a users file (argon2id password hashes).
     #[command(subcommand)]
     User(user::UserCmd),
+    /// Make TLS certificates for FTPS.
+    #[command(subcommand)]
+    Cert(cert::CertCmd),
     #[command(flatten)]
     Client(client::ClientCmd),
 }
@@ -33,8 +37,9 @@ enum Cmd {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Serve(args) => serve::run(args),
+        Cmd::Serve(args) => serve::run(*args),
         Cmd::User(cmd) => user::run(cmd),
+        Cmd::Cert(cmd) => cert::run(cmd),
         Cmd::Client(cmd) => client::run(cmd, cli.common),
     };
     match result {

@@ -10,6 +10,7 @@ use clap::Args;
 use ferry_server::auth::users_file::UsersFile;
 use ferry_server::auth::{Permissions, UserDb};
 use ferry_server::config::PortRange;
+use ferry_server::tls::TlsPolicy;
 use ferry_server::{Config, Server};
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +62,18 @@ pub struct ServeArgs {
     /// Do not fsync uploads before answering 226 (faster, less durable).
     #[arg(long)]
     no_fsync: bool,
+    /// TLS certificate chain (PEM) for FTPS.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for FTPS.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// TLS policy on the explicit listeners: off, optional (default with a certificate), required.
+    #[arg(long, value_name = "POLICY")]
+    tls: Option<String>,
+    /// Implicit-FTPS listen address (repeatable; conventionally port 990).
+    #[arg(long = "implicit-tls-listen", value_name = "ADDR:PORT")]
+    implicit_tls_listen: Vec<SocketAddr>,
 }
 
 fn build_config(args: &ServeArgs) -> Result<Config> {
@@ -105,6 +118,23 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
     }
     if args.no_fsync {
         config.fsync = false;
+    }
+    if let Some(c) = &args.tls_cert {
+        config.tls.cert = Some(c.clone());
+    }
+    if let Some(k) = &args.tls_key {
+        config.tls.key = Some(k.clone());
+    }
+    if let Some(p) = &args.tls {
+        config.tls.policy = Some(match p.as_str() {
+            "off" => TlsPolicy::Off,
+            "optional" => TlsPolicy::Optional,
+            "required" => TlsPolicy::Required,
+            other => bail!("--tls {other:?}: expected off, optional or required"),
+        });
+    }
+    if !args.implicit_tls_listen.is_empty() {
+        config.tls.implicit_listen = args.implicit_tls_listen.clone();
     }
     config.validate().context("invalid configuration")?;
     Ok(config)
@@ -178,19 +208,23 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let root = config.root.clone();
         let server = Server::bind(config, Arc::new(db)).await?;
         let addrs = server.local_addrs();
-        print_banner(&addrs, &root, &hint)?;
+        print_banner(&addrs, &server.implicit_tls_addrs(), &root, &hint)?;
         let stop = CancellationToken::new();
         tokio::spawn(wait_for_signal(stop.clone()));
+        tokio::spawn(reload_on_sighup(server.handle()));
         server.run(stop).await?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-fn print_banner(addrs: &[SocketAddr], root: &Path, hint: &LoginHint) -> Result<()> {
+fn print_banner(addrs: &[SocketAddr], implicit: &[SocketAddr], root: &Path, hint: &LoginHint) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for a in addrs {
         writeln!(out, "listening on {a}")?;
+    }
+    for a in implicit {
+        writeln!(out, "listening (implicit FTPS) on {a}")?;
     }
     writeln!(out, "serving {}", root.display())?;
     let port = addrs.first().map(|a| a.port()).unwrap_or(2121);
@@ -204,6 +238,17 @@ fn print_banner(addrs: &[SocketAddr], root: &Path, hint: &LoginHint) -> Result<(
     }
     out.flush()?;
     Ok(())
+}
+
+async fn reload_on_sighup(handle: ferry_server::ServerHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match handle.reload_tls() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate"),
+        }
+    }
 }
 
 async fn wait_for_signal(stop: CancellationToken) {

@@ -76,6 +76,9 @@ pub struct User {
     pub permissions: Permissions,
     /// Whether this is an anonymous login.
     pub anonymous: bool,
+    /// Whether this account may log in only over TLS (and transfer only on protected data
+    /// connections).
+    pub tls_required: bool,
 }
 
 /// Why a login failed. The client is told only "Login incorrect".
@@ -120,6 +123,7 @@ struct Account {
     hash: String,
     root: PathBuf,
     permissions: Permissions,
+    tls_required: bool,
 }
 
 impl fmt::Debug for Account {
@@ -149,7 +153,14 @@ impl UserDb {
 
     /// Adds an account with a password hash.
     pub fn add_hashed(&mut self, name: &str, hash: String, root: PathBuf, permissions: Permissions) {
-        self.accounts.insert(name.to_string(), Account { hash, root, permissions });
+        self.accounts.insert(name.to_string(), Account { hash, root, permissions, tls_required: false });
+    }
+
+    /// Makes an account TLS-only.
+    pub fn require_tls(&mut self, name: &str) {
+        if let Some(a) = self.accounts.get_mut(name) {
+            a.tls_required = true;
+        }
     }
 
     /// Adds an account with a clear password, hashed now.
@@ -198,7 +209,13 @@ impl Authenticator for UserDb {
     async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
         if self.is_anonymous(name) {
             let root = self.anonymous_root.clone().unwrap_or_default();
-            return Ok(User { name: "anonymous".into(), root, permissions: Permissions::read_only(), anonymous: true });
+            return Ok(User {
+                name: "anonymous".into(),
+                root,
+                permissions: Permissions::read_only(),
+                anonymous: true,
+                tls_required: false,
+            });
         }
         let account = self.accounts.get(name).cloned();
         let hash = account.as_ref().map(|a| a.hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
@@ -207,9 +224,13 @@ impl Authenticator for UserDb {
             .await
             .map_err(|e| AuthError::Backend(e.to_string()))?;
         match account {
-            Some(a) if ok => {
-                Ok(User { name: name.to_string(), root: a.root, permissions: a.permissions, anonymous: false })
-            }
+            Some(a) if ok => Ok(User {
+                name: name.to_string(),
+                root: a.root,
+                permissions: a.permissions,
+                anonymous: false,
+                tls_required: a.tls_required,
+            }),
             _ => Err(AuthError::InvalidCredentials),
         }
     }

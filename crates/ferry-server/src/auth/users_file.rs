@@ -29,6 +29,10 @@ pub struct UserRecord {
     /// Permissions; all when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<Permission>>,
+    /// `required`: this account logs in only over TLS and transfers only on protected data
+    /// connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsPolicy>,
 }
 
 /// The whole file.
@@ -140,7 +144,7 @@ impl UsersFile {
                     u.permissions = permissions;
                 }
             }
-            None => self.users.push(UserRecord { name: name.into(), password_hash, root, permissions }),
+            None => self.users.push(UserRecord { name: name.into(), password_hash, root, permissions, tls: None }),
         }
         Ok(())
     }
@@ -159,6 +163,9 @@ impl UsersFile {
             let perms = u.permissions.as_deref().map(Permissions::from_list).unwrap_or_else(Permissions::all);
             let root = u.root.clone().unwrap_or_else(|| default_root.to_path_buf());
             db.add_hashed(&u.name, u.password_hash.clone(), root, perms);
+            if u.tls == Some(crate::tls::TlsPolicy::Required) {
+                db.require_tls(&u.name);
+            }
         }
     }
 }

@@ -2,13 +2,18 @@
 
 use std::time::Duration;
 
+use ferry_proto::command::ProtLevel;
 use ferry_proto::{Reply, ReplyCode as C};
 
 use super::Answer;
 use crate::replies::{self, r};
 use crate::session::{Flow, Login, Session};
+use crate::tls::TlsPolicy;
 
 pub(super) fn user(s: &mut Session, name: String) -> Answer {
+    if policy(s) == TlsPolicy::Required && !s.control_tls {
+        return Some(r(C::NOT_LOGGED_IN, "TLS required: send AUTH TLS before USER."));
+    }
     // USER while logged in starts a new login (RFC 959 section 4.1.1).
     if s.login == Login::Done {
         let failed = s.failed_logins;
@@ -38,6 +43,12 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Flow {
     };
     let auth = s.shared.auth.clone();
     match auth.authenticate(&name, &password).await {
+        Ok(user) if user.tls_required && !s.control_tls => {
+            tracing::warn!(user = %user.name, "login refused: the account requires TLS");
+            s.login = Login::Fresh;
+            s.reply(r(C::NOT_LOGGED_IN, "This account requires TLS: send AUTH TLS first."));
+            Flow::Continue
+        }
         Ok(user) => match s.shared.storage_for(&user) {
             Ok(storage) => {
                 tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");
@@ -100,7 +111,80 @@ pub(super) fn host(s: &mut Session) -> Answer {
     Some(r(C::PARAM_NOT_IMPLEMENTED, "HOST: virtual hosts are not supported; one host is served."))
 }
 
-pub(super) fn security(s: &mut Session) -> Answer {
-    let _ = s;
-    Some(Reply::new(C::PARAM_NOT_IMPLEMENTED, "TLS is not configured on this server."))
+fn policy(s: &Session) -> TlsPolicy {
+    if s.tls.is_none() {
+        TlsPolicy::Off
+    } else {
+        s.shared.config.tls.effective_policy()
+    }
+}
+
+/// Whether this session must use TLS for the control connection and for data.
+pub(super) fn tls_required(s: &Session) -> bool {
+    policy(s) == TlsPolicy::Required || s.user.as_ref().is_some_and(|u| u.tls_required)
+}
+
+/// AUTH TLS / AUTH SSL (RFC 4217 section 4).
+pub(super) fn auth(s: &mut Session, mechanism: &str) -> Flow {
+    let reply = if policy(s) == TlsPolicy::Off {
+        Reply::new(C::PARAM_NOT_IMPLEMENTED, "TLS is not configured on this server.")
+    } else if s.control_tls {
+        Reply::new(C::BAD_SEQUENCE, "Already using TLS.")
+    } else if matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") {
+        // The old AUTH SSL / TLS-P drafts also protect data connections.
+        if matches!(mechanism, "SSL" | "TLS-P") {
+            s.prot_private = true;
+        }
+        s.reply(Reply::new(C::AUTH_OK, format!("AUTH {mechanism} successful; start the TLS handshake.")));
+        return Flow::StartTls;
+    } else {
+        Reply::new(C::PARAM_NOT_IMPLEMENTED, "Unknown security mechanism; use AUTH TLS.")
+    };
+    s.reply(reply);
+    Flow::Continue
+}
+
+/// PBSZ (RFC 4217 section 8): always 0 for TLS.
+pub(super) fn pbsz(s: &mut Session) -> Answer {
+    if !s.control_tls {
+        return Some(r(C::BAD_SEQUENCE, "PBSZ needs AUTH TLS first."));
+    }
+    s.pbsz = true;
+    Some(r(C::OK, "PBSZ=0"))
+}
+
+/// PROT (RFC 4217 section 9).
+pub(super) fn prot(s: &mut Session, level: ProtLevel) -> Answer {
+    if !s.control_tls {
+        return Some(r(C::BAD_SEQUENCE, "PROT needs AUTH TLS first."));
+    }
+    Some(match level {
+        ProtLevel::Private => {
+            s.prot_private = true;
+            r(C::OK, "Protection level set to Private.")
+        }
+        ProtLevel::Clear if tls_required(s) => {
+            r(C::POLICY_DENIED, "Policy requires protected data connections (PROT P).")
+        }
+        ProtLevel::Clear => {
+            s.prot_private = false;
+            r(C::OK, "Protection level set to Clear.")
+        }
+        _ => r(ReplyCodeExt::PROT_LEVEL_NOT_SUPPORTED, "Only PROT C and PROT P are supported."),
+    })
+}
+
+/// CCC (RFC 4217 section 12.3): refused; a clear control channel after AUTH would expose commands
+/// again.
+pub(super) fn ccc(s: &mut Session) -> Answer {
+    if !s.control_tls {
+        return Some(r(C::BAD_SEQUENCE, "Not using TLS."));
+    }
+    Some(r(C::POLICY_DENIED, "CCC refused by policy: the control connection stays protected."))
+}
+
+struct ReplyCodeExt;
+impl ReplyCodeExt {
+    /// RFC 2228: requested PROT level not supported by mechanism.
+    const PROT_LEVEL_NOT_SUPPORTED: C = C(536);
 }

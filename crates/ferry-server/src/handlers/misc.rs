@@ -20,6 +20,11 @@ pub(super) fn feat(s: &mut Session) -> Answer {
         .map(|x| x.to_string())
         .collect();
     lines.insert(4, s.facts.feat_line());
+    if s.tls.is_some() && s.shared.config.tls.effective_policy() != crate::tls::TlsPolicy::Off {
+        lines.insert(0, "AUTH TLS".into());
+        lines.insert(5, "PBSZ".into());
+        lines.insert(6, "PROT".into());
+    }
     Some(Reply::multi(C::SYSTEM_STATUS, "Extensions supported:", lines, "End"))
 }
 

@@ -158,10 +158,24 @@ pub(super) fn start(
     verb: &'static str,
     path: String,
 ) -> Answer {
+    if s.data.is_none() {
+        return Some(replies::no_data_setup());
+    }
+    if super::auth::tls_required(s) && !s.prot_private {
+        return Some(r(C::PROT_NOT_SUPPORTED, "Data connections must be protected: send PBSZ 0 and PROT P."));
+    }
     let Some(setup) = s.data.take() else {
         return Some(replies::no_data_setup());
     };
     let config = &s.shared.config;
+    let tls = match (&s.tls, s.prot_private) {
+        (Some(c), true) => Some(transfer::DataTls {
+            config: c.data.clone(),
+            require_reuse: !config.tls.allow_data_without_reuse_unsafe,
+            timeout: std::time::Duration::from_secs(config.tls.handshake_timeout_secs),
+        }),
+        _ => None,
+    };
     let plan = DataPlan {
         setup,
         control_peer: s.peer.ip(),
@@ -173,7 +187,7 @@ pub(super) fn start(
     let (tx, rx) = mpsc::channel(4);
     let cancel = CancellationToken::new();
     let progress = Arc::new(AtomicU64::new(0));
-    tokio::spawn(transfer::run(plan, job, progress.clone(), cancel.clone(), tx));
+    tokio::spawn(transfer::run(plan, tls, job, progress.clone(), cancel.clone(), tx));
     s.transfer = Some(Running {
         events: rx,
         cancel,

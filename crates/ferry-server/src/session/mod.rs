@@ -17,7 +17,6 @@ use ferry_proto::line::{LineEvent, LineSplitter};
 use ferry_proto::listing::Facts;
 use ferry_proto::{Command, Reply, ReplyCode, VirtualPath};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
@@ -28,6 +27,7 @@ use crate::datachan::DataSetup;
 use crate::replies;
 use crate::server::Shared;
 use crate::storage::Storage;
+use crate::tls::Io;
 use crate::transfer::{Outcome, TransferError, TransferEvent};
 
 /// Commands that may wait behind a running transfer.
@@ -38,6 +38,8 @@ const MAX_QUEUED: usize = 32;
 pub(crate) enum Flow {
     Continue,
     Close,
+    /// AUTH TLS was accepted: flush the 234, then hand the connection to TLS.
+    StartTls,
 }
 
 /// Login progress.
@@ -85,21 +87,41 @@ pub(crate) struct Session {
     pub transfer: Option<Running>,
     pub quit_pending: bool,
     pub connected_at: Instant,
+    /// This session's TLS configuration (its own session cache), when TLS is configured.
+    pub tls: Option<crate::tls::SessionTls>,
+    /// Whether the control connection is protected.
+    pub control_tls: bool,
+    /// Whether PBSZ was sent (RFC 4217 section 8).
+    pub pbsz: bool,
+    /// Whether data connections are protected (PROT P).
+    pub prot_private: bool,
     /// Replies waiting to be written, in one write.
     out: Vec<u8>,
 }
 
-/// Runs a session to its end.
-pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Runs a session to its end. `implicit`: the listener is implicit FTPS (TLS before the greeting).
+pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit: bool) {
     let local = match stream.local_addr() {
         Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
         Err(_) => return,
     };
-    let (reader, writer) = stream.into_split();
-    let mut s = Session::new(shared, peer, local);
-    tracing::debug!("connected");
+    let tls = shared.tls.as_ref().map(|t| t.session_configs());
+    let mut s = Session::new(shared, peer, local, tls);
+    tracing::debug!(implicit, "connected");
+    let mut io: Box<dyn Io> = Box::new(stream);
+    if implicit {
+        io = match s.tls_accept(io).await {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::debug!(error = %e, "implicit TLS handshake failed");
+                return;
+            }
+        };
+        // Implicit FTPS protects data connections from the start.
+        s.prot_private = true;
+    }
     s.reply(Reply::new(ReplyCode::SERVICE_READY, s.shared.config.banner.clone()));
-    let result = s.main_loop(reader, writer).await;
+    let result = s.main_loop(io).await;
     if let Some(t) = s.transfer.take() {
         // The control connection is gone: stop the transfer (an upload is abandoned safely).
         t.cancel.cancel();
@@ -111,7 +133,7 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, peer: SocketAddr, local: SocketAddr) -> Self {
+    fn new(shared: Arc<Shared>, peer: SocketAddr, local: SocketAddr, tls: Option<crate::tls::SessionTls>) -> Self {
         Self {
             shared,
             peer,
@@ -130,8 +152,29 @@ impl Session {
             transfer: None,
             quit_pending: false,
             connected_at: Instant::now(),
+            tls,
+            control_tls: false,
+            pbsz: false,
+            prot_private: false,
             out: Vec::new(),
         }
+    }
+
+    /// Runs the server side of a TLS handshake on the control connection.
+    async fn tls_accept(&mut self, io: Box<dyn Io>) -> std::io::Result<Box<dyn Io>> {
+        let config = self
+            .tls
+            .as_ref()
+            .map(|t| t.control.clone())
+            .ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
+        let timeout = std::time::Duration::from_secs(self.shared.config.tls.handshake_timeout_secs);
+        let accept = tokio_rustls::TlsAcceptor::from(config).accept(io);
+        let stream = tokio::time::timeout(timeout, accept)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        self.control_tls = true;
+        tracing::debug!(version = ?stream.get_ref().1.protocol_version(), "control connection protected");
+        Ok(Box::new(stream))
     }
 
     /// Queues a reply; it is written before the session next waits.
@@ -141,11 +184,14 @@ impl Session {
     }
 
     /// Back to the just-connected state (REIN).
+    /// The control connection's protection stays: TLS cannot be undone (RFC 4217 section 13).
     pub fn reset(&mut self) {
         let shared = self.shared.clone();
         let (peer, local) = (self.peer, self.local);
         let out = std::mem::take(&mut self.out);
-        *self = Self::new(shared, peer, local);
+        let (tls, control_tls) = (self.tls.take(), self.control_tls);
+        *self = Self::new(shared, peer, local, tls);
+        self.control_tls = control_tls;
         self.out = out;
     }
 
@@ -158,7 +204,7 @@ impl Session {
         }
     }
 
-    async fn main_loop(&mut self, mut reader: OwnedReadHalf, mut writer: OwnedWriteHalf) -> std::io::Result<()> {
+    async fn main_loop(&mut self, mut io: Box<dyn Io>) -> std::io::Result<()> {
         let mut splitter = LineSplitter::new(self.shared.config.limits.max_line);
         let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
         let mut buf = vec![0u8; 4096];
@@ -167,18 +213,21 @@ impl Session {
             // Serve queued commands while no transfer runs.
             while self.transfer.is_none() {
                 let Some(line) = queue.pop_front() else { break };
-                if self.handle_line(&line).await == Flow::Close {
-                    return self.flush_and_close(&mut writer).await;
+                let flow = self.handle_line(&line).await;
+                match self.after(flow, io, &mut splitter, &mut queue).await? {
+                    Some(next) => io = next,
+                    None => return Ok(()),
                 }
             }
             if !self.out.is_empty() {
-                writer.write_all(&self.out).await?;
+                io.write_all(&self.out).await?;
+                io.flush().await?;
                 self.out.clear();
             }
             let deadline = self.deadline();
             let transfer_running = self.transfer.is_some();
             tokio::select! {
-                n = reader.read(&mut buf) => {
+                n = io.read(&mut buf) => {
                     let n = n?;
                     if n == 0 {
                         return Ok(());
@@ -199,39 +248,79 @@ impl Session {
                             if !(immediate && self.transfer.is_some()) {
                                 if queue.len() >= MAX_QUEUED {
                                     self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Too many commands queued."));
-                                    return self.flush_and_close(&mut writer).await;
+                                    return self.flush_and_close(&mut io).await;
                                 }
                                 queue.push_back(line);
                                 continue;
                             }
                         }
-                        if self.handle_line(&line).await == Flow::Close {
-                            return self.flush_and_close(&mut writer).await;
+                        let flow = self.handle_line(&line).await;
+                        let starts_tls = flow == Flow::StartTls;
+                        match self.after(flow, io, &mut splitter, &mut queue).await? {
+                            Some(next) => io = next,
+                            None => return Ok(()),
+                        }
+                        if starts_tls {
+                            break;
                         }
                     }
                 }
                 event = recv_event(&mut self.transfer), if transfer_running => {
                     if self.transfer_event(event) == Flow::Close {
-                        return self.flush_and_close(&mut writer).await;
+                        return self.flush_and_close(&mut io).await;
                     }
                 }
                 () = tokio::time::sleep_until(deadline), if !transfer_running => {
                     let text = if self.login == Login::Done { "Timeout: closing control connection." } else { "Login timeout." };
                     self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, text));
-                    return self.flush_and_close(&mut writer).await;
+                    return self.flush_and_close(&mut io).await;
                 }
                 () = shutdown.cancelled(), if !transfer_running => {
                     self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down."));
-                    return self.flush_and_close(&mut writer).await;
+                    return self.flush_and_close(&mut io).await;
                 }
             }
         }
     }
 
-    async fn flush_and_close(&mut self, writer: &mut OwnedWriteHalf) -> std::io::Result<()> {
-        writer.write_all(&self.out).await?;
+    /// Acts on a command's flow: `None` when the session is over, else the (possibly now
+    /// TLS-wrapped) connection.
+    async fn after(
+        &mut self,
+        flow: Flow,
+        mut io: Box<dyn Io>,
+        splitter: &mut LineSplitter,
+        queue: &mut VecDeque<Vec<u8>>,
+    ) -> std::io::Result<Option<Box<dyn Io>>> {
+        match flow {
+            Flow::Continue => Ok(Some(io)),
+            Flow::Close => {
+                self.flush_and_close(&mut io).await?;
+                Ok(None)
+            }
+            Flow::StartTls => {
+                io.write_all(&self.out).await?;
+                io.flush().await?;
+                self.out.clear();
+                // Anything the client pipelined after AUTH in clear text is dropped: it must not be
+                // taken as if it had come over TLS.
+                *splitter = LineSplitter::new(self.shared.config.limits.max_line);
+                queue.clear();
+                match self.tls_accept(io).await {
+                    Ok(io) => Ok(Some(io)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush_and_close(&mut self, io: &mut Box<dyn Io>) -> std::io::Result<()> {
+        io.write_all(&self.out).await?;
         self.out.clear();
-        writer.shutdown().await
+        io.shutdown().await
     }
 
     async fn handle_line(&mut self, line: &[u8]) -> Flow {
@@ -301,6 +390,11 @@ impl Session {
                     TransferError::Connect(_) => replies::cant_open_data(),
                     TransferError::Aborted | TransferError::Data(_) => replies::transfer_aborted(),
                     TransferError::Storage(se) => replies::storage_error(se, &t.path),
+                    TransferError::Tls(why) if why.contains("reuse") => Reply::new(
+                        ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED,
+                        "Data connection refused: it must resume the control connection's TLS session (enable TLS session reuse in your client).",
+                    ),
+                    TransferError::Tls(_) => Reply::new(ReplyCode::CANT_OPEN_DATA, "TLS handshake on the data connection failed."),
                 };
                 self.reply(reply);
             }
