@@ -13,9 +13,9 @@ use ferry_proto::listing::MlsxRole;
 use ferry_proto::reply::ReplyParser;
 use ferry_proto::{Command, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::tls::{Io, TlsMode};
 use crate::trace::Trace;
 
 pub use ferry_proto::listing::parse::ParsedEntry as RemoteEntry;
@@ -47,6 +47,10 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Where to trace the session, if anywhere.
     pub trace: Option<Arc<Trace>>,
+    /// FTPS: off, explicit (AUTH TLS) or implicit.
+    pub tls: TlsMode,
+    /// The TLS configuration (shared by control and data connections, for session resumption).
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Client errors; [`ClientError::exit_code`] maps them to the `ferry` exit codes.
@@ -93,6 +97,9 @@ pub enum ClientError {
     /// A local file operation failed.
     #[error("{0}")]
     Local(io::Error),
+    /// TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A transfer did not produce the expected result.
     #[error("verification failed: {0}")]
     Verify(String),
@@ -102,7 +109,7 @@ impl ClientError {
     /// The process exit code for this error (documented in the README).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Connect { .. } | Self::Io(_) => 3,
+            Self::Connect { .. } | Self::Io(_) | Self::Tls(_) => 3,
             Self::Login(_) => 4,
             Self::NotFound { .. } => 5,
             Self::Data(_) | Self::Verify(_) | Self::Local(_) => 6,
@@ -127,8 +134,7 @@ pub enum StoreHow {
 
 /// A logged-in control connection.
 pub struct Client {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    stream: Box<dyn Io>,
     parser: ReplyParser,
     buf: Vec<u8>,
     peer: SocketAddr,
@@ -140,6 +146,8 @@ pub struct Client {
     timeout: Duration,
     trace: Option<Arc<Trace>>,
     ascii: bool,
+    /// TLS for data connections (PROT P), with the name the certificate was checked against.
+    data_tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -174,10 +182,26 @@ impl Client {
         if let Some(t) = &opts.trace {
             t.control_open(local, peer);
         }
-        let (reader, writer) = stream.into_split();
+        let tls = match opts.tls {
+            TlsMode::Off => None,
+            _ => {
+                let base = opts.tls_config.clone().ok_or_else(|| ClientError::Tls("no TLS configuration".into()))?;
+                // A session store of this connection's own: its data connections resume its
+                // session, never one of another control connection to the same server (which
+                // that server would refuse).
+                let mut config = (*base).clone();
+                config.resumption = rustls::client::Resumption::in_memory_sessions(32);
+                let config = Arc::new(config);
+                let name = crate::tls::server_name(&opts.host).map_err(ClientError::Tls)?;
+                Some((tokio_rustls::TlsConnector::from(config), name))
+            }
+        };
+        let mut io: Box<dyn Io> = Box::new(stream);
+        if opts.tls == TlsMode::Implicit {
+            io = handshake(io, tls.as_ref(), opts.timeout).await?;
+        }
         let mut c = Self {
-            reader,
-            writer,
+            stream: io,
             parser: ReplyParser::new(),
             buf: vec![0; 8192],
             peer,
@@ -189,10 +213,20 @@ impl Client {
             timeout: opts.timeout,
             trace: opts.trace.clone(),
             ascii: false,
+            data_tls: None,
         };
         let greeting = c.read_reply().await?;
         if greeting.code.0 != 220 {
             return Err(ClientError::Protocol(format!("greeting {} {}", greeting.code, greeting.text())));
+        }
+        if opts.tls == TlsMode::Explicit {
+            let r = c.command(Command::Auth("TLS".into())).await?;
+            if r.code.0 != 234 {
+                return Err(ClientError::Tls(format!("the server refused AUTH TLS: {} {}", r.code, r.text())));
+            }
+            let plain =
+                std::mem::replace(&mut c.stream, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
+            c.stream = handshake(plain, tls.as_ref(), opts.timeout).await?;
         }
         let r = c.command(Command::User(opts.user.clone())).await?;
         let r = if r.code.0 == 331 { c.command(Command::Pass(Password(opts.password.clone()))).await? } else { r };
@@ -203,6 +237,11 @@ impl Client {
         if feat.code.0 == 211 {
             c.features = feat.lines.iter().skip(1).map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
             c.features.pop_if(|l| l.eq_ignore_ascii_case("end"));
+        }
+        if opts.tls != TlsMode::Off {
+            c.expect(Command::Pbsz(0), 200).await?;
+            c.expect(Command::Prot(ferry_proto::command::ProtLevel::Private), 200).await?;
+            c.data_tls = tls;
         }
         if c.has_feature("UTF8") {
             let _ = c.command(Command::Opts(ferry_proto::command::OptsCommand::Utf8(true))).await?;
@@ -253,7 +292,8 @@ impl Client {
             t.sent(cmd);
         }
         let line = format!("{cmd}\r\n");
-        self.writer.write_all(line.as_bytes()).await.map_err(ClientError::Io)
+        self.stream.write_all(line.as_bytes()).await.map_err(ClientError::Io)?;
+        self.stream.flush().await.map_err(ClientError::Io)
     }
 
     async fn read_reply(&mut self) -> Result<Reply> {
@@ -268,7 +308,7 @@ impl Client {
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(e.to_string())),
             }
-            let n = match tokio::time::timeout(self.timeout, self.reader.read(&mut self.buf)).await {
+            let n = match tokio::time::timeout(self.timeout, self.stream.read(&mut self.buf)).await {
                 Ok(Ok(0)) => {
                     return Err(ClientError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -478,7 +518,7 @@ impl Client {
         Ok(got)
     }
 
-    async fn timed_read(&self, data: &mut TcpStream, buf: &mut [u8]) -> Result<usize> {
+    async fn timed_read(&self, data: &mut Box<dyn Io>, buf: &mut [u8]) -> Result<usize> {
         match tokio::time::timeout(self.timeout, data.read(buf)).await {
             Ok(r) => r.map_err(ClientError::Data),
             Err(_) => Err(ClientError::Data(io::ErrorKind::TimedOut.into())),
@@ -570,6 +610,17 @@ impl Client {
             progress(n as u64);
         }
         data.shutdown().await.map_err(ClientError::Data)?;
+        // Read the server's side of the close (and, over TLS, the session ticket it may send,
+        // which the next data connection resumes with).
+        let mut sink = [0u8; 512];
+        let _ = tokio::time::timeout(self.timeout, async {
+            while let Ok(n) = data.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
         drop(data);
         if let Some(t) = &self.trace {
             t.data_close(total, started.elapsed(), "client");
@@ -590,7 +641,7 @@ impl Client {
 
     /// Sets up a data connection, sends `cmd`, and returns the open data connection with the 1xx
     /// reply.
-    pub async fn open_transfer(&mut self, cmd: Command, path: &str) -> Result<(TcpStream, Reply)> {
+    pub async fn open_transfer(&mut self, cmd: Command, path: &str) -> Result<(Box<dyn Io>, Reply)> {
         let pending = self.prepare_data().await?;
         let shown = masked(&cmd);
         let r = self.command(cmd).await?;
@@ -621,6 +672,17 @@ impl Client {
                     t.data_open(s.local_addr().map_err(ClientError::Data)?, from, "active");
                 }
                 s
+            }
+        };
+        // Protected data: the handshake starts after the 1xx reply and resumes the control
+        // connection's TLS session (the same client configuration holds its tickets).
+        let stream: Box<dyn Io> = match &self.data_tls {
+            None => Box::new(stream),
+            Some(_) => {
+                handshake(Box::new(stream), self.data_tls.as_ref(), self.timeout).await.map_err(|e| match e {
+                    ClientError::Tls(t) => ClientError::Data(io::Error::other(format!("data connection TLS: {t}"))),
+                    other => other,
+                })?
             }
         };
         Ok((stream, r))
@@ -723,6 +785,19 @@ impl Client {
     /// QUIT, ignoring errors.
     pub async fn quit(mut self) {
         let _ = self.command(Command::Quit).await;
+    }
+}
+
+async fn handshake(
+    io: Box<dyn Io>,
+    tls: Option<&(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    timeout: Duration,
+) -> Result<Box<dyn Io>> {
+    let (connector, name) = tls.ok_or_else(|| ClientError::Tls("no TLS configuration".into()))?;
+    match tokio::time::timeout(timeout, connector.connect(name.clone(), io)).await {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => Err(ClientError::Tls(e.to_string())),
+        Err(_) => Err(ClientError::Tls("handshake timed out".into())),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod netrc;
+pub mod tls;
 pub mod trace;
 pub mod url;
 

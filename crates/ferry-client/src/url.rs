@@ -15,6 +15,8 @@ pub struct FtpUrl {
     pub password: Option<String>,
     /// Path, percent-decoded; `/` when absent. A trailing `/` marks a directory.
     pub path: String,
+    /// `ftps://`: implicit TLS (default port 990).
+    pub implicit_tls: bool,
 }
 
 impl fmt::Debug for FtpUrl {
@@ -54,9 +56,13 @@ fn decode(s: &str) -> Result<String, UrlError> {
 impl FtpUrl {
     /// Parses an `ftp://` URL.
     pub fn parse(s: &str) -> Result<Self, UrlError> {
-        let rest = s
-            .strip_prefix("ftp://")
-            .ok_or_else(|| UrlError(format!("{s:?}: expected ftp://[user[:password]@]host[:port]/path")))?;
+        let (rest, implicit_tls) = match (s.strip_prefix("ftp://"), s.strip_prefix("ftps://")) {
+            (Some(r), _) => (r, false),
+            (_, Some(r)) => (r, true),
+            _ => {
+                return Err(UrlError(format!("{s:?}: expected ftp://[user[:password]@]host[:port]/path (or ftps://)")))
+            }
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -91,12 +97,13 @@ impl FtpUrl {
             return Err(UrlError(format!("{s:?}: no host")));
         }
         let port = match port {
+            None | Some("") if implicit_tls => 990,
             None | Some("") => 21,
             Some(p) => p.parse().map_err(|_| UrlError(format!("{p:?} is not a port number")))?,
         };
         // ";type=i" / ";type=a" (RFC 1738) is accepted and dropped.
         let path = path.split(";type=").next().unwrap_or("/");
-        Ok(Self { host, port, user, password, path: decode(path)? })
+        Ok(Self { host, port, user, password, path: decode(path)?, implicit_tls })
     }
 
     /// `host:port` for connecting (brackets around IPv6).
@@ -121,7 +128,7 @@ impl FtpUrl {
 
 impl fmt::Display for FtpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ftp://")?;
+        write!(f, "{}", if self.implicit_tls { "ftps://" } else { "ftp://" })?;
         if let Some(u) = &self.user {
             write!(f, "{u}@")?;
         }
@@ -146,6 +153,9 @@ mod tests {
         let u = FtpUrl::parse("ftp://host").unwrap();
         assert_eq!((u.port, u.path.as_str(), u.user), (21, "/", None));
         assert_eq!(FtpUrl::parse("ftp://h/f;type=i").unwrap().path, "/f");
+        let s = FtpUrl::parse("ftps://h/x").unwrap();
+        assert!(s.implicit_tls && s.port == 990);
+        assert!(!FtpUrl::parse("ftp://h/x").unwrap().implicit_tls);
         assert!(!format!("{:?}", FtpUrl::parse("ftp://a:secret@h/").unwrap()).contains("secret"));
         for bad in ["http://h/", "ftp:///x", "ftp://h:99999/", "ftp://[::1/", "ftp://h/%zz"] {
             assert!(FtpUrl::parse(bad).is_err(), "{bad}");

@@ -70,7 +70,7 @@ pub struct ServeArgs {
     tls_key: Option<PathBuf>,
     /// TLS policy on the explicit listeners: off, optional (default with a certificate), required.
     #[arg(long, value_name = "POLICY")]
-    tls: Option<String>,
+    tls_policy: Option<String>,
     /// Implicit-FTPS listen address (repeatable; conventionally port 990).
     #[arg(long = "implicit-tls-listen", value_name = "ADDR:PORT")]
     implicit_tls_listen: Vec<SocketAddr>,
@@ -125,12 +125,12 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
     if let Some(k) = &args.tls_key {
         config.tls.key = Some(k.clone());
     }
-    if let Some(p) = &args.tls {
+    if let Some(p) = &args.tls_policy {
         config.tls.policy = Some(match p.as_str() {
             "off" => TlsPolicy::Off,
             "optional" => TlsPolicy::Optional,
             "required" => TlsPolicy::Required,
-            other => bail!("--tls {other:?}: expected off, optional or required"),
+            other => bail!("--tls-policy {other:?}: expected off, optional or required"),
         });
     }
     if !args.implicit_tls_listen.is_empty() {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
+use ferry_client::tls::TlsMode;
 use ferry_client::trace::{Trace, TraceFormat};
 use ferry_client::{Client, ConnectOptions, DataMode, FtpUrl};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,6 +34,16 @@ pub struct Common {
     /// Seconds to wait for the server before giving up.
     #[arg(long, global = true, default_value_t = 30)]
     pub timeout: u64,
+    /// Explicit FTPS: AUTH TLS, then protected data connections; fail if the server refuses.
+    /// (`ftps://` URLs use implicit FTPS.)
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// Trust this CA certificate (PEM) besides the system roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Do not verify the server's certificate (dangerous: anyone in the middle can read everything).
+    #[arg(long, global = true)]
+    pub insecure: bool,
 }
 
 /// Client subcommands.
@@ -143,6 +154,9 @@ pub enum ClientCmd {
 pub struct Ctx {
     pub common: Common,
     pub trace: Option<Arc<Trace>>,
+    /// One TLS configuration for every connection of this command, so that data connections (and
+    /// parallel connections) can resume sessions.
+    tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Ctx {
@@ -153,7 +167,8 @@ impl Ctx {
             Some("json") => Some(Arc::new(Trace::new(TraceFormat::Json, Box::new(std::io::stderr())))),
             Some(other) => bail!("--trace={other}: expected text or json"),
         };
-        Ok(Self { common, trace })
+        let tls_config = Some(ferry_client::tls::client_config(common.cacert.as_deref(), common.insecure)?);
+        Ok(Self { common, trace, tls_config })
     }
 
     /// Whether to draw progress bars.
@@ -173,6 +188,14 @@ impl Ctx {
             mode: if self.common.active { DataMode::Active } else { DataMode::Passive },
             timeout: Duration::from_secs(self.common.timeout),
             trace: self.trace.clone(),
+            tls: if url.implicit_tls {
+                TlsMode::Implicit
+            } else if self.common.tls {
+                TlsMode::Explicit
+            } else {
+                TlsMode::Off
+            },
+            tls_config: self.tls_config.clone(),
         };
         let mut c = Client::connect(&opts).await?;
         if self.common.ascii {
