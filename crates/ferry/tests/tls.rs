@@ -1,0 +1,328 @@
+//! End-to-end FTPS (RFC 4217): policies, session reuse on data connections, implicit TLS,
+//! certificate reload, and the `ferry` client's --tls against `ferry serve`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{read_file, Ferry};
+use ferry_proto::reply::ReplyParser;
+use ferry_proto::Reply;
+
+/// Writes a self-signed pair with `ferry cert self-signed` and returns (dir, cert, key).
+fn make_cert() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let st = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["cert", "self-signed", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    (dir, cert, key)
+}
+
+fn start(cert: &Path, key: &Path, extra: &[&str]) -> Ferry {
+    let mut args = vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Ferry::start(&args)
+}
+
+fn client_config(cert: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn tls_wrap(sock: TcpStream, config: &Arc<rustls::ClientConfig>) -> Tls {
+    let conn = rustls::ClientConnection::new(config.clone(), "127.0.0.1".try_into().unwrap()).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    // Drive the handshake.
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock).unwrap();
+    }
+    s
+}
+
+/// A control connection that can be upgraded with AUTH TLS.
+struct Ctl {
+    plain: Option<TcpStream>,
+    tls: Option<Tls>,
+    parser: ReplyParser,
+}
+
+impl Ctl {
+    fn connect(f: &Ferry) -> Self {
+        let s = TcpStream::connect(f.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut c = Self { plain: Some(s), tls: None, parser: ReplyParser::new() };
+        assert_eq!(c.read().code.0, 220);
+        c
+    }
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match (&mut self.tls, &mut self.plain) {
+            (Some(t), _) => t,
+            (None, Some(p)) => p,
+            _ => unreachable!(),
+        }
+    }
+    fn read(&mut self) -> Reply {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(r) = self.parser.next_reply().unwrap() {
+                return r;
+            }
+            let n = self.io().read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed");
+            self.parser.feed(&buf[..n]);
+        }
+    }
+    fn ok(&mut self, line: &str, code: u16) -> Reply {
+        self.io().write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.io().flush().unwrap();
+        let r = self.read();
+        assert_eq!(r.code.0, code, "{line} -> {r:?}");
+        r
+    }
+    fn auth_tls(&mut self, config: &Arc<rustls::ClientConfig>) {
+        self.ok("AUTH TLS", 234);
+        let plain = self.plain.take().unwrap();
+        self.tls = Some(tls_wrap(plain, config));
+    }
+    fn epsv(&mut self) -> TcpStream {
+        let r = self.ok("EPSV", 229);
+        let port = ferry_proto::addr::parse_epsv_reply(&r.lines[0]).unwrap();
+        TcpStream::connect(("127.0.0.1", port)).unwrap()
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn ferry_cli(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).current_dir(cwd).output().unwrap()
+}
+
+#[test]
+fn feat_advertises_tls_and_protected_transfers_work() {
+    let (_d, cert, key) = make_cert();
+    let f = start(&cert, &key, &[]);
+    std::fs::write(f.path("secret.txt"), b"over tls").unwrap();
+    let config = client_config(&cert);
+    let mut c = Ctl::connect(&f);
+    let feat = c.ok("FEAT", 211);
+    for x in ["AUTH TLS", "PBSZ", "PROT"] {
+        assert!(feat.lines.iter().any(|l| l == x), "{x} in {feat:?}");
+    }
+    c.ok("PBSZ 0", 503);
+    c.auth_tls(&config);
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    c.ok("PBSZ 0", 200);
+    c.ok("PROT S", 536);
+    c.ok("PROT P", 200);
+    c.ok("CCC", 534);
+    // Same client configuration: the data handshake resumes the control session.
+    let data = c.epsv();
+    c.ok("RETR secret.txt", 150);
+    let mut d = tls_wrap(data, &config);
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert_eq!(got, b"over tls");
+    assert_eq!(d.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+    assert_eq!(c.read().code.0, 226);
+    // Optional policy: plain FTP still works.
+    let mut plain = f.login();
+    plain.ok("NOOP", 200);
+}
+
+#[test]
+fn a_data_connection_that_does_not_resume_the_session_is_refused() {
+    let (_d, cert, key) = make_cert();
+    let f = start(&cert, &key, &[]);
+    std::fs::write(f.path("secret.txt"), b"for the session owner").unwrap();
+    let mut c = Ctl::connect(&f);
+    c.auth_tls(&client_config(&cert));
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    c.ok("PBSZ 0", 200);
+    c.ok("PROT P", 200);
+    let data = c.epsv();
+    c.ok("RETR secret.txt", 150);
+    // A fresh configuration: a full handshake, as a thief who raced to the port would make.
+    let conn = rustls::ClientConnection::new(client_config(&cert), "127.0.0.1".try_into().unwrap()).unwrap();
+    let mut d = rustls::StreamOwned::new(conn, data);
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert!(got.is_empty(), "no data without session reuse");
+    let r = c.read();
+    assert_eq!(r.code.0, 522, "{r:?}");
+    assert!(r.lines[0].contains("resume"), "the reply names the fix: {r:?}");
+    c.ok("NOOP", 200);
+}
+
+#[test]
+fn required_policy() {
+    let (_d, cert, key) = make_cert();
+    let f = start(&cert, &key, &["--tls-policy", "required"]);
+    let mut plain = Ctl::connect(&f);
+    plain.ok("USER alice", 530);
+    let config = client_config(&cert);
+    let mut c = Ctl::connect(&f);
+    c.auth_tls(&config);
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    c.ok("PBSZ 0", 200);
+    c.ok("PROT C", 534);
+    let _d = c.epsv();
+    c.ok("LIST", 521);
+    c.ok("PROT P", 200);
+    let data = c.epsv();
+    c.ok("NLST", 150);
+    let mut d = tls_wrap(data, &config);
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert_eq!(c.read().code.0, 226);
+}
+
+#[test]
+fn per_user_tls_requirement() {
+    let (dir, cert, key) = make_cert();
+    let users = dir.path().join("users.toml");
+    let add = |name: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["user", "add", name, "--password-stdin", "--users"])
+            .arg(&users)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    add("bob");
+    let text = std::fs::read_to_string(&users).unwrap().replace("name = \"bob\"", "name = \"bob\"\ntls = \"required\"");
+    std::fs::write(&users, text).unwrap();
+    let f = start(&cert, &key, &["--users", users.to_str().unwrap()]);
+    let mut plain = Ctl::connect(&f);
+    plain.ok("USER bob", 331);
+    let r = plain.ok("PASS pw", 530);
+    assert!(r.lines[0].contains("TLS"), "{r:?}");
+    let mut c = Ctl::connect(&f);
+    c.auth_tls(&client_config(&cert));
+    c.ok("USER bob", 331);
+    c.ok("PASS pw", 230);
+    let _d = c.epsv();
+    c.ok("LIST", 521);
+}
+
+#[test]
+fn ferry_client_explicit_and_implicit() {
+    let (d, cert, key) = make_cert();
+    let f = start(&cert, &key, &["--tls-policy", "required"]);
+    let work = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    std::fs::write(work.path().join("up.bin"), &data).unwrap();
+    let ca = cert.to_str().unwrap();
+    let u = format!("ftp://alice:secret@{}", f.addr);
+    let out = ferry_cli(&["--tls", "--cacert", ca, "put", "up.bin", &format!("{u}/up.bin")], work.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_file(&f.path("up.bin")), data);
+    let out = ferry_cli(
+        &["--tls", "--cacert", ca, "get", "--segments", "3", &format!("{u}/up.bin"), "back.bin"],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_file(&work.path().join("back.bin")), data);
+    // Without --tls the server refuses the login; without the CA the client refuses the server.
+    assert_eq!(ferry_cli(&["ls", &format!("{u}/")], work.path()).status.code(), Some(4));
+    assert_eq!(ferry_cli(&["--tls", "ls", &format!("{u}/")], work.path()).status.code(), Some(3));
+    drop(d);
+}
+
+#[test]
+fn implicit_listener_and_sighup_reload() {
+    let (_d, cert, key) = make_cert();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("f"), b"implicit").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--implicit-tls-listen",
+            "127.0.0.1:0",
+            "--user",
+            "alice:secret",
+            "--root",
+        ])
+        .arg(&root)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let implicit: std::net::SocketAddr = loop {
+        let l = lines.next().unwrap().unwrap();
+        if let Some(a) = l.strip_prefix("listening (implicit FTPS) on ") {
+            break a.parse().unwrap();
+        }
+    };
+    let fingerprint = |config: &Arc<rustls::ClientConfig>| {
+        let sock = TcpStream::connect(implicit).unwrap();
+        let mut s = tls_wrap(sock, config);
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"220"), "greeting over TLS");
+        s.conn.peer_certificates().unwrap()[0].as_ref().to_vec()
+    };
+    let first = fingerprint(&client_config(&cert));
+    let work = tempfile::tempdir().unwrap();
+    let out = ferry_cli(
+        &["--cacert", cert.to_str().unwrap(), "get", &format!("ftps://alice:secret@{implicit}/f"), "f"],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_file(&work.path().join("f")), b"implicit");
+    // Replace the pair on disk, SIGHUP, and new connections see the new certificate.
+    let (_d2, cert2, key2) = make_cert();
+    std::fs::copy(&cert2, &cert).unwrap();
+    std::fs::copy(&key2, &key).unwrap();
+    let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+    let mut second = first.clone();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        second = fingerprint(&client_config(&cert2));
+        if second != first {
+            break;
+        }
+    }
+    assert_ne!(first, second, "the reloaded certificate is served");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(child.wait().unwrap().success());
+}
