@@ -195,6 +195,15 @@ pub struct Limits {
     pub shutdown_grace_secs: u64,
     /// The longest command line accepted, in bytes.
     pub max_line: usize,
+    /// The longest delay before answering a failed login (the delay doubles with each failure
+    /// from the same address), in milliseconds.
+    pub max_failed_login_delay_ms: u64,
+    /// Failed logins from one address (within `failure_window_secs`) before it is banned; 0 never.
+    pub ban_after_failures: u32,
+    /// How long a ban lasts, in seconds.
+    pub ban_secs: u64,
+    /// The window in which failures from one address are counted, in seconds.
+    pub failure_window_secs: u64,
 }
 
 impl Default for Limits {
@@ -209,6 +218,10 @@ impl Default for Limits {
             failed_login_delay_ms: 1000,
             shutdown_grace_secs: 30,
             max_line: ferry_proto::line::DEFAULT_MAX_LINE,
+            max_failed_login_delay_ms: 10_000,
+            ban_after_failures: 10,
+            ban_secs: 900,
+            failure_window_secs: 900,
         }
     }
 }

@@ -57,8 +57,15 @@ pub async fn bind_passive(ip: IpAddr, range: Option<PortRange>) -> io::Result<Tc
 }
 
 /// Whether an address given by `PORT`/`EPRT` may be connected to.
-pub fn active_target_allowed(target: SocketAddr, control_peer: IpAddr, config: &Config) -> Result<(), &'static str> {
-    if target.ip().to_canonical() != control_peer.to_canonical() && !config.active.allow_third_party_unsafe {
+/// `account_fxp`: the account may use third-party addresses (FXP).
+pub fn active_target_allowed(
+    target: SocketAddr,
+    control_peer: IpAddr,
+    config: &Config,
+    account_fxp: bool,
+) -> Result<(), &'static str> {
+    let third_party_ok = config.active.allow_third_party_unsafe || account_fxp;
+    if target.ip().to_canonical() != control_peer.to_canonical() && !third_party_ok {
         return Err("Active data connections go only to the address the client connects from.");
     }
     if target.port() < 1024 && !config.active.allow_low_ports_unsafe {
@@ -164,9 +171,11 @@ mod tests {
     fn bounce_is_refused() {
         let c = Config::default();
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(active_target_allowed("127.0.0.1:5000".parse().unwrap(), peer, &c).is_ok());
-        assert!(active_target_allowed("127.0.0.2:5000".parse().unwrap(), peer, &c).is_err());
-        assert!(active_target_allowed("127.0.0.1:25".parse().unwrap(), peer, &c).is_err());
-        assert!(active_target_allowed("[::ffff:127.0.0.1]:5000".parse().unwrap(), peer, &c).is_ok());
+        assert!(active_target_allowed("127.0.0.1:5000".parse().unwrap(), peer, &c, false).is_ok());
+        assert!(active_target_allowed("127.0.0.2:5000".parse().unwrap(), peer, &c, false).is_err());
+        assert!(active_target_allowed("127.0.0.2:5000".parse().unwrap(), peer, &c, true).is_ok(), "FXP account");
+        assert!(active_target_allowed("127.0.0.2:25".parse().unwrap(), peer, &c, true).is_err());
+        assert!(active_target_allowed("127.0.0.1:25".parse().unwrap(), peer, &c, false).is_err());
+        assert!(active_target_allowed("[::ffff:127.0.0.1]:5000".parse().unwrap(), peer, &c, false).is_ok());
     }
 }

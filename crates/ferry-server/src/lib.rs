@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod datachan;
 mod handlers;
+pub mod limits;
 pub mod replies;
 mod server;
 mod session;

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub tls: Option<crate::tls::Tls>,
     /// Cancelled when the server stops: idle sessions close, transfers finish first.
     pub shutdown: CancellationToken,
+    /// Bans, account sessions, quota usage.
+    pub limit_state: Arc<crate::limits::LimitState>,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     next_id: AtomicU64,
@@ -42,6 +44,9 @@ impl Shared {
     /// Counts a new connection; `None` with the reason when a limit is reached.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
         let limits = &self.config.limits;
+        if self.limit_state.is_banned(ip) {
+            return Err("Too many failed logins from your address; try again later.");
+        }
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.total.load(Ordering::Relaxed) >= limits.max_sessions {
             return Err("Too many users connected; try again later.");
@@ -137,6 +142,7 @@ impl Server {
             auth,
             tls,
             shutdown: CancellationToken::new(),
+            limit_state: Arc::new(crate::limits::LimitState::default()),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::datachan::DataPlan;
+use crate::limits::Throttle;
 use crate::storage::{ReadHandle, StorageError, Upload};
 
 /// Copy buffer size for one transfer.
@@ -44,7 +45,20 @@ pub enum Job {
         ascii: bool,
         /// fsync before reporting success.
         fsync: bool,
+        /// The account's quota, when it has one.
+        quota: Option<QuotaGuard>,
     },
+}
+
+/// Quota bookkeeping for one upload.
+#[derive(Debug, Clone)]
+pub struct QuotaGuard {
+    /// The account's usage, updated when the upload commits.
+    pub usage: Arc<std::sync::Mutex<crate::limits::Usage>>,
+    /// Bytes this upload may write before it is refused (552) and undone.
+    pub cap: Option<u64>,
+    /// The file's length before the upload (`None`: a new file).
+    pub old_len: Option<u64>,
 }
 
 /// Why a transfer failed.
@@ -118,9 +132,11 @@ pub enum TransferEvent {
 }
 
 /// Runs one transfer to the end.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan: DataPlan,
     tls: Option<DataTls>,
+    rate: Option<u64>,
     job: Job,
     progress: Arc<AtomicU64>,
     cancel: CancellationToken,
@@ -143,14 +159,14 @@ pub async fn run(
     let _ = events.send(TransferEvent::Opened).await;
     let started = Instant::now();
     let result = match tls {
-        None => run_job(stream, job, &progress, &cancel, timeout).await,
+        None => run_job(stream, job, rate, &progress, &cancel, timeout).await,
         Some(tls) => {
             let accepted = tokio::select! {
                 r = accept_data_tls(stream, &tls) => r,
                 () = cancel.cancelled() => Err(TransferError::Aborted),
             };
             match accepted {
-                Ok(s) => run_job(s, job, &progress, &cancel, timeout).await,
+                Ok(s) => run_job(s, job, rate, &progress, &cancel, timeout).await,
                 Err(e) => {
                     abandon(job).await;
                     Err(e)
@@ -194,6 +210,7 @@ async fn accept_data_tls(
 async fn run_job<S: DataIo>(
     mut stream: S,
     job: Job,
+    rate: Option<u64>,
     progress: &AtomicU64,
     cancel: &CancellationToken,
     timeout: Duration,
@@ -201,7 +218,7 @@ async fn run_job<S: DataIo>(
     match job {
         Job::Send { source, ascii } => {
             let r = tokio::select! {
-                r = send(&mut stream, source, ascii, progress, timeout) => r,
+                r = send(&mut stream, source, ascii, rate, progress, timeout) => r,
                 () = cancel.cancelled() => Err(TransferError::Aborted),
             };
             finish_send(stream, r, timeout).await
@@ -215,9 +232,10 @@ async fn run_job<S: DataIo>(
             };
             finish_send(stream, r, timeout).await
         }
-        Job::Receive { mut upload, ascii, fsync } => {
+        Job::Receive { mut upload, ascii, fsync, quota } => {
+            let cap = quota.as_ref().and_then(|q| q.cap);
             let r = tokio::select! {
-                r = receive(&mut stream, &mut *upload, ascii, progress, timeout) => r,
+                r = receive(&mut stream, &mut *upload, ascii, rate, cap, progress, timeout) => r,
                 () = cancel.cancelled() => Err(TransferError::Aborted),
             };
             if r.is_ok() {
@@ -227,7 +245,20 @@ async fn run_job<S: DataIo>(
             }
             drop(stream);
             match r {
-                Ok(()) => upload.commit(fsync).await.map(|_| ()).map_err(TransferError::Storage),
+                Ok(()) => {
+                    let len = upload.commit(fsync).await.map_err(TransferError::Storage)?;
+                    if let Some(q) = quota {
+                        let mut u = q.usage.lock().unwrap_or_else(|p| p.into_inner());
+                        u.bytes = (u.bytes + len).saturating_sub(q.old_len.unwrap_or(0));
+                        u.files += u64::from(q.old_len.is_none());
+                    }
+                    Ok(())
+                }
+                Err(TransferError::Storage(StorageError::NoSpace)) => {
+                    // Over quota: undo the upload entirely, so nothing else is lost.
+                    upload.discard().await;
+                    Err(TransferError::Storage(StorageError::NoSpace))
+                }
                 Err(e) => {
                     upload.abort().await;
                     Err(e)
@@ -276,19 +307,21 @@ async fn send<S: DataIo>(
     stream: &mut S,
     source: ReadHandle,
     ascii: bool,
+    rate: Option<u64>,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<(), TransferError> {
+    let mut throttle = rate.map(Throttle::new);
     match source {
         ReadHandle::File(file) if !ascii && stream.plain_tcp().is_some() => {
             let file = file.into_std().await;
             match stream.plain_tcp() {
-                Some(tcp) => sendfile_all(tcp, &file, progress, timeout).await,
+                Some(tcp) => sendfile_all(tcp, &file, throttle.as_mut(), progress, timeout).await,
                 None => Ok(()),
             }
         }
-        ReadHandle::File(file) => copy_out(stream, file, ascii, progress, timeout).await,
-        ReadHandle::Stream(s) => copy_out(stream, s, ascii, progress, timeout).await,
+        ReadHandle::File(file) => copy_out(stream, file, ascii, throttle.as_mut(), progress, timeout).await,
+        ReadHandle::Stream(s) => copy_out(stream, s, ascii, throttle.as_mut(), progress, timeout).await,
     }
 }
 
@@ -296,15 +329,17 @@ async fn send<S: DataIo>(
 async fn sendfile_all(
     stream: &TcpStream,
     file: &std::fs::File,
+    mut throttle: Option<&mut Throttle>,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<(), TransferError> {
+    let chunk = throttle.as_ref().map(|t| t.chunk()).unwrap_or(SENDFILE_CHUNK);
     loop {
         let once = async {
             loop {
                 stream.writable().await?;
                 match stream.try_io(Interest::WRITABLE, || {
-                    rustix::fs::sendfile(stream, file, None, SENDFILE_CHUNK).map_err(io::Error::from)
+                    rustix::fs::sendfile(stream, file, None, chunk).map_err(io::Error::from)
                 }) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -326,6 +361,9 @@ async fn sendfile_all(
             return Ok(());
         }
         progress.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(t) = throttle.as_deref_mut() {
+            t.pace(n as u64).await;
+        }
     }
 }
 
@@ -333,10 +371,11 @@ async fn copy_out<S: DataIo>(
     stream: &mut S,
     mut source: impl AsyncRead + Unpin,
     ascii: bool,
+    mut throttle: Option<&mut Throttle>,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<(), TransferError> {
-    let mut buf = vec![0u8; BUF];
+    let mut buf = vec![0u8; throttle.as_ref().map(|t| t.chunk()).unwrap_or(BUF)];
     let mut conv = ascii::ToWire::new();
     let mut out = Vec::new();
     loop {
@@ -353,6 +392,9 @@ async fn copy_out<S: DataIo>(
             write_timed(stream, &buf[..n], timeout).await?;
             progress.fetch_add(n as u64, Ordering::Relaxed);
         }
+        if let Some(t) = throttle.as_deref_mut() {
+            t.pace(n as u64).await;
+        }
     }
 }
 
@@ -360,18 +402,29 @@ async fn receive<S: DataIo>(
     stream: &mut S,
     upload: &mut dyn Upload,
     ascii: bool,
+    rate: Option<u64>,
+    cap: Option<u64>,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<(), TransferError> {
-    let mut buf = vec![0u8; BUF];
+    let mut throttle = rate.map(Throttle::new);
+    let mut buf = vec![0u8; throttle.as_ref().map(|t| t.chunk()).unwrap_or(BUF)];
     let mut conv = ascii::FromWire::new();
     let mut out = Vec::new();
+    let mut total = 0u64;
     loop {
         let n = read_timed(stream, &mut buf, timeout).await.map_err(TransferError::Data)?;
         if n == 0 {
             break;
         }
+        total += n as u64;
+        if cap.is_some_and(|c| total > c) {
+            return Err(TransferError::Storage(StorageError::NoSpace));
+        }
         progress.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(t) = throttle.as_mut() {
+            t.pace(n as u64).await;
+        }
         let data = if ascii {
             out.clear();
             conv.convert(&buf[..n], &mut out);

@@ -79,6 +79,25 @@ pub struct User {
     /// Whether this account may log in only over TLS (and transfer only on protected data
     /// connections).
     pub tls_required: bool,
+    /// Per-account limits.
+    pub limits: AccountLimits,
+}
+
+/// Limits on one account (all off by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountLimits {
+    /// Sessions logged in at once.
+    pub max_sessions: Option<u32>,
+    /// Download rate, bytes per second, per transfer.
+    pub download_bps: Option<u64>,
+    /// Upload rate, bytes per second, per transfer.
+    pub upload_bps: Option<u64>,
+    /// Bytes the account's root may hold.
+    pub quota_bytes: Option<u64>,
+    /// Files the account's root may hold.
+    pub quota_files: Option<u64>,
+    /// Allow PORT/EPRT to third-party addresses (FXP) for this account.
+    pub allow_fxp: bool,
 }
 
 /// Why a login failed. The client is told only "Login incorrect".
@@ -124,6 +143,7 @@ struct Account {
     root: PathBuf,
     permissions: Permissions,
     tls_required: bool,
+    limits: AccountLimits,
 }
 
 impl fmt::Debug for Account {
@@ -153,7 +173,17 @@ impl UserDb {
 
     /// Adds an account with a password hash.
     pub fn add_hashed(&mut self, name: &str, hash: String, root: PathBuf, permissions: Permissions) {
-        self.accounts.insert(name.to_string(), Account { hash, root, permissions, tls_required: false });
+        self.accounts.insert(
+            name.to_string(),
+            Account { hash, root, permissions, tls_required: false, limits: AccountLimits::default() },
+        );
+    }
+
+    /// Sets an account's limits.
+    pub fn set_limits(&mut self, name: &str, limits: AccountLimits) {
+        if let Some(a) = self.accounts.get_mut(name) {
+            a.limits = limits;
+        }
     }
 
     /// Makes an account TLS-only.
@@ -215,6 +245,7 @@ impl Authenticator for UserDb {
                 permissions: Permissions::read_only(),
                 anonymous: true,
                 tls_required: false,
+                limits: AccountLimits::default(),
             });
         }
         let account = self.accounts.get(name).cloned();
@@ -230,6 +261,7 @@ impl Authenticator for UserDb {
                 permissions: a.permissions,
                 anonymous: false,
                 tls_required: a.tls_required,
+                limits: a.limits,
             }),
             _ => Err(AuthError::InvalidCredentials),
         }

@@ -33,6 +33,24 @@ pub struct UserRecord {
     /// connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsPolicy>,
+    /// Sessions logged in at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// Download rate limit, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_bps: Option<u64>,
+    /// Upload rate limit, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_bps: Option<u64>,
+    /// Quota: bytes under the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+    /// Quota: files under the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_files: Option<u64>,
+    /// Allow FXP (PORT/EPRT to another host) for this account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_fxp: bool,
 }
 
 /// The whole file.
@@ -144,7 +162,19 @@ impl UsersFile {
                     u.permissions = permissions;
                 }
             }
-            None => self.users.push(UserRecord { name: name.into(), password_hash, root, permissions, tls: None }),
+            None => self.users.push(UserRecord {
+                name: name.into(),
+                password_hash,
+                root,
+                permissions,
+                tls: None,
+                max_sessions: None,
+                download_bps: None,
+                upload_bps: None,
+                quota_bytes: None,
+                quota_files: None,
+                allow_fxp: false,
+            }),
         }
         Ok(())
     }
@@ -163,6 +193,17 @@ impl UsersFile {
             let perms = u.permissions.as_deref().map(Permissions::from_list).unwrap_or_else(Permissions::all);
             let root = u.root.clone().unwrap_or_else(|| default_root.to_path_buf());
             db.add_hashed(&u.name, u.password_hash.clone(), root, perms);
+            db.set_limits(
+                &u.name,
+                super::AccountLimits {
+                    max_sessions: u.max_sessions,
+                    download_bps: u.download_bps,
+                    upload_bps: u.upload_bps,
+                    quota_bytes: u.quota_bytes,
+                    quota_files: u.quota_files,
+                    allow_fxp: u.allow_fxp,
+                },
+            );
             if u.tls == Some(crate::tls::TlsPolicy::Required) {
                 db.require_tls(&u.name);
             }

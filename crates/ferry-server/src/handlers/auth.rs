@@ -1,7 +1,5 @@
 //! USER, PASS, ACCT, REIN, QUIT, HOST and the RFC 2228 security commands.
 
-use std::time::Duration;
-
 use ferry_proto::command::ProtLevel;
 use ferry_proto::{Reply, ReplyCode as C};
 
@@ -49,36 +47,53 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Flow {
             s.reply(r(C::NOT_LOGGED_IN, "This account requires TLS: send AUTH TLS first."));
             Flow::Continue
         }
-        Ok(user) => match s.shared.storage_for(&user) {
-            Ok(storage) => {
-                tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");
-                s.storage = Some(storage);
-                s.user = Some(user);
-                s.login = Login::Done;
-                s.reply(r(C::LOGGED_IN, "Login successful."));
-                Flow::Continue
-            }
-            Err(e) => {
-                tracing::error!(user = %user.name, root = %user.root.display(), error = %e, "cannot open the user's root");
+        Ok(user) => {
+            let limits = s.shared.limit_state.clone();
+            let Some(slot) = limits.claim_account(&user.name, user.limits.max_sessions) else {
+                tracing::warn!(user = %user.name, "login refused: too many sessions for the account");
                 s.login = Login::Fresh;
-                s.reply(r(C::NOT_LOGGED_IN, "Home directory unavailable."));
-                Flow::Continue
+                s.reply(r(C::NOT_LOGGED_IN, "Too many sessions for this account; try again later."));
+                return Flow::Continue;
+            };
+            match s.shared.storage_for(&user) {
+                Ok(storage) => {
+                    limits.login_succeeded(s.peer.ip());
+                    if user.limits.quota_bytes.is_some() || user.limits.quota_files.is_some() {
+                        s.usage = Some(limits.usage(&user.name, &user.root).await);
+                    }
+                    tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");
+                    s.account_slot = Some(slot);
+                    s.storage = Some(storage);
+                    s.user = Some(user);
+                    s.login = Login::Done;
+                    s.reply(r(C::LOGGED_IN, "Login successful."));
+                    Flow::Continue
+                }
+                Err(e) => {
+                    tracing::error!(user = %user.name, root = %user.root.display(), error = %e, "cannot open the user's root");
+                    s.login = Login::Fresh;
+                    s.reply(r(C::NOT_LOGGED_IN, "Home directory unavailable."));
+                    Flow::Continue
+                }
             }
-        },
+        }
         Err(e) => {
             s.failed_logins += 1;
             s.login = Login::Fresh;
             tracing::warn!(user = %name, failures = s.failed_logins, reason = %e, "failed login");
             let limits = &s.shared.config.limits;
-            let delay = Duration::from_millis(limits.failed_login_delay_ms);
+            let verdict = s.shared.limit_state.login_failed(s.peer.ip(), limits);
             let max = limits.max_login_failures;
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(verdict.delay).await;
+            s.reply(replies::login_incorrect());
+            if verdict.banned {
+                s.reply(r(C::SERVICE_NOT_AVAILABLE, "Too many failed logins from your address; closing connection."));
+                return Flow::Close;
+            }
             if s.failed_logins >= max {
-                s.reply(replies::login_incorrect());
                 s.reply(r(C::SERVICE_NOT_AVAILABLE, "Too many failed logins; closing connection."));
                 return Flow::Close;
             }
-            s.reply(replies::login_incorrect());
             Flow::Continue
         }
     }

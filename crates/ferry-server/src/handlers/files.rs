@@ -15,8 +15,19 @@ pub(super) async fn dele(s: &mut Session, arg: &str) -> Answer {
     tri!(s.require(Permission::Delete));
     let path = tri!(s.resolve(arg));
     let store = tri!(s.store());
+    let size = match &s.usage {
+        Some(_) => store.symlink_metadata(&path).await.ok().map(|m| m.size),
+        None => None,
+    };
     Some(match store.remove_file(&path).await {
-        Ok(()) => r(C::FILE_ACTION_OK, "File deleted."),
+        Ok(()) => {
+            if let (Some(usage), Some(size)) = (&s.usage, size) {
+                let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
+                u.bytes = u.bytes.saturating_sub(size);
+                u.files = u.files.saturating_sub(1);
+            }
+            r(C::FILE_ACTION_OK, "File deleted.")
+        }
         Err(e) => replies::storage_error(&e, arg),
     })
 }

@@ -24,7 +24,8 @@ fn active(s: &mut Session, target: SocketAddr, verb: &str) -> Answer {
     if s.epsv_all {
         return Some(replies::epsv_all_in_effect());
     }
-    if let Err(why) = datachan::active_target_allowed(target, s.peer.ip(), &s.shared.config) {
+    let fxp = s.user.as_ref().is_some_and(|u| u.limits.allow_fxp);
+    if let Err(why) = datachan::active_target_allowed(target, s.peer.ip(), &s.shared.config, fxp) {
         tracing::warn!(%target, "refused {verb} target");
         return Some(r(C::PARAM_NOT_IMPLEMENTED, why));
     }
@@ -187,7 +188,12 @@ pub(super) fn start(
     let (tx, rx) = mpsc::channel(4);
     let cancel = CancellationToken::new();
     let progress = Arc::new(AtomicU64::new(0));
-    tokio::spawn(transfer::run(plan, tls, job, progress.clone(), cancel.clone(), tx));
+    let limits = s.user.as_ref().map(|u| u.limits).unwrap_or_default();
+    let rate = match &job {
+        Job::Receive { .. } => limits.upload_bps,
+        _ => limits.download_bps,
+    };
+    tokio::spawn(transfer::run(plan, tls, rate, job, progress.clone(), cancel.clone(), tx));
     s.transfer = Some(Running {
         events: rx,
         cancel,
@@ -308,6 +314,10 @@ pub(super) async fn store(s: &mut Session, arg: Option<&str>, kind: StoreKind) -
         }
         (StoreKind::Stor, None) => WriteMode::Replace,
     };
+    let quota = match quota_guard(s, &path, mode).await {
+        Ok(q) => q,
+        Err(reply) => return Some(reply),
+    };
     let upload = match store.write(&path, mode).await {
         Ok(u) => u,
         Err(e) => return Some(replies::storage_error(&e, &shown)),
@@ -324,11 +334,37 @@ pub(super) async fn store(s: &mut Session, arg: Option<&str>, kind: StoreKind) -
             replies::transfer_complete(),
         )
     };
-    let job = Job::Receive { upload, ascii: s.ascii, fsync: s.shared.config.fsync };
+    let job = Job::Receive { upload, ascii: s.ascii, fsync: s.shared.config.fsync, quota };
     let verb = match kind {
         StoreKind::Stor => "STOR",
         StoreKind::Appe => "APPE",
         StoreKind::Stou => "STOU",
     };
     start(s, job, opening, success, verb, path.to_string())
+}
+
+/// The quota bookkeeping for an upload, or 552 when the account is already full.
+async fn quota_guard(s: &Session, path: &VirtualPath, mode: WriteMode) -> Result<Option<transfer::QuotaGuard>, Reply> {
+    let (Some(user), Some(usage)) = (&s.user, &s.usage) else { return Ok(None) };
+    let store = s.store()?;
+    let old_len = match store.metadata(path).await {
+        Ok(m) if !m.is_dir() => Some(m.size),
+        _ => None,
+    };
+    let now = *usage.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(max) = user.limits.quota_files {
+        if old_len.is_none() && now.files >= max {
+            return Err(r(C::EXCEEDED_STORAGE, format!("Quota exceeded: {max} files.")));
+        }
+    }
+    let cap = user.limits.quota_bytes.map(|q| {
+        // What stays of the account's bytes while this upload is written.
+        let kept = match mode {
+            WriteMode::Append => now.bytes,
+            WriteMode::At(n) => now.bytes.saturating_sub(old_len.unwrap_or(0)) + n,
+            WriteMode::Replace | WriteMode::CreateNew => now.bytes.saturating_sub(old_len.unwrap_or(0)),
+        };
+        q.saturating_sub(kept)
+    });
+    Ok(Some(transfer::QuotaGuard { usage: usage.clone(), cap, old_len }))
 }

@@ -95,6 +95,10 @@ pub(crate) struct Session {
     pub pbsz: bool,
     /// Whether data connections are protected (PROT P).
     pub prot_private: bool,
+    /// The account's session slot (per-account session limit), while logged in.
+    pub account_slot: Option<crate::limits::AccountSlot>,
+    /// The account's quota usage, when it has a quota.
+    pub usage: Option<Arc<std::sync::Mutex<crate::limits::Usage>>>,
     /// Replies waiting to be written, in one write.
     out: Vec<u8>,
 }
@@ -156,6 +160,8 @@ impl Session {
             control_tls: false,
             pbsz: false,
             prot_private: false,
+            account_slot: None,
+            usage: None,
             out: Vec::new(),
         }
     }

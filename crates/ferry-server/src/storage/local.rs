@@ -144,7 +144,7 @@ impl Storage for LocalStorage {
     async fn write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Box<dyn Upload>> {
         let target = rel(path);
         let dir = self.dir.clone();
-        let (file, temp) = self
+        let (file, temp, undo) = self
             .blocking(move |d| {
                 let existing = match d.metadata(&target) {
                     Ok(m) if m.is_dir() => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
@@ -162,7 +162,7 @@ impl Storage for LocalStorage {
                         if let Some(m) = &existing {
                             let _ = f.set_permissions(Permissions::from_mode(m.mode() & 0o7777));
                         }
-                        return Ok((f.into_std(), Some((tmp, target))));
+                        return Ok((f.into_std(), Some((tmp, target)), Undo::Nothing));
                     }
                     WriteMode::Replace => {
                         opts.create(true).truncate(true);
@@ -179,13 +179,22 @@ impl Storage for LocalStorage {
                         let mut f = f.into_std();
                         f.set_len(offset)?;
                         f.seek(SeekFrom::Start(offset))?;
-                        return Ok((f, None));
+                        let undo = match &existing {
+                            Some(_) => Undo::Truncate(target, offset),
+                            None => Undo::Remove(target),
+                        };
+                        return Ok((f, None, undo));
                     }
                 }
-                Ok((d.open_with(&target, &opts)?.into_std(), None))
+                let undo = match (&existing, mode) {
+                    (None, _) => Undo::Remove(target.clone()),
+                    (Some(m), WriteMode::Append) => Undo::Truncate(target.clone(), m.len()),
+                    _ => Undo::Nothing,
+                };
+                Ok((d.open_with(&target, &opts)?.into_std(), None, undo))
             })
             .await?;
-        Ok(Box::new(LocalUpload { file: tokio::fs::File::from_std(file), dir, temp, done: false }))
+        Ok(Box::new(LocalUpload { file: tokio::fs::File::from_std(file), dir, temp, undo, done: false }))
     }
 
     async fn create_dir(&self, path: &VirtualPath) -> Result<()> {
@@ -242,7 +251,19 @@ struct LocalUpload {
     dir: Arc<Dir>,
     /// (temporary name, final name) when replacing an existing file.
     temp: Option<(PathBuf, PathBuf)>,
+    /// How [`Upload::discard`] undoes an in-place write.
+    undo: Undo,
     done: bool,
+}
+
+/// How to undo an in-place upload.
+#[derive(Debug)]
+enum Undo {
+    Nothing,
+    /// The file was created by this upload.
+    Remove(PathBuf),
+    /// The file had this length before.
+    Truncate(PathBuf, u64),
 }
 
 impl AsyncWrite for LocalUpload {
@@ -285,12 +306,30 @@ impl Upload for LocalUpload {
         Ok(len)
     }
 
+    async fn discard(mut self: Box<Self>) {
+        self.undo().await;
+        self.abort().await;
+    }
+
     async fn abort(mut self: Box<Self>) {
         self.done = true;
         if let Some((tmp, _)) = self.temp.take() {
             let dir = self.dir.clone();
             let _ = tokio::task::spawn_blocking(move || dir.remove_file(tmp)).await;
         }
+    }
+}
+
+impl LocalUpload {
+    async fn undo(&mut self) {
+        let undo = std::mem::replace(&mut self.undo, Undo::Nothing);
+        let dir = self.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || match undo {
+            Undo::Nothing => Ok(()),
+            Undo::Remove(p) => dir.remove_file(p),
+            Undo::Truncate(p, len) => dir.open_with(p, OpenOptions::new().write(true)).and_then(|f| f.set_len(len)),
+        })
+        .await;
     }
 }
 
@@ -353,6 +392,25 @@ mod tests {
         up.commit(false).await.unwrap();
         assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"0123abcd");
         assert!(matches!(s.write(&vp("/f"), WriteMode::CreateNew).await, Err(StorageError::AlreadyExists)));
+    }
+
+    #[tokio::test]
+    async fn discard_undoes_in_place_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(tmp.path()).unwrap();
+        let mut up = s.write(&vp("/new"), WriteMode::Replace).await.unwrap();
+        up.write_all(b"partial").await.unwrap();
+        up.discard().await;
+        assert!(!tmp.path().join("new").exists());
+        std::fs::write(tmp.path().join("log"), b"0123").unwrap();
+        let mut up = s.write(&vp("/log"), WriteMode::Append).await.unwrap();
+        up.write_all(b"4567").await.unwrap();
+        up.discard().await;
+        assert_eq!(std::fs::read(tmp.path().join("log")).unwrap(), b"0123");
+        let mut up = s.write(&vp("/log"), WriteMode::At(2)).await.unwrap();
+        up.write_all(b"xx").await.unwrap();
+        up.discard().await;
+        assert_eq!(std::fs::read(tmp.path().join("log")).unwrap(), b"01", "REST cut the tail already; no more is lost");
     }
 
     #[tokio::test]

@@ -165,6 +165,11 @@ pub trait Upload: AsyncWrite + Send + Unpin {
     /// Abandons the upload: a temporary file is removed and the old file is left untouched; data
     /// written in place (new file, append, offset) stays, so the client can resume.
     async fn abort(self: Box<Self>);
+    /// Abandons the upload and undoes it entirely (a quota was exceeded): a new file is removed,
+    /// an appended or resumed file goes back to its old length, a replacement leaves the old file.
+    async fn discard(self: Box<Self>) {
+        self.abort().await;
+    }
 }
 
 /// The file operations of one user's view of storage. Paths are virtual: the backend maps them

@@ -118,6 +118,10 @@ impl Ctrl {
         Self { stream, parser: ReplyParser::new() }
     }
 
+    pub fn connect_stream(stream: TcpStream) -> Self {
+        Self { stream, parser: ReplyParser::new() }
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }

@@ -1,0 +1,196 @@
+//! End-to-end: brute-force protection (growing delays, temporary bans), per-account session,
+//! bandwidth and quota limits, and the per-account FXP opt-in — with timings kept short through
+//! configuration.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{read_file, Ctrl, Ferry};
+
+fn config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("ferry.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A users file with `name`/`pw` accounts, each followed by extra TOML lines.
+fn users(dir: &Path, accounts: &[(&str, &str)]) -> PathBuf {
+    let file = dir.join("users.toml");
+    for (name, _) in accounts {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["user", "add", name, "--password-stdin", "--users"])
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    for (name, extra) in accounts {
+        text = text.replace(&format!("name = \"{name}\"\n"), &format!("name = \"{name}\"\n{extra}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn connect_from(addr: SocketAddr, source: &str) -> Ctrl {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into()).unwrap();
+    s.connect(&addr.into()).unwrap();
+    let stream: TcpStream = s.into();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    Ctrl::connect_stream(stream)
+}
+
+#[test]
+fn failed_logins_slow_down_then_ban_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "[limits]\nfailed_login_delay_ms = 100\nmax_failed_login_delay_ms = 2000\nban_after_failures = 4\nban_secs = 2\nmax_login_failures = 10\n",
+    );
+    let f = Ferry::start(&["--config", cfg.to_str().unwrap()]);
+    let mut c = f.connect();
+    c.read();
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        c.ok("USER alice", 331);
+        let t = Instant::now();
+        c.ok("PASS wrong", 530);
+        took.push(t.elapsed());
+    }
+    // 100 ms, 200 ms, 400 ms: each failure from the address doubles the delay.
+    assert!(took[0] >= Duration::from_millis(90), "{took:?}");
+    assert!(took[2] >= Duration::from_millis(380), "{took:?}");
+    c.ok("USER alice", 331);
+    c.ok("PASS wrong", 530);
+    assert_eq!(c.read().code.0, 421, "banned: told and closed");
+    assert!(c.try_read().is_none());
+    // The address is refused before the greeting; another address is served.
+    let mut again = f.connect();
+    assert_eq!(again.read().code.0, 421);
+    let mut other = connect_from(f.addr, "127.0.0.2");
+    assert_eq!(other.read().code.0, 220);
+    // The ban expires.
+    std::thread::sleep(Duration::from_millis(2200));
+    let mut later = f.login();
+    later.ok("NOOP", 200);
+    assert!(f.stderr().contains("address banned"), "the ban is logged");
+}
+
+#[test]
+fn per_account_session_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = users(dir.path(), &[("solo", "max_sessions = 1")]);
+    let f = Ferry::start(&["--users", u.to_str().unwrap()]);
+    let login = |f: &Ferry| {
+        let mut c = f.connect();
+        c.read();
+        c.ok("USER solo", 331);
+        c.send("PASS pw");
+        (c.read().code.0, c)
+    };
+    let (code, first) = login(&f);
+    assert_eq!(code, 230);
+    let (code, _) = login(&f);
+    assert_eq!(code, 530);
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, _) = login(&f);
+    assert_eq!(code, 230);
+}
+
+#[test]
+fn bandwidth_limits_pace_transfers() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = users(dir.path(), &[("slow", "download_bps = 200000\nupload_bps = 200000"), ("fast", "")]);
+    let f = Ferry::start(&["--users", u.to_str().unwrap()]);
+    std::fs::write(f.path("f"), vec![1u8; 300_000]).unwrap();
+    let session = |name: &str| {
+        let mut c = f.connect();
+        c.read();
+        c.ok(&format!("USER {name}"), 331);
+        c.ok("PASS pw", 230);
+        c
+    };
+    let mut slow = session("slow");
+    let t = Instant::now();
+    assert_eq!(slow.download("RETR f").len(), 300_000);
+    let down = t.elapsed();
+    let t = Instant::now();
+    assert_eq!(slow.upload("STOR g", &vec![2u8; 300_000]).code.0, 226);
+    let up = t.elapsed();
+    // 300 kB at 200 kB/s takes at least 1.5 s less the first chunk's burst.
+    assert!(down >= Duration::from_millis(1300), "download took {down:?}");
+    assert!(up >= Duration::from_millis(1300), "upload took {up:?}");
+    assert_eq!(read_file(&f.path("g")), vec![2u8; 300_000]);
+    let mut fast = session("fast");
+    let t = Instant::now();
+    fast.download("RETR f");
+    assert!(t.elapsed() < down, "the unlimited account is not paced");
+}
+
+#[test]
+fn quota_refuses_with_552_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = users(dir.path(), &[("q", "quota_bytes = 1000\nquota_files = 3")]);
+    let f = Ferry::start(&["--users", u.to_str().unwrap()]);
+    std::fs::write(f.path("keep"), vec![7u8; 300]).unwrap();
+    let mut c = f.connect();
+    c.read();
+    c.ok("USER q", 331);
+    c.ok("PASS pw", 230);
+    assert_eq!(c.upload("STOR a", &[1u8; 500]).code.0, 226);
+    // 300 + 500 used; 600 more does not fit: refused, and the partial file is gone.
+    let r = c.upload("STOR b", &[2u8; 600]);
+    assert_eq!(r.code.0, 552, "{r:?}");
+    assert!(!f.path("b").exists());
+    // Appending past the quota leaves the file as it was.
+    let r = c.upload("APPE a", &[3u8; 400]);
+    assert_eq!(r.code.0, 552, "{r:?}");
+    assert_eq!(read_file(&f.path("a")), vec![1u8; 500]);
+    // Replacing a file counts only the difference.
+    assert_eq!(c.upload("STOR a", &[4u8; 650]).code.0, 226);
+    // Deleting frees space; the file count is enforced too.
+    c.ok("DELE a", 250);
+    assert_eq!(c.upload("STOR c", &[5u8; 10]).code.0, 226);
+    assert_eq!(c.upload("STOR d", &[5u8; 10]).code.0, 226);
+    c.epsv_connect();
+    c.ok("STOR e", 552);
+    assert_eq!(read_file(&f.path("keep")), vec![7u8; 300]);
+}
+
+#[test]
+fn fxp_is_per_account_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = users(dir.path(), &[("fxp", "allow_fxp = true"), ("plain", "")]);
+    let f = Ferry::start(&["--users", u.to_str().unwrap()]);
+    std::fs::write(f.path("x"), b"third party").unwrap();
+    let third = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let p = third.local_addr().unwrap().port();
+    let session = |name: &str| {
+        let mut c = f.connect();
+        c.read();
+        c.ok(&format!("USER {name}"), 331);
+        c.ok("PASS pw", 230);
+        c
+    };
+    session("plain").ok(&format!("EPRT |1|127.0.0.2|{p}|"), 504);
+    let mut c = session("fxp");
+    c.ok(&format!("EPRT |1|127.0.0.2|{p}|"), 200);
+    c.send("RETR x");
+    let (mut d, _) = third.accept().unwrap();
+    assert_eq!(c.read().code.0, 150);
+    let mut got = Vec::new();
+    d.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"third party");
+    assert_eq!(c.read().code.0, 226);
+    c.ok("PORT 127,0,0,2,0,25", 504);
+}
