@@ -204,3 +204,136 @@ fn slow_bytes_and_many_short_connections() {
     }
     still_serves(&f);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn slowloris_is_cut_at_the_login_timeout() {
+    let f = Ferry::start(&["--login-timeout", "2"]);
+    let mut slow = f.connect();
+    slow.read();
+    let start = std::time::Instant::now();
+    // One byte every 200 ms, never a full line.
+    let mut closed = false;
+    for _ in 0..30 {
+        if slow.stream.write_all(b"U").is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        slow.stream.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 256];
+        let r = slow.stream.read(&mut buf);
+        slow.stream.set_nonblocking(false).unwrap();
+        if let Ok(n) = r {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if n == 0 || text.starts_with("421") {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "the trickling client was disconnected");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    still_serves(&f);
+}
+
+#[test]
+fn thousands_of_connections_and_a_port_flood_keep_memory_bounded() {
+    let f = Ferry::start(&["--max-sessions-per-ip", "64"]);
+    let before = rss_kib(f.pid());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = f.addr;
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    if let Ok(mut s) = TcpStream::connect(addr) {
+                        if i % 2 == 0 {
+                            let _ = s.write_all(b"USER x\r\n");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // The dropped connections are noticed and uncounted; then a normal session gets in.
+    let mut waited = 0;
+    let mut c = loop {
+        let mut c = f.connect();
+        if c.read().code.0 == 220 {
+            break c;
+        }
+        waited += 1;
+        assert!(waited < 50, "the server never freed the dropped connections' slots");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    for i in 0..2000u32 {
+        let port = 1024 + i % 1000;
+        c.send(&format!("PORT 127,0,0,1,{},{}", port / 256, port % 256));
+    }
+    for _ in 0..2000 {
+        assert_eq!(c.read().code.0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(f.pid());
+    assert!(after < before + 64 * 1024, "RSS grew from {before} KiB to {after} KiB");
+    still_serves(&f);
+}
+
+#[test]
+fn a_client_that_never_reads_its_data_connection_times_out() {
+    let f = Ferry::start(&["--data-timeout", "2"]);
+    std::fs::write(f.path("big"), vec![5u8; 64 << 20]).unwrap();
+    let mut c = f.login();
+    let d = c.epsv_connect();
+    c.ok("RETR big", 150);
+    // Never read `d`: the server's writes stall, and the data timeout ends the transfer.
+    let start = std::time::Instant::now();
+    assert_eq!(c.read().code.0, 426);
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    drop(d);
+    c.ok("NOOP", 200);
+    still_serves(&f);
+}
+
+#[test]
+fn tls_handshakes_cut_halfway() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["cert", "self-signed", "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let f = Ferry::start(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    // A ClientHello header promising more bytes than ever come, then silence or a close.
+    let partial_hello: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+    for close_early in [true, false] {
+        let mut c = f.connect();
+        c.read();
+        c.ok("AUTH TLS", 234);
+        c.send_raw(partial_hello);
+        if close_early {
+            drop(c);
+        } else {
+            c.send_raw(b"garbage that is not TLS at all\r\n\r\n");
+            let mut buf = [0u8; 64];
+            let _ = c.stream.read(&mut buf);
+        }
+    }
+    // The server answered neither as if they were FTP, and serves others.
+    still_serves(&f);
+}
