@@ -5,6 +5,7 @@ check: deps lint test interop
 
 deps:
 	bash scripts/install-test-deps.sh
+	bash scripts/install-peer-servers.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -57,12 +57,12 @@ pub struct ConnectOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The control connection could not be opened.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         /// What was dialled.
         addr: String,
         /// Why it failed.
-        source: io::Error,
+        error: io::Error,
     },
     /// The server refused the login.
     #[error("login refused: {0}")]
@@ -173,8 +173,8 @@ impl Client {
         };
         let stream = match tokio::time::timeout(opts.timeout, TcpStream::connect(&target)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(source)) => return Err(ClientError::Connect { addr: target, source }),
-            Err(_) => return Err(ClientError::Connect { addr: target, source: io::ErrorKind::TimedOut.into() }),
+            Ok(Err(error)) => return Err(ClientError::Connect { addr: target, error }),
+            Err(_) => return Err(ClientError::Connect { addr: target, error: io::ErrorKind::TimedOut.into() }),
         };
         stream.set_nodelay(true).map_err(ClientError::Io)?;
         let peer = stream.peer_addr().map_err(ClientError::Io)?;
@@ -394,7 +394,7 @@ impl Client {
         }
     }
 
-    /// SIZE; `None` when the file does not exist (550).
+    /// SIZE; `None` when the file does not exist (550) or the server has no SIZE (5xx).
     pub async fn size(&mut self, path: &str) -> Result<Option<u64>> {
         let r = self.command(Command::Size(path.into())).await?;
         match r.code.0 {
@@ -403,9 +403,20 @@ impl Client {
                 .parse()
                 .map(Some)
                 .map_err(|_| ClientError::Protocol(format!("SIZE reply {:?}", r.lines[0]))),
-            550 | 450 => Ok(None),
+            450 | 500..=504 | 550 => Ok(None),
             _ => Err(reply_error("SIZE", &r)),
         }
+    }
+
+    /// Whether `path` is a directory (CWD there and back).
+    pub async fn is_dir(&mut self, path: &str) -> Result<bool> {
+        let here = self.pwd().await?;
+        let r = self.command(Command::Cwd(path.into())).await?;
+        if r.code.0 != 250 && r.code.0 != 200 {
+            return Ok(false);
+        }
+        self.cwd(&here).await?;
+        Ok(true)
     }
 
     /// MDTM; `None` when unknown.
@@ -432,7 +443,24 @@ impl Client {
         self.set_ascii(false).await?;
         let r = self.download(cmd, path, &mut bytes, &mut |_| {}).await;
         self.set_ascii(was_ascii).await?;
-        r?;
+        match r {
+            // MLSD names directories only; a file is listed with MLST.
+            Err(ClientError::Reply { code: 501, .. }) if use_mlsd => {
+                let r = self.command(Command::Mlst(Some(path.into()))).await?;
+                if r.code.0 != 250 || r.lines.len() < 3 {
+                    return Err(ClientError::NotFound { path: path.into(), text: r.text() });
+                }
+                let mut out = Vec::new();
+                if let Some((mut e, _)) = parse_mlsx_line(r.lines[1].trim()) {
+                    e.name = e.name.rsplit('/').next().unwrap_or(&e.name).to_string();
+                    out.push(e);
+                }
+                return Ok(out);
+            }
+            r => {
+                r?;
+            }
+        }
         let text = String::from_utf8_lossy(&bytes);
         let now = SystemTime::now();
         let mut out = Vec::new();

@@ -385,13 +385,25 @@ fn copy_between_vsftpd_and_pureftpd() {
 /// `ferry stat` of a directory on a server without MLST (vsftpd): SIZE and MDTM both answer 550
 /// for a directory, and the client then says "no such file" (exit 5) although it exists.
 #[test]
-#[ignore = "client bug: stat of a directory without MLST reports not found (files.rs stat fallback)"]
 fn vsftpd_stat_of_a_directory() {
     let peer = Peer::start(Kind::Vsftpd);
     let dir = tempfile::tempdir().unwrap();
     peer.seed("/d/f", b"x");
     let (stat, _) = ok(&["stat", &peer.url("/d")], dir.path());
     assert!(stat.contains("dir"), "{stat}");
+}
+
+/// `ferry get` of a missing remote file onto an existing local file: SIZE says 550 (`None`), the
+/// client creates (truncates) the local file, then RETR fails with 550. Exit 5 is right, but the
+/// local file has lost its contents (and a new empty file is left when there was none).
+#[test]
+fn get_of_a_missing_file_keeps_the_local_file() {
+    let peer = Peer::start(Kind::Vsftpd);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), b"precious").unwrap();
+    let out = ferry(&["get", &peer.url("/nope"), "keep.txt"], dir.path());
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(read(&dir.path().join("keep.txt")), b"precious");
 }
 
 #[test]

@@ -104,24 +104,48 @@ pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, resume: bool, segm
             bail!("{}: local file ({offset} bytes) is larger than the remote one ({s} bytes)", local.display());
         }
     }
-    let mut file = if offset > 0 {
-        tokio::fs::OpenOptions::new().append(true).open(&local).await
+    // A fresh download goes to DEST.ferry-part and replaces DEST only when it is complete, so a
+    // failure (a missing remote file, a cut connection) never destroys what DEST held. A resumed
+    // one appends to DEST itself.
+    let part = if offset > 0 {
+        local.clone()
     } else {
-        tokio::fs::File::create(&local).await
+        let mut name = local.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".ferry-part");
+        local.with_file_name(name)
+    };
+    let mut file = if offset > 0 {
+        tokio::fs::OpenOptions::new().append(true).open(&part).await
+    } else {
+        tokio::fs::File::create(&part).await
     }
-    .with_context(|| format!("opening {}", local.display()))?;
+    .with_context(|| format!("opening {}", part.display()))?;
     let bar = ctx.bar(size, &remote_name(url)?);
     bar.set_position(offset);
-    let got = c.retr(&url.path, offset, &mut file, &mut |n| bar.inc(n)).await?;
-    file.flush().await?;
+    let result = c.retr(&url.path, offset, &mut file, &mut |n| bar.inc(n)).await;
     bar.finish_and_clear();
+    let got = match result {
+        Ok(n) => n,
+        Err(e) => {
+            if offset == 0 {
+                let _ = std::fs::remove_file(&part);
+            }
+            return Err(e.into());
+        }
+    };
+    file.flush().await?;
+    drop(file);
     if let Some(s) = size {
-        let final_len = std::fs::metadata(&local)?.len();
+        let final_len = std::fs::metadata(&part)?.len();
         if final_len != s {
             return Err(
-                ClientError::Verify(format!("{}: {final_len} bytes, the server says {s}", local.display())).into()
+                ClientError::Verify(format!("{}: {final_len} bytes, the server says {s}", part.display())).into()
             );
         }
+    }
+    if part != local {
+        std::fs::rename(&part, &local)
+            .with_context(|| format!("renaming {} to {}", part.display(), local.display()))?;
     }
     ctx.say(format!("{} -> {} ({} bytes)", url.path, local.display(), got + offset));
     c.quit().await;
@@ -290,9 +314,16 @@ pub async fn stat(ctx: &Ctx, url: &FtpUrl) -> Result<()> {
     let size = c.size(&url.path).await?;
     let mtime = c.mdtm(&url.path).await?;
     if size.is_none() && mtime.is_none() {
+        if c.is_dir(&url.path).await? {
+            println!("path: {}", url.path);
+            println!("type: dir");
+            c.quit().await;
+            return Ok(());
+        }
         return Err(ClientError::NotFound { path: url.path.clone(), text: "no such file".into() }.into());
     }
     println!("path: {}", url.path);
+    println!("type: file");
     println!("size: {}", size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
     println!("modified: {}", mtime.map(ferry_proto::listing::format_timeval).unwrap_or_else(|| "-".into()));
     c.quit().await;
