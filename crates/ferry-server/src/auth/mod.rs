@@ -153,11 +153,61 @@ impl fmt::Debug for Account {
 }
 
 /// Users in memory: from a users file, `--user` flags, and optional anonymous access.
+///
+/// argon2id is slow on purpose (tens of milliseconds), which would cap logins per second far below
+/// what FTP clients that reconnect per file need. After a password has been verified once, a keyed
+/// BLAKE2b digest of (name, password) under a random per-process key is kept in memory; later logins
+/// with the same password compare digests in constant time. Nothing of it is ever written out, a
+/// failed verification is never cached, and unknown names always pay the full argon2 price.
 #[derive(Debug, Clone)]
 pub struct UserDb {
     accounts: HashMap<String, Account>,
     anonymous_root: Option<PathBuf>,
     dummy_hash: String,
+    verified: std::sync::Arc<VerifiedCache>,
+}
+
+/// Digests of passwords verified in this process (see [`UserDb`]).
+struct VerifiedCache {
+    key: [u8; 32],
+    digests: std::sync::Mutex<HashMap<String, [u8; 64]>>,
+}
+
+impl fmt::Debug for VerifiedCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerifiedCache")
+    }
+}
+
+impl VerifiedCache {
+    fn new() -> Self {
+        Self { key: rand::random(), digests: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn digest(&self, name: &str, password: &str) -> [u8; 64] {
+        use blake2::Digest;
+        let mut h = blake2::Blake2b512::new();
+        h.update(self.key);
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn check(&self, name: &str, password: &str) -> bool {
+        let d = self.digest(name, password);
+        let digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        digests.get(name).is_some_and(|known| known.iter().zip(d.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
+    }
+
+    fn remember(&self, name: &str, password: &str) {
+        let d = self.digest(name, password);
+        let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        if digests.len() >= 100_000 {
+            digests.clear();
+        }
+        digests.insert(name.to_string(), d);
+    }
 }
 
 impl UserDb {
@@ -168,6 +218,7 @@ impl UserDb {
             anonymous_root: None,
             // Verified against for unknown names, so both answers take the same time.
             dummy_hash: hash_password("ferry-dummy-password").unwrap_or_default(),
+            verified: std::sync::Arc::new(VerifiedCache::new()),
         }
     }
 
@@ -249,11 +300,19 @@ impl Authenticator for UserDb {
             });
         }
         let account = self.accounts.get(name).cloned();
-        let hash = account.as_ref().map(|a| a.hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| AuthError::Backend(e.to_string()))?;
+        let ok = if account.is_some() && self.verified.check(name, password) {
+            true
+        } else {
+            let hash = account.as_ref().map(|a| a.hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
+            let pw = password.to_string();
+            let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+                .await
+                .map_err(|e| AuthError::Backend(e.to_string()))?;
+            if ok && account.is_some() {
+                self.verified.remember(name, password);
+            }
+            ok
+        };
         match account {
             Some(a) if ok => Ok(User {
                 name: name.to_string(),
@@ -285,6 +344,21 @@ mod tests {
         db.allow_anonymous("/pub".into());
         let a = db.authenticate("ftp", "me@example.com").await.unwrap();
         assert!(a.anonymous && a.permissions.has(Permission::Read) && !a.permissions.has(Permission::Write));
+    }
+
+    #[tokio::test]
+    async fn verified_passwords_are_cached_but_wrong_ones_never_pass() {
+        let mut db = UserDb::new();
+        db.add_password("alice", "right", "/".into(), Permissions::all()).unwrap();
+        assert!(db.authenticate("alice", "right").await.is_ok());
+        let t = std::time::Instant::now();
+        for _ in 0..50 {
+            assert!(db.authenticate("alice", "right").await.is_ok());
+        }
+        assert!(t.elapsed() < std::time::Duration::from_millis(500), "cached logins skip argon2: {:?}", t.elapsed());
+        assert_eq!(db.authenticate("alice", "wrong").await, Err(AuthError::InvalidCredentials));
+        assert_eq!(db.authenticate("alice", "righ").await, Err(AuthError::InvalidCredentials));
+        assert!(db.authenticate("alice", "right").await.is_ok());
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl Session {
     async fn main_loop(&mut self, mut io: Box<dyn Io>) -> std::io::Result<()> {
         let mut splitter = LineSplitter::new(self.shared.config.limits.max_line);
         let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; 1024];
         let shutdown = self.shared.shutdown.clone();
         loop {
             // Serve queued commands while no transfer runs.
@@ -312,7 +312,7 @@ impl Session {
                 // taken as if it had come over TLS.
                 *splitter = LineSplitter::new(self.shared.config.limits.max_line);
                 queue.clear();
-                match self.tls_accept(io).await {
+                match Box::pin(self.tls_accept(io)).await {
                     Ok(io) => Ok(Some(io)),
                     Err(e) => {
                         tracing::debug!(error = %e, "TLS handshake failed");
@@ -341,7 +341,9 @@ impl Session {
                     self.reply(replies::not_logged_in());
                     return Flow::Continue;
                 }
-                crate::handlers::dispatch(self, cmd).await
+                // Boxed: an idle session's task then holds only the small loop state, not the
+                // largest handler's.
+                Box::pin(crate::handlers::dispatch(self, cmd)).await
             }
             Err(e) => {
                 tracing::debug!(error = %e, "unparsable command");
