@@ -48,7 +48,12 @@ pub enum TlsSetupError {
 /// `insecure`.
 pub fn client_config(cacert: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    // TLS 1.2: its sessions can be resumed any number of times, and FTPS servers that require
+    // data connections to resume the control session (vsftpd, ProFTPD, Ferry) need one resumption
+    // per transfer. rustls uses each TLS 1.3 ticket once, so a session with more transfers than
+    // tickets would be refused. TLS 1.2 with rustls offers only ECDHE key exchange and AEAD ciphers.
+    let builder =
+        ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&[&rustls::version::TLS12])?;
     let config = if insecure {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider))).with_no_client_auth()
     } else {

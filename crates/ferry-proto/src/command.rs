@@ -263,6 +263,10 @@ impl Command {
     /// after the first space, kept verbatim (file names may contain spaces).
     pub fn parse(line: &[u8]) -> Result<Self, ParseError> {
         let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
+        if line.contains('\0') {
+            // No FTP argument can hold a NUL (RFC 959 section 4.1.3; RFC 2640 section 3.1).
+            return Err(ParseError::BadArgument { verb: "command", why: "NUL byte in the command line" });
+        }
         let line = line.trim_start_matches(' ');
         if line.is_empty() {
             return Err(ParseError::Empty);

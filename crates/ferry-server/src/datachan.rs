@@ -48,6 +48,9 @@ pub async fn bind_passive(ip: IpAddr, range: Option<PortRange>) -> io::Result<Tc
     for i in 0..attempts {
         let port = range.low + ((start + i) % span) as u16;
         let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        // Data connections the server closes leave TIME_WAIT behind on their port; without this
+        // a small range would run dry for minutes.
+        socket.set_reuseaddr(true)?;
         match socket.bind(SocketAddr::new(ip, port)).and_then(|()| socket.listen(16)) {
             Ok(l) => return Ok(l),
             Err(e) => last = e,

@@ -213,6 +213,9 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
             }
         };
         let _ = stream.set_nodelay(true);
+        // The Telnet "Synch" before ABOR (RFC 959 section 4.1.3) sends a byte as TCP urgent data;
+        // inline, it reaches the line splitter in order instead of vanishing from the stream.
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         match shared.admit(peer.ip()) {
             Ok(admission) => {

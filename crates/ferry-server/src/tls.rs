@@ -99,16 +99,18 @@ impl Tls {
 
     /// The configurations for one control connection and for its data connections. They share a
     /// session cache of their own, so a data connection can resume only a session born on this
-    /// control connection (or on one of its data connections). Tickets may be used more than once:
-    /// OpenSSL-based clients (curl, Python) resume every data connection from the control
-    /// connection's one session; rustls-based ones use each ticket once and get a fresh one from
-    /// every data connection. Early data (0-RTT), the case single-use tickets protect, is off.
+    /// control connection. Tickets may be used more than once: OpenSSL- and GnuTLS-based clients
+    /// (curl, lftp, Python) resume every data connection from the control connection's session.
+    /// Early data (0-RTT), the case single-use tickets protect against, is off.
     pub fn session_configs(&self) -> SessionTls {
         let base = self.base.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut control = (*base).clone();
         control.session_storage = Arc::new(ReusableSessions(ServerSessionMemoryCache::new(32)));
         let mut data = control.clone();
-        data.send_tls13_tickets = 1;
+        // No tickets on data connections: a client that only writes (an upload) never reads them,
+        // and closing with them unread makes the kernel reset the connection, losing the end of
+        // the upload. Clients resume from the control connection's session instead.
+        data.send_tls13_tickets = 0;
         SessionTls { control: Arc::new(control), data: Arc::new(data) }
     }
 }

@@ -207,11 +207,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
     runtime.block_on(async move {
         let root = config.root.clone();
         let server = Server::bind(config, Arc::new(db)).await?;
+        // Handlers first: a signal sent as soon as the address is printed must stop cleanly.
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate())?;
+        let int = signal(SignalKind::interrupt())?;
+        let hup = signal(SignalKind::hangup())?;
+        let stop = CancellationToken::new();
+        tokio::spawn(wait_for_signal(stop.clone(), term, int));
+        tokio::spawn(reload_on_sighup(server.handle(), hup));
         let addrs = server.local_addrs();
         print_banner(&addrs, &server.implicit_tls_addrs(), &root, &hint)?;
-        let stop = CancellationToken::new();
-        tokio::spawn(wait_for_signal(stop.clone()));
-        tokio::spawn(reload_on_sighup(server.handle()));
         server.run(stop).await?;
         tracing::info!("stopped");
         Ok(())
@@ -240,9 +245,7 @@ fn print_banner(addrs: &[SocketAddr], implicit: &[SocketAddr], root: &Path, hint
     Ok(())
 }
 
-async fn reload_on_sighup(handle: ferry_server::ServerHandle) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+async fn reload_on_sighup(handle: ferry_server::ServerHandle, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         match handle.reload_tls() {
             Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
@@ -251,18 +254,14 @@ async fn reload_on_sighup(handle: ferry_server::ServerHandle) {
     }
 }
 
-async fn wait_for_signal(stop: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install the SIGTERM handler");
-            return;
-        }
-    };
+async fn wait_for_signal(
+    stop: CancellationToken,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
     }
     stop.cancel();
 }

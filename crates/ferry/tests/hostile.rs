@@ -37,7 +37,7 @@ fn path_traversal_never_leaves_the_root() {
         c.ok(&format!("RETR {p}"), 550);
     }
     c.ok("CWD ../../..", 250);
-    assert_eq!(c.ok("PWD", 257).lines[0], "\"/\" is the current directory.");
+    assert_eq!(c.ok("PWD", 257).lines[0], "\"/\" is the current directory");
     c.ok("CWD dir-link", 550);
     // Writes through links fail too and leave the outside file alone.
     c.epsv_connect();
@@ -112,8 +112,9 @@ fn nul_and_invalid_utf8() {
     assert_eq!(c.read().code.0, 501);
     c.send_raw(b"CWD \xff\xfe\xfd\r\n");
     assert_eq!(c.read().code.0, 501);
+    // Telnet negotiation is stripped; what is left holds a NUL, which no command may (501).
     c.send_raw(b"\xff\xfb\x01\x00\x01\x02\r\n");
-    assert_eq!(c.read().code.0, 500);
+    assert_eq!(c.read().code.0, 501);
     c.send_raw(b"\r\n");
     assert_eq!(c.read().code.0, 500);
     c.ok("NOOP", 200);

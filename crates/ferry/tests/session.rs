@@ -25,7 +25,7 @@ fn the_seeds_session() {
         assert!(feat.lines.iter().any(|l| l == f), "FEAT lacks {f}: {feat:?}");
     }
     assert!(feat.lines.iter().any(|l| l.starts_with("MLST type*;size*;modify*;")));
-    assert_eq!(c.ok("PWD", 257).lines[0], "\"/\" is the current directory.");
+    assert_eq!(c.ok("PWD", 257).lines[0], "\"/\" is the current directory");
     c.ok("TYPE I", 200);
     assert_eq!(c.ok("SIZE file.bin", 213).lines[0], "100000");
     // 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2): port = p1*256+p2.
@@ -63,7 +63,7 @@ fn multiline_and_quoting_formats() {
     let r = c.ok("MKD say \"hi\"", 257);
     assert_eq!(r.lines[0], "\"/say \"\"hi\"\"\" created.");
     c.ok("CWD say \"hi\"", 250);
-    assert_eq!(c.ok("PWD", 257).lines[0], "\"/say \"\"hi\"\"\" is the current directory.");
+    assert_eq!(c.ok("PWD", 257).lines[0], "\"/say \"\"hi\"\"\" is the current directory");
 }
 
 #[test]
@@ -427,4 +427,23 @@ fn sigterm_lets_a_running_transfer_finish_and_exits_zero() {
     assert_eq!(first.len() + rest.len(), 16 << 20, "the running transfer completed");
     assert_eq!(c.read().code.0, 226);
     assert_eq!(f.stop(), Some(0));
+}
+
+#[test]
+fn abor_after_an_urgent_telnet_synch() {
+    // BSD/netkit ftp(1): IAC IP IAC as TCP urgent data, then DM and ABOR in band. The kernel
+    // returns the bytes before the urgent mark on their own; the ABOR behind it must still be read.
+    let f = Ferry::start(&[]);
+    std::fs::write(f.path("big"), vec![1u8; 32 << 20]).unwrap();
+    let mut c = f.login();
+    let mut d = c.epsv_connect();
+    c.ok("RETR big", 150);
+    let mut first = [0u8; 4096];
+    d.read_exact(&mut first).unwrap();
+    socket2::SockRef::from(&c.stream).send_out_of_band(&[0xff, 0xf4, 0xff]).unwrap();
+    c.send_raw(b"\xf2ABOR\r\n");
+    let (a, b) = (c.read(), c.read());
+    assert_eq!((a.code.0, b.code.0), (426, 226), "{a:?} {b:?}");
+    drop(d);
+    c.ok("NOOP", 200);
 }

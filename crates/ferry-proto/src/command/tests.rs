@@ -137,9 +137,10 @@ fn errors_carry_rfc_codes() {
 }
 
 #[test]
-fn nul_in_path_parses_and_is_left_to_path_resolution() {
-    // The command parser keeps the argument; VirtualPath::join refuses the NUL (501 from the server).
-    assert_eq!(p("RETR a\0b"), Ok(Command::Retr("a\0b".into())));
+fn nul_anywhere_is_a_501() {
+    for line in ["RETR a\0b", "USER al\0ice", "USER \0", "PASS x\0"] {
+        assert_eq!(p(line).unwrap_err().reply_code().0, 501, "{line:?}");
+    }
 }
 
 #[test]

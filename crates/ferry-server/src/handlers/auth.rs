@@ -21,7 +21,8 @@ pub(super) fn user(s: &mut Session, name: String) -> Answer {
     let text = if s.shared.auth.is_anonymous(&name) {
         "Anonymous login okay, send your e-mail address as password.".to_string()
     } else {
-        format!("Password required for {name}.")
+        let shown: String = name.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect();
+        format!("Password required for {shown}.")
     };
     s.login = Login::NeedPassword(name);
     Some(r(C::NEED_PASSWORD, text))

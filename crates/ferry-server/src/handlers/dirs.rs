@@ -32,7 +32,7 @@ pub(super) async fn cdup(s: &mut Session) -> Answer {
 }
 
 pub(super) fn pwd(s: &mut Session) -> Answer {
-    Some(r(C::PATH_CREATED, format!("{} is the current directory.", s.cwd.quoted())))
+    Some(r(C::PATH_CREATED, format!("{} is the current directory", s.cwd.quoted())))
 }
 
 pub(super) async fn mkd(s: &mut Session, arg: &str) -> Answer {

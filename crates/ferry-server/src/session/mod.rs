@@ -112,7 +112,7 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let tls = shared.tls.as_ref().map(|t| t.session_configs());
     let mut s = Session::new(shared, peer, local, tls);
     tracing::debug!(implicit, "connected");
-    let mut io: Box<dyn Io> = Box::new(stream);
+    let mut io: Box<dyn Io> = Box::new(ControlStream(stream));
     if implicit {
         io = match s.tls_accept(io).await {
             Ok(io) => io,
@@ -415,6 +415,59 @@ impl Session {
             return Flow::Close;
         }
         Flow::Continue
+    }
+}
+
+/// The control connection's TCP stream.
+///
+/// Reads go through `try_read`, which keeps the socket's readiness after a short read. tokio's own
+/// `read` drops readiness whenever it gets fewer bytes than asked for, on the assumption that the
+/// socket is empty. A read that stops at a TCP urgent mark breaks that assumption: clients send
+/// the Telnet "Synch" before ABOR as urgent data (RFC 959 section 4.1.3), and the kernel returns
+/// the bytes before the mark on their own. With tokio's assumption, the `ABOR` after the mark
+/// would wait, unread, until the client sent something else.
+struct ControlStream(TcpStream);
+
+impl tokio::io::AsyncRead for ControlStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                // Readiness is cleared now; the next poll_read_ready registers the waker.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return std::task::Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ControlStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

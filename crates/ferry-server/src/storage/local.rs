@@ -26,6 +26,8 @@ use super::{Capabilities, Metadata, ReadHandle, Result, Storage, StorageError, U
 pub struct LocalStorage {
     dir: Arc<Dir>,
     root: PathBuf,
+    /// The root with symlinks resolved, to show absolute link targets as virtual paths.
+    canonical_root: PathBuf,
 }
 
 impl LocalStorage {
@@ -33,12 +35,30 @@ impl LocalStorage {
     pub fn open(root: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(root)?;
         let dir = Dir::open_ambient_dir(root, ambient_authority())?;
-        Ok(Self { dir: Arc::new(dir), root: root.to_path_buf() })
+        let canonical_root = std::fs::canonicalize(root)?;
+        Ok(Self { dir: Arc::new(dir), root: root.to_path_buf(), canonical_root })
     }
 
     /// The root directory on the local filesystem.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A link target as the client may see it: relative targets as they are, absolute ones inside
+    /// the root as virtual paths, and absolute ones outside not at all (they would reveal where
+    /// the root lives on the server).
+    fn shown(&self, mut m: Metadata) -> Metadata {
+        if let EntryKind::Symlink(Some(t)) = &m.kind {
+            if t.starts_with('/') {
+                let shown = Path::new(t)
+                    .strip_prefix(&self.canonical_root)
+                    .or_else(|_| Path::new(t).strip_prefix(&self.root))
+                    .ok()
+                    .map(|rest| format!("/{}", rest.display()));
+                m.kind = EntryKind::Symlink(shown);
+            }
+        }
+        m
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T>
@@ -100,7 +120,7 @@ impl Storage for LocalStorage {
 
     async fn symlink_metadata(&self, path: &VirtualPath) -> Result<Metadata> {
         let p = rel(path);
-        self.blocking(move |d| d.symlink_metadata(&p).map(|m| convert(d, &p, &m))).await
+        self.blocking(move |d| d.symlink_metadata(&p).map(|m| convert(d, &p, &m))).await.map(|m| self.shown(m))
     }
 
     async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>> {
@@ -121,6 +141,7 @@ impl Storage for LocalStorage {
             Ok(out)
         })
         .await
+        .map(|list| list.into_iter().map(|(n, m)| (n, self.shown(m))).collect())
     }
 
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadHandle> {
@@ -152,8 +173,9 @@ impl Storage for LocalStorage {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                     Err(e) => return Err(e),
                 };
+                // Readable too: a replaced in-place upload is copied back from its handle at commit.
                 let mut opts = OpenOptions::new();
-                opts.write(true);
+                opts.read(true).write(true);
                 match mode {
                     WriteMode::Replace if existing.is_some() => {
                         let tmp = temp_name(&target);
@@ -165,7 +187,19 @@ impl Storage for LocalStorage {
                         return Ok((f.into_std(), Some((tmp, target)), Undo::Nothing));
                     }
                     WriteMode::Replace => {
-                        opts.create(true).truncate(true);
+                        // A new name is created exclusively and written in place (so it can be
+                        // resumed); if another upload created it meanwhile, write beside it.
+                        let mut excl = OpenOptions::new();
+                        excl.read(true).write(true).create_new(true);
+                        match d.open_with(&target, &excl) {
+                            Ok(f) => return Ok((f.into_std(), None, Undo::Remove(target))),
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                let tmp = temp_name(&target);
+                                let f = d.open_with(&tmp, &excl)?;
+                                return Ok((f.into_std(), Some((tmp, target)), Undo::Nothing));
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                     WriteMode::CreateNew => {
                         opts.create_new(true);
@@ -286,7 +320,54 @@ impl Upload for LocalUpload {
         if fsync {
             self.file.sync_all().await?;
         }
-        let len = self.file.metadata().await?.len();
+        let meta = self.file.metadata().await?;
+        let len = meta.len();
+        let in_place = match &self.undo {
+            Undo::Remove(p) | Undo::Truncate(p, _) => Some(p.clone()),
+            Undo::Nothing => None,
+        };
+        if let Some(path) = in_place {
+            // Another upload may have renamed a new file over this one while it was written: then
+            // this data is not what the name holds, and the client must not be told otherwise.
+            use std::os::unix::fs::MetadataExt as _;
+            let (dev, ino) = (meta.dev(), meta.ino());
+            let dir = self.dir.clone();
+            let same = tokio::task::spawn_blocking(move || {
+                dir.symlink_metadata(&path).map(|m| m.dev() == dev && m.ino() == ino).unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
+            if !same {
+                // The name now holds another upload's data, committed before this one. This one
+                // completes last, so it wins whole: copy it from the (unlinked) file into place.
+                let mut src = self.file.try_clone().await?.into_std().await;
+                let dir = self.dir.clone();
+                let target = match &self.undo {
+                    Undo::Remove(p) | Undo::Truncate(p, _) => p.clone(),
+                    Undo::Nothing => PathBuf::new(),
+                };
+                tokio::task::spawn_blocking(move || {
+                    let tmp = temp_name(&target);
+                    let mut excl = OpenOptions::new();
+                    excl.write(true).create_new(true);
+                    let mut out = dir.open_with(&tmp, &excl)?.into_std();
+                    src.seek(SeekFrom::Start(0))?;
+                    let copied =
+                        std::io::copy(&mut src, &mut out).and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
+                    match copied.and_then(|()| dir.rename(&tmp, &dir, &target)) {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            let _ = dir.remove_file(&tmp);
+                            Err(e)
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| StorageError::Io(io::Error::other(e)))??;
+                self.done = true;
+                return Ok(len);
+            }
+        }
         if let Some((tmp, target)) = self.temp.clone() {
             let dir = self.dir.clone();
             let r = tokio::task::spawn_blocking(move || {
@@ -379,6 +460,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn concurrent_uploads_to_a_new_name_last_to_complete_wins_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(tmp.path()).unwrap();
+        let mut a = s.write(&vp("/same"), WriteMode::Replace).await.unwrap();
+        a.write_all(b"AAAA").await.unwrap();
+        let mut b = s.write(&vp("/same"), WriteMode::Replace).await.unwrap();
+        b.write_all(b"BBBB").await.unwrap();
+        b.commit(false).await.unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("same")).unwrap(), b"BBBB");
+        a.write_all(b"AAAA").await.unwrap();
+        // A completes last and wins, whole; no temporary file is left.
+        assert_eq!(a.commit(true).await.unwrap(), 8);
+        assert_eq!(std::fs::read(tmp.path().join("same")).unwrap(), b"AAAAAAAA");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
     async fn offset_and_append() {
         let tmp = tempfile::tempdir().unwrap();
         let s = LocalStorage::open(tmp.path()).unwrap();
@@ -423,7 +521,13 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), tmp.path().join("dirlink")).unwrap();
         std::fs::write(tmp.path().join("inside"), b"ok").unwrap();
         std::os::unix::fs::symlink("inside", tmp.path().join("good")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("inside"), tmp.path().join("abs-inside")).unwrap();
         let s = LocalStorage::open(tmp.path()).unwrap();
+        let list = s.list(&vp("/")).await.unwrap();
+        let target = |name: &str| list.iter().find(|(n, _)| n == name).map(|(_, m)| m.kind.clone()).unwrap();
+        assert_eq!(target("abs"), EntryKind::Symlink(None), "outside targets are not shown");
+        assert_eq!(target("abs-inside"), EntryKind::Symlink(Some("/inside".into())));
+        assert_eq!(target("good"), EntryKind::Symlink(Some("inside".into())));
         for p in ["/abs", "/rel", "/dirlink/secret"] {
             assert!(s.read(&vp(p), 0).await.is_err(), "{p}");
             assert!(s.write(&vp(p), WriteMode::Replace).await.is_err(), "{p}");
