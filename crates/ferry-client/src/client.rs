@@ -51,6 +51,9 @@ pub struct ConnectOptions {
     pub tls: TlsMode,
     /// The TLS configuration (shared by control and data connections, for session resumption).
     pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// Use PASV (and PORT) only, never EPSV (and EPRT): for servers or middleboxes that mishandle
+    /// the RFC 2428 commands.
+    pub disable_extended: bool,
 }
 
 /// Client errors; [`ClientError::exit_code`] maps them to the `ferry` exit codes.
@@ -207,8 +210,8 @@ impl Client {
             peer,
             local,
             features: Vec::new(),
-            epsv_refused: false,
-            eprt_refused: false,
+            epsv_refused: opts.disable_extended,
+            eprt_refused: opts.disable_extended,
             mode: opts.mode,
             timeout: opts.timeout,
             trace: opts.trace.clone(),

@@ -179,9 +179,19 @@ fn trace_shows_the_pasv_port_derivation() {
     let f = Ferry::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(f.path("f"), b"traced").unwrap();
-    // Make EPSV fail so the client falls back to PASV (EPSV ALL is not it: use a server-side
-    // refusal by asking for EPSV over the wrong family is not possible here, so check EPSV's
-    // ladder and PORT's derivation in active mode).
+    // PASV, as the seeds draw it: 227 (h1,h2,h3,h4,p1,p2) -> port p1*256+p2.
+    let out = ferry(&["--trace", "--disable-epsv", "get", &url(&f, "/f"), "p"], dir.path());
+    assert!(out.status.success());
+    let trace = String::from_utf8_lossy(&out.stderr).to_string();
+    let line = trace.lines().find(|l| l.contains("227 (")).expect("PASV derivation in the trace");
+    let nums: Vec<u32> =
+        line.split('(').nth(1).unwrap().split(')').next().unwrap().split(',').map(|x| x.parse().unwrap()).collect();
+    let port = nums[4] * 256 + nums[5];
+    assert!(line.ends_with(&format!("-> port {}*256+{} = {port}", nums[4], nums[5])), "{line}");
+    assert!(trace.contains(&format!("127.0.0.1:{port} opened (passive)")), "{trace}");
+    assert!(!trace.contains("C->S  EPSV"), "{trace}");
+    assert_eq!(read_file(&dir.path().join("p")), b"traced");
+    // EPSV.
     let out = ferry(&["--trace", "get", &url(&f, "/f"), "f"], dir.path());
     let trace = String::from_utf8_lossy(&out.stderr).to_string();
     let port_line = trace.lines().find(|l| l.contains("229 (|||")).expect("EPSV derivation in trace");

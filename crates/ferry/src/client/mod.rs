@@ -44,6 +44,9 @@ pub struct Common {
     /// Do not verify the server's certificate (dangerous: anyone in the middle can read everything).
     #[arg(long, global = true)]
     pub insecure: bool,
+    /// Use PASV/PORT only, never EPSV/EPRT (like curl's --disable-epsv --disable-eprt).
+    #[arg(long, global = true)]
+    pub disable_epsv: bool,
 }
 
 /// Client subcommands.
@@ -196,6 +199,7 @@ impl Ctx {
                 TlsMode::Off
             },
             tls_config: self.tls_config.clone(),
+            disable_extended: self.common.disable_epsv,
         };
         let mut c = Client::connect(&opts).await?;
         if self.common.ascii {
