@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{read_file, Ferry};
+use common::{assert_trees_equal, random_bytes, read_file, Ferry};
 
 fn ferry(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).current_dir(cwd).output().expect("ferry runs")
@@ -19,18 +19,6 @@ fn ok(args: &[&str], cwd: &Path) -> String {
 
 fn url(f: &Ferry, path: &str) -> String {
     format!("ftp://alice:secret@{}{path}", f.addr)
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -133,28 +121,6 @@ fn mirror_both_ways_and_delete() {
     ok(&["mirror", "--delete", &url(&f, "/m"), "back"], dir.path());
     assert!(!dir.path().join("back/extra").exists());
     assert_trees_equal(&src, &dir.path().join("back"));
-}
-
-fn assert_trees_equal(a: &Path, b: &Path) {
-    let list = |root: &Path| {
-        let mut v = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let e = e.unwrap();
-                let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                    v.push((rel, None));
-                } else {
-                    v.push((rel, Some(std::fs::read(e.path()).unwrap())));
-                }
-            }
-        }
-        v.sort();
-        v
-    };
-    assert!(list(a) == list(b), "{} and {} differ", a.display(), b.display());
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //! `pureftpd::*`). The servers come from `scripts/install-peer-servers.sh`; without them these
 //! tests fail and say so.
 
+mod common;
+use common::{assert_trees_equal, random_bytes};
+
 #[path = "peers/servers.rs"]
 mod servers;
 
@@ -35,18 +38,6 @@ fn ok(args: &[&str], cwd: &Path) -> (String, String) {
     (stdout, stderr)
 }
 
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Byte-exact comparison with a useful message (not two megabytes of numbers).
 fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
     if got != want {
@@ -57,34 +48,6 @@ fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
-}
-
-fn assert_trees_equal(a: &Path, b: &Path) {
-    let list = |root: &Path| {
-        let mut v = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let e = e.unwrap();
-                let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                    v.push((rel, None));
-                } else {
-                    v.push((rel, Some(std::fs::read(e.path()).unwrap())));
-                }
-            }
-        }
-        v.sort();
-        v
-    };
-    let (la, lb) = (list(a), list(b));
-    if la != lb {
-        let names = |l: &[(std::path::PathBuf, Option<Vec<u8>>)]| {
-            l.iter().map(|(p, d)| format!("{} {:?}", p.display(), d.as_ref().map(Vec::len))).collect::<Vec<_>>()
-        };
-        panic!("{} and {} differ:\n{:#?}\n{:#?}", a.display(), b.display(), names(&la), names(&lb));
-    }
 }
 
 /// The numbers in `text` right after `prefix`.

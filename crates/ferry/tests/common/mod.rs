@@ -200,3 +200,39 @@ pub fn active_listener(ip: &str) -> TcpListener {
 pub fn read_file(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
+
+/// Deterministic pseudo-random bytes (xorshift), for byte-exact transfer checks.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Asserts two directory trees hold the same names and bytes.
+pub fn assert_trees_equal(a: &Path, b: &Path) {
+    let list = |root: &Path| {
+        let mut v = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                    v.push((rel, None));
+                } else {
+                    v.push((rel, Some(std::fs::read(e.path()).unwrap())));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    assert!(list(a) == list(b), "{} and {} differ", a.display(), b.display());
+}
