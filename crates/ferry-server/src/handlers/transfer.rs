@@ -223,25 +223,21 @@ pub(super) async fn retr(s: &mut Session, arg: &str) -> Answer {
         return Some(replies::no_data_setup());
     }
     let store = tri!(s.store());
-    let meta = match store.metadata(&path).await {
-        Ok(m) if m.is_dir() => return Some(r(C::FILE_UNAVAILABLE, format!("{arg}: Not a regular file."))),
-        Ok(m) => m,
+    let offset = s.rest.take().unwrap_or(0);
+    let (source, size) = match store.read(&path, offset).await {
+        Ok(h) => h,
+        Err(StorageError::IsADirectory) => return Some(r(C::FILE_UNAVAILABLE, format!("{arg}: Not a regular file."))),
         Err(e) => return Some(replies::storage_error(&e, arg)),
     };
-    let offset = s.rest.take().unwrap_or(0);
-    if offset > meta.size {
+    if offset > size {
         return Some(r(
             C::INVALID_REST,
-            format!("Restart offset {offset} is beyond the end of the file ({} bytes).", meta.size),
+            format!("Restart offset {offset} is beyond the end of the file ({size} bytes)."),
         ));
     }
-    let source = match store.read(&path, offset).await {
-        Ok(h) => h,
-        Err(e) => return Some(replies::storage_error(&e, arg)),
-    };
     let opening = r(
         C::FILE_STATUS_OK,
-        format!("Opening {} mode data connection for {arg} ({} bytes).", mode_name(s), meta.size - offset),
+        format!("Opening {} mode data connection for {arg} ({} bytes).", mode_name(s), size - offset),
     );
     let ascii = s.ascii;
     start(s, Job::Send { source, ascii }, opening, replies::transfer_complete(), "RETR", path.to_string())

@@ -144,22 +144,23 @@ impl Storage for LocalStorage {
         .map(|list| list.into_iter().map(|(n, m)| (n, self.shown(m))).collect())
     }
 
-    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadHandle> {
+    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadHandle, u64)> {
         let p = rel(path);
-        let file = self
+        let (file, size) = self
             .blocking(move |d| {
                 let f = d.open(&p)?;
-                if f.metadata()?.is_dir() {
+                let m = f.metadata()?;
+                if m.is_dir() {
                     return Err(io::Error::from(io::ErrorKind::IsADirectory));
                 }
                 let mut f = f.into_std();
-                if offset > 0 {
+                if offset > 0 && offset <= m.len() {
                     f.seek(SeekFrom::Start(offset))?;
                 }
-                Ok(f)
+                Ok((f, m.len()))
             })
             .await?;
-        Ok(ReadHandle::File(tokio::fs::File::from_std(file)))
+        Ok((ReadHandle::File(tokio::fs::File::from_std(file)), size))
     }
 
     async fn write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Box<dyn Upload>> {
@@ -533,7 +534,7 @@ mod tests {
             assert!(s.write(&vp(p), WriteMode::Replace).await.is_err(), "{p}");
         }
         assert!(s.list(&vp("/dirlink")).await.is_err());
-        assert!(matches!(s.read(&vp("/good"), 0).await, Ok(ReadHandle::File(_))));
+        assert!(matches!(s.read(&vp("/good"), 0).await, Ok((ReadHandle::File(_), 2))));
     }
 
     #[tokio::test]

@@ -184,8 +184,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn symlink_metadata(&self, path: &VirtualPath) -> Result<Metadata>;
     /// The entries of a directory (without `.` and `..`), unsorted.
     async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>>;
-    /// Opens a file for reading at `offset`.
-    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadHandle>;
+    /// Opens a file for reading at `offset` and returns it with the file's size (one round trip
+    /// to the storage per download). An offset past the end is the caller's to refuse.
+    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadHandle, u64)>;
     /// Opens a file for writing.
     async fn write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Box<dyn Upload>>;
     /// Creates a directory.
