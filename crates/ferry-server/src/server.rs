@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Bans, account sessions, quota usage.
     pub limit_state: Arc<crate::limits::LimitState>,
+    /// Open root directories, shared by the sessions rooted there.
+    roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     next_id: AtomicU64,
@@ -37,8 +39,20 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The storage a user sees.
+    ///
+    /// Sessions rooted in the same directory share one handle on it (one file descriptor, not one
+    /// per session), so many idle sessions fit in the descriptor limit.
     pub fn storage_for(&self, user: &User) -> io::Result<Arc<dyn Storage>> {
-        Ok(Arc::new(LocalStorage::open(&user.root)?))
+        let mut roots = self.roots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = roots.get(&user.root).and_then(std::sync::Weak::upgrade) {
+            return Ok(s);
+        }
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&user.root)?);
+        if roots.len() > 1024 {
+            roots.retain(|_, w| w.strong_count() > 0);
+        }
+        roots.insert(user.root.clone(), Arc::downgrade(&storage));
+        Ok(storage)
     }
 
     /// Counts a new connection; `None` with the reason when a limit is reached.
@@ -143,6 +157,7 @@ impl Server {
             tls,
             shutdown: CancellationToken::new(),
             limit_state: Arc::new(crate::limits::LimitState::default()),
+            roots: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),

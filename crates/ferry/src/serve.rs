@@ -184,6 +184,18 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, LoginHint)>
     Ok((db, hint))
 }
 
+/// Raises the soft open-files limit to the hard one: every session and transfer is a descriptor.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        let raised = rustix::process::Rlimit { current: lim.maximum, maximum: lim.maximum };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+        }
+    }
+}
+
 fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     (0..16).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
@@ -199,6 +211,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    raise_fd_limit();
     let config = build_config(&args)?;
     std::fs::create_dir_all(&config.root)
         .with_context(|| format!("creating root directory {}", config.root.display()))?;

@@ -447,3 +447,15 @@ fn abor_after_an_urgent_telnet_synch() {
     drop(d);
     c.ok("NOOP", 200);
 }
+
+#[test]
+fn idle_sessions_cost_one_descriptor_each() {
+    let f = Ferry::start(&["--max-sessions-per-ip", "500"]);
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", f.pid())).unwrap().count();
+    let before = fds();
+    let sessions: Vec<_> = (0..100).map(|_| f.login()).collect();
+    let during = fds();
+    // The sessions share one handle on their root directory: 100 sockets, not 200 descriptors.
+    assert!(during - before <= 110, "{before} -> {during} descriptors for 100 sessions");
+    drop(sessions);
+}

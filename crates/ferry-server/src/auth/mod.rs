@@ -165,6 +165,9 @@ pub struct UserDb {
     anonymous_root: Option<PathBuf>,
     dummy_hash: String,
     verified: std::sync::Arc<VerifiedCache>,
+    /// At most this many argon2 verifications run at once (each takes ~19 MiB and a core): a
+    /// burst of logins queues instead of taking the machine's memory.
+    hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Digests of passwords verified in this process (see [`UserDb`]).
@@ -219,6 +222,9 @@ impl UserDb {
             // Verified against for unknown names, so both answers take the same time.
             dummy_hash: hash_password("ferry-dummy-password").unwrap_or_default(),
             verified: std::sync::Arc::new(VerifiedCache::new()),
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            )),
         }
     }
 
@@ -305,6 +311,11 @@ impl Authenticator for UserDb {
         } else {
             let hash = account.as_ref().map(|a| a.hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
             let pw = password.to_string();
+            let _permit = self.hashing.acquire().await.map_err(|e| AuthError::Backend(e.to_string()))?;
+            // Another login may have verified the same password while this one waited.
+            if account.is_some() && self.verified.check(name, password) {
+                return Ok(account_user(name, account));
+            }
             let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
                 .await
                 .map_err(|e| AuthError::Backend(e.to_string()))?;
@@ -314,16 +325,28 @@ impl Authenticator for UserDb {
             ok
         };
         match account {
-            Some(a) if ok => Ok(User {
-                name: name.to_string(),
-                root: a.root,
-                permissions: a.permissions,
-                anonymous: false,
-                tls_required: a.tls_required,
-                limits: a.limits,
-            }),
+            Some(_) if ok => Ok(account_user(name, account)),
             _ => Err(AuthError::InvalidCredentials),
         }
+    }
+}
+
+/// The logged-in user for a verified account.
+fn account_user(name: &str, account: Option<Account>) -> User {
+    let a = account.unwrap_or_else(|| Account {
+        hash: String::new(),
+        root: PathBuf::new(),
+        permissions: Permissions::default(),
+        tls_required: false,
+        limits: AccountLimits::default(),
+    });
+    User {
+        name: name.to_string(),
+        root: a.root,
+        permissions: a.permissions,
+        anonymous: false,
+        tls_required: a.tls_required,
+        limits: a.limits,
     }
 }
 
