@@ -1,5 +1,5 @@
 # Ferry: `make check` is exactly what CI runs (.ci/run).
-.PHONY: check deps lint test interop fuzz-check fuzz-smoke run
+.PHONY: check deps lint test interop fuzz-smoke run bench bench-quick
 
 check: deps lint test interop
 
@@ -26,3 +26,10 @@ fuzz-smoke:
 
 run:
 	cargo run --release -p ferry -- serve
+
+# Side-by-side benchmark against vsftpd, Pure-FTPd and ProFTPD (docs/performance.md).
+bench:
+	cargo run -p xtask --release -- bench
+
+bench-quick:
+	cargo run -p xtask --release -- bench --quick

@@ -1,0 +1,183 @@
+//! The load generator's FTP client: a control connection that parses replies with
+//! `ferry_proto::reply::ReplyParser`, passive (EPSV) data connections, data read into one large
+//! buffer and discarded, uploads written from memory. Nothing touches the disk.
+
+use std::net::SocketAddr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ferry_proto::reply::ReplyParser;
+use ferry_proto::Reply;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Read buffer size for data connections.
+pub const DATA_BUF: usize = 1 << 20;
+
+/// One control connection.
+pub struct Ctrl {
+    stream: TcpStream,
+    parser: ReplyParser,
+    buf: Box<[u8]>,
+    peer: SocketAddr,
+}
+
+impl Ctrl {
+    /// Connects and reads the 220 greeting.
+    pub async fn connect(addr: SocketAddr) -> Result<Self> {
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let mut c = Ctrl { stream, parser: ReplyParser::new(), buf: vec![0u8; 4096].into_boxed_slice(), peer: addr };
+        let r = c.reply().await?;
+        if r.code.0 != 220 {
+            bail!("greeting: {}", one_line(&r));
+        }
+        Ok(c)
+    }
+
+    /// Connects and logs in (USER, and PASS unless USER is enough), then TYPE I.
+    pub async fn login(addr: SocketAddr, user: &str, pass: &str) -> Result<Self> {
+        let mut c = Self::connect(addr).await?;
+        c.log_in(user, pass).await?;
+        c.expect("TYPE I", 200).await?;
+        Ok(c)
+    }
+
+    /// USER and PASS.
+    pub async fn log_in(&mut self, user: &str, pass: &str) -> Result<()> {
+        let r = self.cmd(&format!("USER {user}")).await?;
+        match r.code.0 {
+            230 => Ok(()),
+            331 => {
+                self.expect(&format!("PASS {pass}"), 230).await?;
+                Ok(())
+            }
+            _ => bail!("USER: {}", one_line(&r)),
+        }
+    }
+
+    /// The next complete reply.
+    pub async fn reply(&mut self) -> Result<Reply> {
+        loop {
+            if let Some(r) = self.parser.next_reply().map_err(|e| anyhow!("reply: {e}"))? {
+                return Ok(r);
+            }
+            let n = self.stream.read(&mut self.buf).await?;
+            if n == 0 {
+                bail!("control connection closed by the server");
+            }
+            self.parser.feed(&self.buf[..n]);
+        }
+    }
+
+    /// Sends one command line.
+    pub async fn send(&mut self, line: &str) -> Result<()> {
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        self.stream.write_all(&bytes).await?;
+        Ok(())
+    }
+
+    /// Sends a command and returns its first reply.
+    pub async fn cmd(&mut self, line: &str) -> Result<Reply> {
+        self.send(line).await?;
+        self.reply().await
+    }
+
+    /// Sends a command and requires `code`.
+    pub async fn expect(&mut self, line: &str, code: u16) -> Result<Reply> {
+        let r = self.cmd(line).await?;
+        if r.code.0 != code {
+            let shown = if line.starts_with("PASS ") { "PASS ****" } else { line };
+            bail!("{shown}: expected {code}, got {}", one_line(&r));
+        }
+        Ok(r)
+    }
+
+    /// QUIT, then waits for the server to close.
+    pub async fn quit(mut self) -> Result<()> {
+        self.expect("QUIT", 221).await?;
+        let mut b = [0u8; 64];
+        let _ = self.stream.read(&mut b).await;
+        Ok(())
+    }
+
+    /// Whether FEAT lists `name`.
+    pub async fn has_feature(&mut self, name: &str) -> Result<bool> {
+        let r = self.cmd("FEAT").await?;
+        Ok(r.code.0 == 211 && r.lines.iter().any(|l| l.trim().to_ascii_uppercase().starts_with(name)))
+    }
+
+    /// EPSV, then connects to the announced port.
+    async fn open_data(&mut self) -> Result<TcpStream> {
+        let r = self.expect("EPSV", 229).await?;
+        let port = ferry_proto::addr::parse_epsv_reply(&r.lines.join(" ")).map_err(|e| anyhow!("229: {e}"))?;
+        let data = TcpStream::connect(SocketAddr::new(self.peer.ip(), port)).await.context("data connection")?;
+        Ok(data)
+    }
+
+    /// Waits for 150/125, then the final reply, which must be 226 (or 250).
+    async fn transfer_replies(&mut self, what: &str) -> Result<()> {
+        let r = self.reply().await?;
+        if !r.code.is_preliminary() {
+            bail!("{what}: {}", one_line(&r));
+        }
+        let r = self.reply().await?;
+        if r.code.0 != 226 && r.code.0 != 250 {
+            bail!("{what}: {}", one_line(&r));
+        }
+        Ok(())
+    }
+
+    /// Runs a download command (`RETR path`, `LIST dir`, ...) and discards the data; returns the
+    /// bytes and lines (LF count) received.
+    pub async fn download(&mut self, command: &str, buf: &mut [u8]) -> Result<(u64, u64)> {
+        let mut data = self.open_data().await?;
+        self.send(command).await?;
+        let receive = async move {
+            let (mut bytes, mut lines) = (0u64, 0u64);
+            loop {
+                let n = data.read(buf).await.context("data connection")?;
+                if n == 0 {
+                    // Close at once, as clients do: some servers wait for it before the 226.
+                    drop(data);
+                    return Ok::<_, anyhow::Error>((bytes, lines));
+                }
+                bytes += n as u64;
+                if command.len() >= 4 && !command[..4].eq_ignore_ascii_case("RETR") {
+                    lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                }
+            }
+        };
+        let (counts, ()) = tokio::try_join!(receive, self.transfer_replies(command))?;
+        Ok(counts)
+    }
+
+    /// `STOR path` with `len` bytes taken from `chunk` over and over.
+    pub async fn upload(&mut self, path: &str, chunk: &[u8], len: u64) -> Result<()> {
+        let mut data = self.open_data().await?;
+        self.send(&format!("STOR {path}")).await?;
+        let r = self.reply().await?;
+        if !r.code.is_preliminary() {
+            bail!("STOR {path}: {}", one_line(&r));
+        }
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            data.write_all(&chunk[..n]).await.context("data connection")?;
+            left -= n as u64;
+        }
+        data.shutdown().await?;
+        drop(data);
+        let r = self.reply().await?;
+        if r.code.0 != 226 && r.code.0 != 250 {
+            bail!("STOR {path}: {}", one_line(&r));
+        }
+        Ok(())
+    }
+}
+
+/// A reply on one line, for messages.
+pub fn one_line(r: &Reply) -> String {
+    format!("{} {}", r.code.0, r.lines.join(" | "))
+}

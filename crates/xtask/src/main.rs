@@ -1,0 +1,86 @@
+//! Ferry's development tasks.
+//!
+//! `cargo run -p xtask --release -- bench [--quick] [--runs N] [--only W,...] [--servers S,...]
+//! [--json PATH]` builds Ferry in release mode, starts it and (where installed) vsftpd, Pure-FTPd
+//! and ProFTPD as plain foreground processes on loopback high ports, runs the same workloads
+//! against each with a load generator in this process, and prints one table of medians and
+//! ratios (see `docs/performance.md`).
+
+mod bench;
+mod cleanup;
+mod clients;
+mod dataset;
+mod ftp;
+mod procstat;
+mod report;
+mod servers;
+mod workloads;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "Ferry development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// End-to-end benchmark: Ferry against vsftpd, Pure-FTPd, ProFTPD and the raw TCP limit.
+    Bench {
+        /// Tiny sizes and one run (a smoke test that finishes in seconds).
+        #[arg(long)]
+        quick: bool,
+        /// Runs (the server order rotates from run to run); medians are over runs.
+        /// Default 3, or 1 with --quick.
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Only these workloads (comma-separated): raw, retr, stor, small, list, connect,
+        /// concurrent, idle, hold (10,000 sessions, Ferry only), get, mirror; small-retr and small-stor
+        /// run one half of small.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Only these servers (comma-separated): ferry, vsftpd, pureftpd, proftpd.
+        /// Default: every one that is installed.
+        #[arg(long, value_delimiter = ',')]
+        servers: Vec<String>,
+        /// Where to write the JSON results (default: target/bench/results.json).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Do not run scripts/install-bench-deps.sh.
+        #[arg(long)]
+        no_install: bool,
+        /// Do not run `cargo build --release -p ferry` (use the binary already in target/release).
+        #[arg(long)]
+        no_build: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Bench { quick, runs, only, servers, json, no_install, no_build } => {
+            for s in &servers {
+                if !["ferry", "vsftpd", "pureftpd", "proftpd"].contains(&s.as_str()) {
+                    eprintln!("xtask: unknown server {s:?}; servers: ferry, vsftpd, pureftpd, proftpd");
+                    return std::process::ExitCode::from(2);
+                }
+            }
+            let runs = runs.unwrap_or(if quick { 1 } else { 3 }).max(1);
+            cleanup::watch_signals()
+                .and_then(|()| bench::run(bench::Options { quick, runs, only, servers, json, no_install, no_build }))
+        }
+    };
+    // Whatever happened, nothing we started outlives us.
+    cleanup::kill_all();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

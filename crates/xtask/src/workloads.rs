@@ -1,0 +1,414 @@
+//! The server workloads, run by the load generator against one server at a time, and the raw TCP
+//! limit. Each returns [`Measure`]s: the metric's value, the wall time of the timed part, the load
+//! generator's CPU time (this process, all threads) and the server's (its whole process tree)
+//! over that part.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::dataset::{Noise, Sizes};
+use crate::ftp::{Ctrl, DATA_BUF};
+use crate::procstat;
+use crate::servers::{Owner, Server};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// One measured value.
+#[derive(Debug, Clone)]
+pub struct Measure {
+    pub metric: &'static str,
+    pub value: f64,
+    pub elapsed: f64,
+    pub gen_cpu: f64,
+    pub server_cpu: f64,
+    pub extra: Value,
+}
+
+/// What a workload needs to know about the server it runs against.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub user: &'static str,
+    pub pass: &'static str,
+    pub pid: u32,
+    pub upload: String,
+    pub upload_local: PathBuf,
+    pub owner: Option<Owner>,
+    /// The run (upload directories are per run: see [`Target::upload_dir`]).
+    pub run: usize,
+}
+
+impl Target {
+    pub fn of(s: &Server, owner: Option<&Owner>, run: usize) -> Self {
+        Target {
+            addr: s.addr,
+            user: s.user,
+            pass: s.pass,
+            pid: s.pid(),
+            upload: s.upload.clone(),
+            upload_local: s.upload_local.clone(),
+            owner: owner.cloned(),
+            run,
+        }
+    }
+
+    async fn login(&self) -> Result<Ctrl> {
+        Ctrl::login(self.addr, self.user, self.pass).await
+    }
+
+    /// A fresh, empty directory `name-RUN` inside the upload directory, owned by the session user.
+    /// Uploaded small files stay until the benchmark ends: deleting thousands of files and creating
+    /// thousands more right away makes ext4's inode allocator scan for inodes that were not
+    /// recently deleted (`recently_deleted()`), which then dominates every server's upload time.
+    fn upload_dir(&self, name: &str) -> Result<(String, PathBuf)> {
+        let name = format!("{name}-{}", self.run);
+        let local = self.upload_local.join(&name);
+        if local.exists() {
+            std::fs::remove_dir_all(&local)?;
+        }
+        std::fs::create_dir_all(&local)?;
+        if let Some(o) = &self.owner {
+            std::os::unix::fs::chown(&local, Some(o.uid), Some(o.gid))?;
+        }
+        Ok((format!("{}/{name}", self.upload), local))
+    }
+}
+
+/// Runs `f`, measuring wall time, this process's CPU time and `pid`'s tree CPU time.
+async fn timed<T, F: Future<Output = Result<T>>>(pid: u32, f: F) -> Result<(T, f64, f64, f64)> {
+    let (cpu0, srv0, t0) = (procstat::self_cpu(), procstat::tree_cpu(pid), Instant::now());
+    let out = f.await?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let gen = (procstat::self_cpu() - cpu0).as_secs_f64();
+    let srv = procstat::tree_cpu(pid) - srv0;
+    Ok((out, elapsed, gen, srv))
+}
+
+fn measure(metric: &'static str, value: f64, t: (f64, f64, f64), extra: Value) -> Measure {
+    Measure { metric, value, elapsed: t.0, gen_cpu: t.1, server_cpu: t.2, extra }
+}
+
+/// The median (by value) of three measurements.
+fn median3(mut reps: Vec<Measure>) -> Measure {
+    reps.sort_by(|a, b| a.value.total_cmp(&b.value));
+    let all: Vec<f64> = reps.iter().map(|m| m.value).collect();
+    let mut m = reps.swap_remove(reps.len() / 2);
+    if let Value::Object(o) = &mut m.extra {
+        o.insert("repetitions".into(), json!(all));
+    }
+    m
+}
+
+/// RETR of the big file, three times on one control connection: MiB/s from RETR to 226 (the
+/// median of the three; a single 1 GiB copy over loopback takes under half a second and is at the
+/// mercy of the scheduler).
+pub async fn retr(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let mut c = t.login().await?;
+    let mut buf = vec![0u8; DATA_BUF];
+    let mut reps = Vec::new();
+    for _ in 0..3 {
+        let ((bytes, _), e, g, s) = timed(t.pid, c.download("RETR /big.bin", &mut buf)).await?;
+        if bytes != sizes.big {
+            bail!("RETR /big.bin: {bytes} bytes, expected {}", sizes.big);
+        }
+        reps.push(measure("retr", bytes as f64 / MIB / e, (e, g, s), json!({ "bytes": bytes })));
+    }
+    c.quit().await?;
+    Ok(vec![median3(reps)])
+}
+
+/// STOR of the big file's size, from memory: MiB/s from STOR to 226.
+pub async fn stor(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let (dir, local) = t.upload_dir("stor")?;
+    // Start each upload with no dirty pages left by the previous one.
+    rustix::fs::sync();
+    let mut chunk = vec![0u8; DATA_BUF];
+    Noise::new(7).fill(&mut chunk);
+    let mut c = t.login().await?;
+    let path = format!("{dir}/up.bin");
+    let ((), e, g, s) = timed(t.pid, c.upload(&path, &chunk, sizes.big)).await?;
+    c.quit().await?;
+    let got = std::fs::metadata(local.join("up.bin")).map(|m| m.len()).unwrap_or(0);
+    if got != sizes.big {
+        bail!("STOR {path}: the file has {got} bytes, expected {}", sizes.big);
+    }
+    std::fs::remove_file(local.join("up.bin"))?;
+    Ok(vec![measure("stor", sizes.big as f64 / MIB / e, (e, g, s), json!({ "bytes": sizes.big }))])
+}
+
+/// The small files, downloaded then uploaded on one control connection: files/s each.
+/// `retr`/`stor` choose the halves (both for the benchmark; one at a time for profiling).
+pub async fn small(t: &Target, sizes: &Sizes, retr: bool, stor: bool) -> Result<Vec<Measure>> {
+    let (dir, local) = t.upload_dir("small")?;
+    let mut c = t.login().await?;
+    let n = sizes.small_files;
+    let mut out = Vec::new();
+    if retr {
+        let mut buf = vec![0u8; DATA_BUF];
+        let (total, e, g, s) = timed(t.pid, async {
+            let mut total = 0u64;
+            for i in 0..n {
+                total += c.download(&format!("RETR /small/f{i:04}"), &mut buf).await?.0;
+            }
+            Ok(total)
+        })
+        .await?;
+        if total != (n * sizes.small_size) as u64 {
+            bail!("small RETR: {total} bytes in all, expected {}", n * sizes.small_size);
+        }
+        out.push(measure("small_retr", n as f64 / e, (e, g, s), json!({ "files": n })));
+    }
+    if stor {
+        let mut chunk = vec![0u8; sizes.small_size];
+        Noise::new(9).fill(&mut chunk);
+        let ((), e, g, s) = timed(t.pid, async {
+            for i in 0..n {
+                c.upload(&format!("{dir}/s{i:04}"), &chunk, sizes.small_size as u64).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        let stored = std::fs::read_dir(&local)?.count();
+        if stored != n {
+            bail!("small STOR: {stored} files stored, expected {n}");
+        }
+        out.push(measure("small_stor", n as f64 / e, (e, g, s), json!({ "files": n })));
+    }
+    c.quit().await?;
+    Ok(out)
+}
+
+/// LIST, NLST and (where FEAT offers MLST) MLSD of the big directory: the median of 3 listings
+/// each, in seconds.
+pub async fn listing(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let mut c = t.login().await?;
+    let mlsd = c.has_feature("MLST").await?;
+    let mut buf = vec![0u8; DATA_BUF];
+    let mut out = Vec::new();
+    let cmds: &[(&'static str, &str)] = &[("list", "LIST /list"), ("nlst", "NLST /list"), ("mlsd", "MLSD /list")];
+    for &(metric, cmd) in cmds {
+        if metric == "mlsd" && !mlsd {
+            continue;
+        }
+        let mut reps = Vec::new();
+        for _ in 0..3 {
+            let ((bytes, lines), e, g, s) = timed(t.pid, c.download(cmd, &mut buf)).await?;
+            if lines < sizes.list_entries as u64 {
+                bail!("{cmd}: {lines} lines, expected at least {}", sizes.list_entries);
+            }
+            reps.push(measure(metric, e, (e, g, s), json!({ "bytes": bytes, "lines": lines })));
+        }
+        reps.sort_by(|a, b| a.value.total_cmp(&b.value));
+        out.push(reps.swap_remove(1));
+    }
+    c.quit().await?;
+    Ok(out)
+}
+
+/// Connect, log in, QUIT, one after another: sessions per second (at most `connects`, 10 s).
+pub async fn connect(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let limit = Duration::from_secs(10);
+    let (done, e, g, s) = timed(t.pid, async {
+        let start = Instant::now();
+        let mut done = 0usize;
+        while done < sizes.connects && start.elapsed() < limit {
+            let mut c = Ctrl::connect(t.addr).await?;
+            c.log_in(t.user, t.pass).await?;
+            c.quit().await?;
+            done += 1;
+        }
+        Ok(done)
+    })
+    .await?;
+    Ok(vec![measure("connect", done as f64 / e, (e, g, s), json!({ "sessions": done }))])
+}
+
+/// Opens `idle_sessions` logged-in sessions and measures the server's memory (RSS and PSS summed
+/// over its processes) before and after: KiB per session.
+pub async fn idle(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    hold(t, sizes.idle_sessions, ["idle_pss", "idle_rss", "login_concurrent"], true).await
+}
+
+/// The same with `hold_sessions` (10,000) sessions: how many the server holds (refused logins are
+/// counted, not fatal), and the memory.
+pub async fn hold_many(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    hold(t, sizes.hold_sessions, ["hold_pss", "hold_ok", "hold_login"], false).await
+}
+
+async fn hold(t: &Target, n: usize, metrics: [&'static str; 3], strict: bool) -> Result<Vec<Measure>> {
+    // One login first, so that a server that caches verified passwords (Ferry) does not count a
+    // burst of concurrent first-time password hashes as session memory. (That burst is a finding
+    // of its own: see docs/performance.md.)
+    t.login().await?.quit().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = procstat::tree_memory(t.pid);
+    let fds_before = procstat::tree_fds(t.pid);
+    let procs_before = before.processes;
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let ((sessions, open_secs), e, g, s) = timed(t.pid, async {
+        let t0 = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (sem, addr, user, pass) = (sem.clone(), t.addr, t.user, t.pass);
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await?;
+                let mut c = Ctrl::connect(addr).await?;
+                c.log_in(user, pass).await?;
+                Ok::<_, anyhow::Error>(c)
+            });
+        }
+        let (mut sessions, mut failed, mut first_error) = (Vec::with_capacity(n), 0usize, None);
+        while let Some(r) = set.join_next().await {
+            match r.context("session task")? {
+                Ok(c) => sessions.push(c),
+                Err(e) if !strict => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| format!("{e:#}"));
+                }
+                Err(e) => return Err(e.context(format!("session {} of {n}", sessions.len() + 1))),
+            }
+        }
+        Ok(((sessions, failed, first_error), t0.elapsed().as_secs_f64()))
+    })
+    .await?;
+    let (sessions, failed, first_error) = sessions;
+    // Let the servers settle (process-per-session servers finish forking).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = procstat::tree_memory(t.pid);
+    let fds_after = procstat::tree_fds(t.pid);
+    // Every session still answers (a sample of 20).
+    let mut sessions = sessions;
+    let sessions_len = sessions.len();
+    for c in sessions.iter_mut().step_by((n / 20).max(1)) {
+        c.expect("NOOP", 200).await?;
+    }
+    drop(sessions);
+    // Wait (10 s at most) for the server's processes to go back to what they were.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while procstat::tree(t.pid).len() > procs_before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let held = sessions_len;
+    let per = |a: u64, b: u64| (a as f64 - b as f64) / held.max(1) as f64;
+    let extra = json!({
+        "sessions": n,
+        "held": held,
+        "refused": failed,
+        "first_error": first_error,
+        "open_secs": open_secs,
+        "rss_before_kib": before.rss_kib, "rss_after_kib": after.rss_kib,
+        "pss_before_kib": before.pss_kib, "pss_after_kib": after.pss_kib,
+        "processes_before": before.processes, "processes_after": after.processes,
+        "fds_before": fds_before, "fds_after": fds_after,
+        "open_files_limit": procstat::open_files_limit(t.pid),
+    });
+    let pss = per(after.pss_kib, before.pss_kib);
+    let rss = per(after.rss_kib, before.rss_kib);
+    let second = if strict { rss } else { held as f64 };
+    Ok(vec![
+        measure(metrics[0], pss, (e, g, s), extra.clone()),
+        measure(metrics[1], second, (e, g, s), extra),
+        measure(metrics[2], n as f64 / open_secs, (e, g, s), json!({ "sessions": n, "concurrency": 32 })),
+    ])
+}
+
+/// `concurrent` clients log in, then all download the mid-size file at once: aggregate MiB/s.
+pub async fn concurrent(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let mut clients = Vec::new();
+    for _ in 0..sizes.concurrent {
+        clients.push(t.login().await?);
+    }
+    let ((total, clients), e, g, s) = timed(t.pid, async {
+        let mut set = tokio::task::JoinSet::new();
+        for mut c in clients {
+            set.spawn(async move {
+                let mut buf = vec![0u8; DATA_BUF];
+                let (bytes, _) = c.download("RETR /mid.bin", &mut buf).await?;
+                Ok::<_, anyhow::Error>((bytes, c))
+            });
+        }
+        let (mut total, mut back) = (0u64, Vec::new());
+        while let Some(r) = set.join_next().await {
+            let (bytes, c) = r.context("client task")??;
+            total += bytes;
+            back.push(c);
+        }
+        Ok((total, back))
+    })
+    .await?;
+    let expected = sizes.mid * sizes.concurrent as u64;
+    if total != expected {
+        bail!("concurrent RETR: {total} bytes in all, expected {expected}");
+    }
+    for c in clients {
+        c.quit().await?;
+    }
+    Ok(vec![measure("concurrent", total as f64 / MIB / e, (e, g, s), json!({ "clients": sizes.concurrent }))])
+}
+
+/// The physical limit: the big file sent with `sendfile(2)` on a corked socket from a thread of
+/// this process to a reader like the FTP data reader, over loopback, no FTP; the median of three
+/// copies. The
+/// "server CPU" is the sending thread's CPU time (the generator CPU includes it, so it is
+/// subtracted).
+pub async fn raw_tcp(big: &Path, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let mut reps = Vec::new();
+    for _ in 0..3 {
+        reps.push(raw_tcp_once(big, sizes).await?);
+    }
+    Ok(vec![median3(reps)])
+}
+
+async fn raw_tcp_once(big: &Path, sizes: &Sizes) -> Result<Measure> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let file = std::fs::File::open(big)?;
+    let sender = std::thread::spawn(move || -> Result<f64> {
+        let (sock, _) = listener.accept()?;
+        // Corked, like ProFTPD's data connections: only full segments leave, which moves about 25%
+        // more over loopback here than the same sendfile on an uncorked (or TCP_NODELAY) socket.
+        rustix::net::sockopt::set_tcp_cork(&sock, true)?;
+        let cpu0 = thread_cpu();
+        loop {
+            let n = rustix::fs::sendfile(&sock, &file, None, 4 << 20)?;
+            if n == 0 {
+                break;
+            }
+        }
+        drop(sock);
+        Ok((thread_cpu() - cpu0).as_secs_f64())
+    });
+    let cpu0 = procstat::self_cpu();
+    let t0 = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut buf = vec![0u8; DATA_BUF];
+    let mut bytes = 0u64;
+    loop {
+        use tokio::io::AsyncReadExt;
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+    }
+    let e = t0.elapsed().as_secs_f64();
+    let cpu = (procstat::self_cpu() - cpu0).as_secs_f64();
+    let sender_cpu = tokio::task::spawn_blocking(move || sender.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
+    if bytes != sizes.big {
+        bail!("raw TCP: {bytes} bytes, expected {}", sizes.big);
+    }
+    Ok(measure("raw", bytes as f64 / MIB / e, (e, (cpu - sender_cpu).max(0.0), sender_cpu), json!({})))
+}
+
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
