@@ -158,6 +158,33 @@ pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> 
     }
     let shown = path_arg.unwrap_or(".");
     let show_hidden = kind == ListKind::Mlsd || flags.contains(['a', 'A']);
+    if kind == ListKind::Nlst {
+        // Names only: no stat per entry.
+        let store = tri!(s.store());
+        if store.metadata(&path).await.is_ok_and(|m| m.is_dir()) {
+            let mut names = match store.names(&path).await {
+                Ok(n) => n,
+                Err(e) => return Some(replies::storage_error(&e, shown)),
+            };
+            if !show_hidden {
+                names.retain(|n| !n.starts_with('.'));
+            }
+            names.sort_unstable();
+            let mut text = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
+            for n in &names {
+                text.push_str(n);
+                text.push_str("\r\n");
+            }
+            return super::transfer::start(
+                s,
+                Job::SendBytes(text.into_bytes()),
+                r(C::FILE_STATUS_OK, "Here comes the directory listing."),
+                r(C::CLOSING_DATA, "Directory send OK."),
+                "NLST",
+                path.to_string(),
+            );
+        }
+    }
     let (is_dir, list) = tri!(entries(s, &path, shown, show_hidden).await);
     if kind == ListKind::Mlsd && !is_dir {
         return Some(r(C::SYNTAX_ERROR_ARGS, format!("{shown}: Not a directory.")));

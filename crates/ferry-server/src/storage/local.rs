@@ -144,6 +144,21 @@ impl Storage for LocalStorage {
         .map(|list| list.into_iter().map(|(n, m)| (n, self.shown(m))).collect())
     }
 
+    async fn names(&self, path: &VirtualPath) -> Result<Vec<String>> {
+        let p = rel(path);
+        self.blocking(move |d| {
+            let mut out = Vec::new();
+            for entry in d.read_dir(&p)? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if !name.starts_with(TEMP_PREFIX) {
+                    out.push(name);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadHandle, u64)> {
         let p = rel(path);
         let (file, size) = self
@@ -524,6 +539,9 @@ mod tests {
         std::os::unix::fs::symlink("inside", tmp.path().join("good")).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("inside"), tmp.path().join("abs-inside")).unwrap();
         let s = LocalStorage::open(tmp.path()).unwrap();
+        let mut names = s.names(&vp("/")).await.unwrap();
+        names.sort();
+        assert_eq!(names, ["abs", "abs-inside", "dirlink", "good", "inside", "rel"]);
         let list = s.list(&vp("/")).await.unwrap();
         let target = |name: &str| list.iter().find(|(n, _)| n == name).map(|(_, m)| m.kind.clone()).unwrap();
         assert_eq!(target("abs"), EntryKind::Symlink(None), "outside targets are not shown");

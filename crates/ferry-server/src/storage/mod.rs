@@ -184,6 +184,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn symlink_metadata(&self, path: &VirtualPath) -> Result<Metadata>;
     /// The entries of a directory (without `.` and `..`), unsorted.
     async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>>;
+    /// The names in a directory (without `.` and `..`), unsorted: for NLST, which needs no
+    /// metadata. Backends that cannot do better list.
+    async fn names(&self, path: &VirtualPath) -> Result<Vec<String>> {
+        Ok(self.list(path).await?.into_iter().map(|(n, _)| n).collect())
+    }
     /// Opens a file for reading at `offset` and returns it with the file's size (one round trip
     /// to the storage per download). An offset past the end is the caller's to refuse.
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadHandle, u64)>;
