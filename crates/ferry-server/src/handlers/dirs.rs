@@ -146,6 +146,25 @@ async fn entries(
     }
 }
 
+/// The sorted names in `path` when it is a directory; `None` when it is not (a file, a pattern).
+async fn dir_names(
+    s: &Session,
+    path: &VirtualPath,
+    arg: &str,
+    show_hidden: bool,
+) -> Result<Option<Vec<String>>, Reply> {
+    let store = s.store()?;
+    if !store.metadata(path).await.is_ok_and(|m| m.is_dir()) {
+        return Ok(None);
+    }
+    let mut names = store.names(path).await.map_err(|e| replies::storage_error(&e, arg))?;
+    if !show_hidden {
+        names.retain(|n| !n.starts_with('.'));
+    }
+    names.sort_unstable();
+    Ok(Some(names))
+}
+
 pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> Answer {
     tri!(s.require(Permission::List));
     let (flags, path_arg) = match kind {
@@ -158,54 +177,45 @@ pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> 
     }
     let shown = path_arg.unwrap_or(".");
     let show_hidden = kind == ListKind::Mlsd || flags.contains(['a', 'A']);
-    if kind == ListKind::Nlst {
-        // Names only: no stat per entry.
-        let store = tri!(s.store());
-        if store.metadata(&path).await.is_ok_and(|m| m.is_dir()) {
-            let mut names = match store.names(&path).await {
-                Ok(n) => n,
-                Err(e) => return Some(replies::storage_error(&e, shown)),
-            };
-            if !show_hidden {
-                names.retain(|n| !n.starts_with('.'));
-            }
-            names.sort_unstable();
+    // NLST of a directory needs names only: no stat per entry.
+    let names = match kind {
+        ListKind::Nlst => tri!(dir_names(s, &path, shown, show_hidden).await),
+        _ => None,
+    };
+    let text = match names {
+        Some(names) => {
             let mut text = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
             for n in &names {
                 text.push_str(n);
                 text.push_str("\r\n");
             }
-            return super::transfer::start(
-                s,
-                Job::SendBytes(text.into_bytes()),
-                r(C::FILE_STATUS_OK, "Here comes the directory listing."),
-                r(C::CLOSING_DATA, "Directory send OK."),
-                "NLST",
-                path.to_string(),
-            );
+            text
         }
-    }
-    let (is_dir, list) = tri!(entries(s, &path, shown, show_hidden).await);
-    if kind == ListKind::Mlsd && !is_dir {
-        return Some(r(C::SYNTAX_ERROR_ARGS, format!("{shown}: Not a directory.")));
-    }
-    let perms = s.user.as_ref().map(|u| u.permissions).unwrap_or_default();
-    let now = SystemTime::now();
-    let mut text = String::with_capacity(list.len() * 64);
-    for (name, m) in &list {
-        match kind {
-            ListKind::List => listing::format_list_line(&m.entry(name.as_str()), now, &mut text),
-            ListKind::Nlst => {
-                text.push_str(name);
-                text.push_str("\r\n");
+        None => {
+            let (is_dir, list) = tri!(entries(s, &path, shown, show_hidden).await);
+            if kind == ListKind::Mlsd && !is_dir {
+                return Some(r(C::SYNTAX_ERROR_ARGS, format!("{shown}: Not a directory.")));
             }
-            ListKind::Mlsd => {
-                let e = m.entry(name.as_str());
-                listing::format_mlsx_facts(&e, MlsxRole::Entry, s.facts, &perm_fact(&e.kind, perms), &mut text);
-                text.push_str("\r\n");
+            let perms = s.user.as_ref().map(|u| u.permissions).unwrap_or_default();
+            let now = SystemTime::now();
+            let mut text = String::with_capacity(list.len() * 64);
+            for (name, m) in &list {
+                match kind {
+                    ListKind::List => listing::format_list_line(&m.entry(name.as_str()), now, &mut text),
+                    ListKind::Nlst => {
+                        text.push_str(name);
+                        text.push_str("\r\n");
+                    }
+                    ListKind::Mlsd => {
+                        let e = m.entry(name.as_str());
+                        listing::format_mlsx_facts(&e, MlsxRole::Entry, s.facts, &perm_fact(&e.kind, perms), &mut text);
+                        text.push_str("\r\n");
+                    }
+                }
             }
+            text
         }
-    }
+    };
     let verb = match kind {
         ListKind::List => "LIST",
         ListKind::Nlst => "NLST",
