@@ -17,8 +17,8 @@
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/no-services.sh"
 PEERS=/opt/ferry-peers
-POLICY=/usr/sbin/policy-rc.d
 status=0
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
@@ -40,21 +40,7 @@ elif [ "$(id -u)" -ne 0 ]; then
     status=1
 else
     export DEBIAN_FRONTEND=noninteractive
-    backup=""
-    restore_policy() {
-        if [ -n "$backup" ]; then
-            mv -f "$backup" "$POLICY"
-        else
-            rm -f "$POLICY"
-        fi
-    }
-    if [ -e "$POLICY" ]; then
-        backup="$(mktemp /usr/sbin/policy-rc.d.ferry-backup.XXXXXX)"
-        cp -p "$POLICY" "$backup"
-    fi
-    trap restore_policy EXIT
-    printf '#!/bin/sh\n# Temporary: written by ferry scripts/install-bench-deps.sh\nexit 101\n' >"$POLICY"
-    chmod 755 "$POLICY"
+    block_services scripts/install-bench-deps.sh
 
     pkg=proftpd-core
     work="$(mktemp -d)"

@@ -13,9 +13,9 @@
 # scripts, no inetd, no service) under /opt/ferry-peers/pure-ftpd, with its shared libraries
 # installed by apt-get and symlinks /usr/local/sbin/pure-ftpd and /usr/local/bin/pure-pw.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/no-services.sh"
 
 PEERS=/opt/ferry-peers
-POLICY=/usr/sbin/policy-rc.d
 
 have_vsftpd() { [ -x /usr/sbin/vsftpd ] || command -v vsftpd >/dev/null 2>&1; }
 have_pure() {
@@ -33,23 +33,7 @@ else
     fi
     export DEBIAN_FRONTEND=noninteractive
 
-    # Forbid invoke-rc.d from starting anything while packages install. Keep whatever policy-rc.d
-    # was there before and put it back afterwards, even on failure.
-    backup=""
-    restore_policy() {
-        if [ -n "$backup" ]; then
-            mv -f "$backup" "$POLICY"
-        else
-            rm -f "$POLICY"
-        fi
-    }
-    if [ -e "$POLICY" ]; then
-        backup="$(mktemp /usr/sbin/policy-rc.d.ferry-backup.XXXXXX)"
-        cp -p "$POLICY" "$backup"
-    fi
-    trap restore_policy EXIT
-    printf '#!/bin/sh\n# Temporary: written by ferry scripts/install-peer-servers.sh\nexit 101\n' >"$POLICY"
-    chmod 755 "$POLICY"
+    block_services scripts/install-peer-servers.sh
 
     echo "install-peer-servers: apt-get update"
     apt-get update
