@@ -6,6 +6,7 @@ check: deps lint test interop
 deps:
 	bash scripts/install-test-deps.sh
 	bash scripts/install-peer-servers.sh
+	bash scripts/install-garage.sh
 
 lint:
 	cargo fmt --all -- --check
@@ -16,6 +17,8 @@ test:
 	cargo test --workspace
 
 # Real clients (Python ftplib, curl, lftp, wget) against `ferry serve`; needs the debug binary.
+# test_s3.py starts its own Garage (scripts/garage-start.sh; FERRY_SKIP_S3=1 skips it when garage
+# is not installed).
 interop:
 	cargo build -p ferry
 	python3 -m pytest tests/interop -q

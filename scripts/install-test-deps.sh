@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, pytest.
-# Idempotent; meant for Debian/Ubuntu, run as root (CI runs it on a fresh machine).
+# Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, pytest, and
+# HAProxy (tests/interop/test_haproxy.py). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
+# it on a fresh machine).
+#
+# HAProxy is only ever run by the tests, as a foreground process on loopback (`haproxy -f CFG -db`):
+# a temporary policy-rc.d (scripts/no-services.sh) keeps the package from starting its system
+# service while it installs, and the service is stopped and disabled afterwards.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/no-services.sh"
+
+have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
 
 need=()
 for tool in curl lftp wget; do
@@ -9,6 +17,9 @@ for tool in curl lftp wget; do
         need+=("$tool")
     fi
 done
+if ! have_haproxy; then
+    need+=(haproxy)
+fi
 
 if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -17,10 +28,27 @@ if [ "${#need[@]}" -gt 0 ]; then
     fi
     echo "install-test-deps: installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${need[@]}"
+    # In a subshell: block_services's EXIT trap puts the previous policy-rc.d back when it ends.
+    (
+        block_services scripts/install-test-deps.sh
+        apt-get update
+        apt-get install -y --no-install-recommends "${need[@]}"
+    )
+    # The haproxy package registers a system service; the tests run their own process on loopback
+    # ports, so the one just installed must not run now or start at boot.
+    if [[ " ${need[*]} " == *" haproxy "* ]]; then
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now haproxy.service >/dev/null 2>&1 || true
+        fi
+        if [ -x /etc/init.d/haproxy ]; then
+            /etc/init.d/haproxy stop >/dev/null 2>&1 || true
+            if command -v update-rc.d >/dev/null 2>&1; then
+                update-rc.d haproxy disable >/dev/null 2>&1 || true
+            fi
+        fi
+    fi
 else
-    echo "install-test-deps: curl, lftp and wget already present"
+    echo "install-test-deps: curl, lftp, wget and haproxy already present"
 fi
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
@@ -30,8 +58,15 @@ else
     echo "install-test-deps: pytest already present"
 fi
 
+# The S3 tests (tests/interop/test_s3.py, scripts/garage-start.sh) sign requests with curl --aws-sigv4
+# (curl 7.75 or later).
+if ! curl --help all 2>/dev/null | grep -q -- '--aws-sigv4'; then
+    echo "install-test-deps: warning: this curl has no --aws-sigv4 (needs 7.75+); the S3 tests will fail" >&2
+fi
+
 # Summary of what the suite will use.
 curl --version | head -n 1
 lftp --version | head -n 1
 wget --version | head -n 1
+"$(command -v haproxy || echo /usr/sbin/haproxy)" -v | head -n 1
 python3 -m pytest --version

@@ -243,3 +243,180 @@ def pytest_runtest_makereport(item, call):
         for i, s in enumerate(getattr(item, "_ferry_servers", [])):
             tail = s.stderr_text()[-6000:]
             rep.sections.append((f"ferry server {i} stderr (tail)", tail))
+
+
+# ---------------------------------------------------------------- S3 storage (Garage)
+#
+# test_s3.py runs `ferry serve` with `[storage] kind = "s3"` against a real single-node Garage on
+# loopback. One Garage per test session (scripts/garage-start.sh, stopped and wiped at the end),
+# unless S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are already set: then
+# that endpoint is used as is (and left running). Each test gets its own key prefix `t-<hex>/` in the
+# bucket, so tests never see each other's objects.
+#
+# Garage missing (not in PATH, ~/.cargo/bin or $GARAGE_BIN): the S3 tests FAIL with a message naming
+# scripts/install-garage.sh, except with FERRY_SKIP_S3=1, where they are skipped. A Garage that is
+# installed but does not start always fails them.
+
+from s3_util import S3, S3Env, env_from_environ, find_garage, parse_exports  # noqa: E402
+
+GARAGE_START = REPO / "scripts" / "garage-start.sh"
+GARAGE_STOP = REPO / "scripts" / "garage-stop.sh"
+GARAGE_START_TIMEOUT = 120.0
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long test (hundreds of MiB moved); deselect with -m 'not slow'")
+
+
+@pytest.fixture(scope="session")
+def garage() -> S3Env:
+    """The S3 endpoint for the session: from the environment, or a Garage started for it."""
+    env = env_from_environ()
+    if env is not None:
+        yield env
+        return
+    garage_bin = find_garage()
+    if garage_bin is None:
+        msg = (
+            "garage (the S3 engine for test_s3.py) is not installed: run `bash scripts/install-garage.sh` "
+            "(or `make deps`), set GARAGE_BIN, or point S3_ENDPOINT/S3_BUCKET/AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY at a running S3 endpoint; FERRY_SKIP_S3=1 skips these tests instead"
+        )
+        if os.environ.get("FERRY_SKIP_S3") == "1":
+            pytest.skip(msg)
+        pytest.fail(msg, pytrace=False)
+    start_env = dict(os.environ, GARAGE_BIN=garage_bin)
+    start_env.pop("GARAGE_DIR", None)  # always a fresh state directory, wiped at the end
+    try:
+        cp = subprocess.run(
+            ["bash", str(GARAGE_START)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=GARAGE_START_TIMEOUT,
+            env=start_env,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"scripts/garage-start.sh did not finish within {GARAGE_START_TIMEOUT} s: {e.stderr!r}", pytrace=False)
+    err = cp.stderr.decode("utf-8", "replace")
+    if cp.returncode != 0:
+        pytest.fail(f"scripts/garage-start.sh failed (exit {cp.returncode}):\n{err[-6000:]}", pytrace=False)
+    exports = parse_exports(cp.stdout.decode("utf-8"))
+    env = env_from_environ(exports)
+    assert env is not None, f"garage-start.sh printed incomplete exports: {exports!r}\n{err}"
+    env.started_here = True
+    try:
+        yield env
+    finally:
+        stop = subprocess.run(
+            ["bash", str(GARAGE_STOP), env.garage_dir or ""],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            env=dict(os.environ, GARAGE_WIPE="1"),
+        )
+        if stop.returncode != 0:
+            print(f"garage-stop.sh failed: {stop.stderr.decode('utf-8', 'replace')}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def s3(garage) -> S3:
+    """curl --aws-sigv4 access to the bucket, to check what is really stored."""
+    return S3(garage)
+
+
+@pytest.fixture
+def s3_prefix(s3):
+    """A fresh key prefix (`t-<hex>/`) for this test; emptied afterwards (best effort)."""
+    import uuid
+
+    prefix = f"t-{uuid.uuid4().hex[:16]}/"
+    yield prefix
+    try:
+        s3.delete_prefix(prefix)
+    except Exception as e:  # noqa: BLE001 - cleanup must not hide the test's own result
+        print(f"cleanup of s3 prefix {prefix} failed: {e}", file=sys.stderr)
+
+
+@dataclass
+class S3Ferry:
+    """A `ferry serve` on the S3 bucket; quacks like FerryServer for the interop_util helpers."""
+
+    server: FerryServer
+    prefix: str
+    s3: S3
+    config: Path
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def user(self) -> str:
+        return self.server.user
+
+    @property
+    def password(self) -> str:
+        return self.server.password
+
+    def key(self, ftp_path: str) -> str:
+        """The S3 key an FTP path (relative to the user's root) is stored under."""
+        return self.prefix + ftp_path.lstrip("/")
+
+    def url(self, path: str = "/") -> str:
+        return f"ftp://{self.user}:{self.password}@{self.host}:{self.port}/{path.lstrip('/')}"
+
+
+def s3_storage_toml(env: S3Env, prefix: str | None, credentials: bool = True) -> str:
+    """The `[storage]` table for `ferry serve --config` (TOML strings written as JSON strings)."""
+    import json
+
+    lines = [
+        "[storage]",
+        'kind = "s3"',
+        f"endpoint = {json.dumps(env.endpoint)}",
+        f"region = {json.dumps(env.region)}",
+        f"bucket = {json.dumps(env.bucket)}",
+    ]
+    if prefix is not None:
+        lines.append(f"prefix = {json.dumps(prefix)}")
+    if credentials:
+        lines.append(f"access_key_id = {json.dumps(env.access_key)}")
+        lines.append(f"secret_access_key = {json.dumps(env.secret_key)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def s3_ferry_factory(ferry_factory, garage, s3, s3_prefix, tmp_path):
+    """Starts `ferry serve --config <[storage] kind = "s3">` servers: factory(prefix=..., ...).
+
+    Every server of a test shares the test's prefix unless given another one. `credentials=False`
+    leaves the keys out of the file (ferry then reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY);
+    `extra_toml` is appended to the config file; other keywords go to ferry_factory."""
+    counter = [0]
+
+    def factory(
+        prefix: str | None = None,
+        extra_args: list[str] | None = None,
+        *,
+        credentials: bool = True,
+        extra_toml: str = "",
+        **kw,
+    ) -> S3Ferry:
+        counter[0] += 1
+        prefix = s3_prefix if prefix is None else prefix
+        cfg = tmp_path / f"ferry-s3-{counter[0]}.toml"
+        cfg.write_text(s3_storage_toml(garage, prefix, credentials) + extra_toml, encoding="utf-8")
+        server = ferry_factory(["--config", str(cfg), *(extra_args or [])], **kw)
+        return S3Ferry(server, prefix, s3, cfg)
+
+    return factory
+
+
+@pytest.fixture
+def s3_ferry(s3_ferry_factory) -> S3Ferry:
+    """A server on 127.0.0.1:<ephemeral> whose user alice is rooted at this test's bucket prefix."""
+    return s3_ferry_factory()

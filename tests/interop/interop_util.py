@@ -239,6 +239,14 @@ class Raw:
             pass
 
 
+def raw_login(server) -> "Raw":
+    """A raw control connection, greeted and logged in as the server's user."""
+    r = Raw(server.host, server.port)
+    r.expect(220)
+    r.login(server.user, server.password)
+    return r
+
+
 def hard_close(sock: socket.socket) -> None:
     import struct
 

@@ -22,6 +22,7 @@ from interop_util import (
     hard_close,
     parse_227,
     parse_229,
+    raw_login,
     port_arg,
     recv_all,
     wait_for,
@@ -46,13 +47,6 @@ def jail(ferry, tmp_path):
     os.symlink(outside, ferry.root / "ldir")
     os.symlink("../../secret.txt", ferry.root / "sub" / "rel-link")
     return ferry, tmp_path
-
-
-def login(server) -> Raw:
-    r = Raw(server.host, server.port)
-    r.expect(220)
-    r.login(server.user, server.password)
-    return r
 
 
 def outside_untouched(tmp_path: Path) -> None:
@@ -103,7 +97,7 @@ TRAVERSALS = [
 
 def test_retr_traversal(jail):
     ferry, tmp_path = jail
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("TYPE I", 200)
     bad = []
     for path in TRAVERSALS:
@@ -122,7 +116,7 @@ def test_retr_traversal(jail):
 
 def test_cwd_traversal_stays_in_root(jail):
     ferry, tmp_path = jail
-    r = login(ferry)
+    r = raw_login(ferry)
     for cmd in ("CWD /../..", "CWD ../../..", "CWD ..", "CDUP", "CWD /..", "CWD sub/../../.."):
         c, text = r.cmd(cmd)
         assert c in (200, 250, 550), (cmd, text)
@@ -148,7 +142,7 @@ def test_cwd_traversal_stays_in_root(jail):
 
 def test_writes_cannot_escape(jail):
     ferry, tmp_path = jail
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("TYPE I", 200)
     for target in ("../escape.bin", "/../escape.bin", "sub/../../escape.bin"):
         d = r.pasv()
@@ -180,7 +174,7 @@ def test_writes_cannot_escape(jail):
 
 def test_symlink_to_outside_file_refused(jail):
     ferry, tmp_path = jail
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("TYPE I", 200)
     for path in ("link", "sub/rel-link", "/link"):
         c, text, got = retr_refused(r, path)
@@ -208,7 +202,7 @@ def test_symlink_to_outside_file_refused(jail):
 
 def test_symlink_to_outside_dir_refused(jail):
     ferry, tmp_path = jail
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("TYPE I", 200)
     c, text = r.cmd("CWD ldir")
     assert c == 550, text
@@ -243,7 +237,7 @@ def test_symlink_to_outside_dir_refused(jail):
 
 def test_dele_symlink_keeps_target(jail):
     ferry, tmp_path = jail
-    r = login(ferry)
+    r = raw_login(ferry)
     c, text = r.cmd("DELE link")
     assert c in (250, 550), text
     r.close()
@@ -258,7 +252,7 @@ def test_port_bounce_refused(ferry, ipv6_ok):
     victim.settimeout(1.5)
     vport = victim.getsockname()[1]
     write_random(ferry.root / "f.bin", 1000)
-    r = login(ferry)
+    r = raw_login(ferry)
     cmds = [f"PORT {port_arg('127.0.0.2', vport)}", f"EPRT |1|127.0.0.2|{vport}|"]
     victim6 = None
     if ipv6_ok:
@@ -288,7 +282,7 @@ def test_port_bounce_refused(ferry, ipv6_ok):
 @pytest.mark.parametrize("cmd", ["PASV", "EPSV"])
 def test_passive_connection_from_other_ip_refused(ferry, when, cmd):
     data = write_random(ferry.root / "f.bin", 200_000)
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("TYPE I", 200)
     text = r.ok(cmd, 227 if cmd == "PASV" else 229)
     port = parse_227(text)[1] if cmd == "PASV" else parse_229(text)
@@ -408,7 +402,7 @@ BAD_BYTES = [
 
 @pytest.mark.parametrize("line", BAD_BYTES, ids=[repr(b)[2:-1] for b in BAD_BYTES])
 def test_nul_and_invalid_utf8_after_login(ferry, tmp_path, line):
-    r = login(ferry)
+    r = raw_login(ferry)
     c, text = r.cmd(line)
     assert c in (500, 501), text
     r.ok("NOOP", 200)
@@ -450,10 +444,10 @@ def test_dropped_mid_command(ferry):
         s.recv(1024)
         s.sendall(payload)
         hard_close(s)
-    r = login(ferry)
+    r = raw_login(ferry)
     r.send(b"STOR half")
     r.close()
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("PASV", 227)
     r.send(b"RETR ")
     r.reset()
@@ -463,7 +457,7 @@ def test_dropped_mid_command(ferry):
 def test_dropped_mid_transfer(ferry):
     big = write_random(ferry.root / "big.bin", 16 * 1024 * 1024)
     # download: read a little, then reset both connections
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("TYPE I", 200)
     d = r.pasv()
     r.ok("RETR big.bin", (125, 150))
@@ -471,7 +465,7 @@ def test_dropped_mid_transfer(ferry):
     hard_close(d)
     r.reset()
     # upload to a new file: send some, then reset both
-    r = login(ferry)
+    r = raw_login(ferry)
     r.ok("TYPE I", 200)
     d = r.pasv()
     r.ok("STOR new.bin", (125, 150))
@@ -479,7 +473,7 @@ def test_dropped_mid_transfer(ferry):
     r.reset()
     hard_close(d)
     # control closed cleanly while the data connection is idle and open
-    r = login(ferry)
+    r = raw_login(ferry)
     d = r.pasv()
     r.ok("STOR idle.bin", (125, 150))
     r.close()

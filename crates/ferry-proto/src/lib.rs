@@ -4,8 +4,9 @@
 //! connection is split into lines ([`line`]), what a command is ([`command`]), what a reply is
 //! ([`reply`]), how data-connection addresses are written ([`addr`]), how paths are resolved inside a
 //! virtual root ([`path`]), how directory listings look ([`listing`]) and how `TYPE A` converts line
-//! endings ([`ascii`]). Nothing here opens a socket or a file; the server and the client drive these
-//! types from their own I/O loops, and every parser is fuzzed.
+//! endings ([`ascii`]); it also reads the PROXY protocol header a load balancer puts before a
+//! connection ([`proxy`]). Nothing here opens a socket or a file; the server and the client drive
+//! these types from their own I/O loops, and every parser is fuzzed.
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod command;
 pub mod line;
 pub mod listing;
 pub mod path;
+pub mod proxy;
 pub mod reply;
 
 pub use command::{Command, ParseError};

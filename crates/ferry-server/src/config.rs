@@ -36,6 +36,84 @@ pub struct Config {
     pub limits: Limits,
     /// FTPS (RFC 4217).
     pub tls: TlsConfig,
+    /// PROXY protocol from load balancers.
+    pub proxy_protocol: ProxyProtocolConfig,
+    /// Where files live: the local filesystem (default) or an S3 bucket.
+    pub storage: StorageConfig,
+}
+
+/// Which storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Directories on the local filesystem (`root`, users' roots).
+    #[default]
+    Local,
+    /// An S3-compatible bucket (AWS S3, Garage, MinIO, ...): docs/s3.md.
+    S3,
+}
+
+/// Storage settings. With `kind = "s3"`, a user's root is a key prefix below `prefix` (a root
+/// below the server's `root` maps to the part below it; any other root to its path without the
+/// leading `/`).
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `local` or `s3`.
+    pub kind: StorageKind,
+    /// The S3 endpoint URL (`http://127.0.0.1:3900`); AWS when absent.
+    pub endpoint: Option<String>,
+    /// The S3 region (`garage` for Garage); `us-east-1` when absent.
+    pub region: Option<String>,
+    /// The bucket.
+    pub bucket: Option<String>,
+    /// A key prefix for everything this server stores (`ftp/`).
+    pub prefix: String,
+    /// Access key; else `AWS_ACCESS_KEY_ID` from the environment.
+    pub access_key_id: Option<String>,
+    /// Secret key; else `AWS_SECRET_ACCESS_KEY` from the environment.
+    pub secret_access_key: Option<String>,
+    /// The first multipart part size in MiB (5 to 5120); parts double every 1000 parts, up to
+    /// 128 MiB, so an upload holds part size × (upload_concurrency + 1) bytes of memory.
+    pub part_size_mib: u64,
+    /// Parts of one upload sent to S3 at once.
+    pub upload_concurrency: usize,
+    /// The most objects a directory may hold for RNFR/RNTO to rename it (copy + delete each).
+    pub max_rename_keys: usize,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("kind", &self.kind)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field("part_size_mib", &self.part_size_mib)
+            .field("upload_concurrency", &self.upload_concurrency)
+            .field("max_rename_keys", &self.max_rename_keys)
+            .finish()
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Local,
+            endpoint: None,
+            region: None,
+            bucket: None,
+            prefix: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+            part_size_mib: 8,
+            upload_concurrency: 2,
+            max_rename_keys: 1000,
+        }
+    }
 }
 
 /// TLS settings.
@@ -79,6 +157,24 @@ impl TlsConfig {
             (_, None) => crate::tls::TlsPolicy::Off,
             (None, Some(_)) => crate::tls::TlsPolicy::Optional,
         }
+    }
+}
+
+/// PROXY protocol (v1 and v2) from load balancers such as HAProxy.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyProtocolConfig {
+    /// Addresses or CIDR ranges of the load balancers. Their connections (control and passive
+    /// data) must start with a PROXY header, whose source address then stands for the client's;
+    /// anyone else's PROXY header is refused. Empty: PROXY protocol off.
+    pub trusted: Vec<crate::proxy::IpNet>,
+    /// Seconds a trusted peer has to send its header.
+    pub header_timeout_secs: u64,
+}
+
+impl Default for ProxyProtocolConfig {
+    fn default() -> Self {
+        Self { trusted: Vec::new(), header_timeout_secs: 5 }
     }
 }
 
@@ -255,6 +351,8 @@ impl Default for Config {
             active: ActiveConfig::default(),
             limits: Limits::default(),
             tls: TlsConfig::default(),
+            proxy_protocol: ProxyProtocolConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -313,6 +411,20 @@ impl Config {
         if self.tls.handshake_timeout_secs == 0 {
             return err("tls.handshake_timeout_secs: must be at least 1");
         }
+        if self.proxy_protocol.header_timeout_secs == 0 {
+            return err("proxy_protocol.header_timeout_secs: must be at least 1");
+        }
+        if self.storage.kind == StorageKind::S3 {
+            if self.storage.bucket.as_deref().unwrap_or_default().is_empty() {
+                return err("storage.bucket: needed with kind = \"s3\"");
+            }
+            if !(5..=5120).contains(&self.storage.part_size_mib) {
+                return err("storage.part_size_mib: must be 5 to 5120 (S3's part size limits)");
+            }
+            if self.storage.upload_concurrency == 0 {
+                return err("storage.upload_concurrency: must be at least 1");
+            }
+        }
         if self.banner.contains(['\r', '\n']) {
             return err("banner: must be one line");
         }
@@ -358,6 +470,23 @@ mod tests {
     }
 
     #[test]
+    fn proxy_protocol_section() {
+        let c = Config::from_toml("[proxy_protocol]\ntrusted = [\"10.0.0.5\", \"10.0.1.0/24\"]\n").unwrap();
+        assert_eq!(c.proxy_protocol.trusted.len(), 2);
+        assert!(c.proxy_protocol.trusted[1].contains("10.0.1.9".parse().unwrap()));
+        assert_eq!(c.proxy_protocol.header_timeout_secs, 5);
+        for (text, field) in [
+            ("[proxy_protocol]\ntrusted = [\"10.0.1.5/24\"]", "proxy_protocol.trusted"),
+            ("[proxy_protocol]\ntrusted = [\"balancer\"]", "proxy_protocol.trusted"),
+            ("[proxy_protocol]\nheader_timeout_secs = 0", "proxy_protocol.header_timeout_secs"),
+            ("[proxy_protocol]\ntrust = []", "trust"),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().0;
+            assert!(e.contains(field), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_field() {
         for (text, field) in [
             ("lisen = []", "lisen"),
@@ -371,6 +500,9 @@ mod tests {
             ("[tls]\nimplicit_listen = [\"127.0.0.1:990\"]", "tls.implicit_listen"),
             ("[tls]\npolicy = \"required\"", "tls.policy"),
             ("[tls]\npolicy = \"sometimes\"", "policy"),
+            ("[storage]\nkind = \"s3\"", "storage.bucket"),
+            ("[storage]\nkind = \"s3\"\nbucket = \"b\"\npart_size_mib = 1", "storage.part_size_mib"),
+            ("[storage]\nkind = \"ftp\"", "kind"),
         ] {
             let e = Config::from_toml(text).unwrap_err().0;
             assert!(e.contains(field), "{text}: {e}");

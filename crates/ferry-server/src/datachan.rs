@@ -3,17 +3,19 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::config::{Config, PortRange, SourcePort};
+use crate::proxy::ProxyTrust;
 
 /// How the next data connection will be made.
 #[derive(Debug)]
 pub enum DataSetup {
     /// `PASV`/`EPSV`: the client connects to this listener.
-    Passive(TcpListener),
+    Passive(PassiveListener),
     /// `PORT`/`EPRT`: the server connects to this address.
     Active(SocketAddr),
 }
@@ -35,10 +37,37 @@ pub struct DataPlan {
     pub timeout: Duration,
 }
 
+/// A passive listener, and the load balancers whose connections to it must start with a PROXY
+/// header (set by the session after `PASV`/`EPSV` when PROXY protocol is on).
+#[derive(Debug)]
+pub struct PassiveListener {
+    listener: TcpListener,
+    proxy: Option<Arc<ProxyTrust>>,
+}
+
+impl PassiveListener {
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Connections from these balancers must carry a PROXY header, whose source address is then
+    /// checked instead of the balancer's.
+    pub(crate) fn expect_proxy_from(&mut self, trust: Arc<ProxyTrust>) {
+        self.proxy = Some(trust);
+    }
+}
+
+impl From<TcpListener> for PassiveListener {
+    fn from(listener: TcpListener) -> Self {
+        Self { listener, proxy: None }
+    }
+}
+
 /// Binds a passive listener on `ip`, in `range` when given.
-pub async fn bind_passive(ip: IpAddr, range: Option<PortRange>) -> io::Result<TcpListener> {
+pub async fn bind_passive(ip: IpAddr, range: Option<PortRange>) -> io::Result<PassiveListener> {
     let Some(range) = range else {
-        return TcpListener::bind(SocketAddr::new(ip, 0)).await;
+        return TcpListener::bind(SocketAddr::new(ip, 0)).await.map(PassiveListener::from);
     };
     let span = u32::from(range.high - range.low) + 1;
     let start = rand::random::<u32>() % span;
@@ -52,7 +81,7 @@ pub async fn bind_passive(ip: IpAddr, range: Option<PortRange>) -> io::Result<Tc
         // a small range would run dry for minutes.
         socket.set_reuseaddr(true)?;
         match socket.bind(SocketAddr::new(ip, port)).and_then(|()| socket.listen(16)) {
-            Ok(l) => return Ok(l),
+            Ok(l) => return Ok(l.into()),
             Err(e) => last = e,
         }
     }
@@ -89,13 +118,32 @@ impl DataPlan {
 
     async fn open_inner(self) -> io::Result<TcpStream> {
         let stream = match self.setup {
-            DataSetup::Passive(listener) => loop {
-                let (stream, from) = listener.accept().await?;
-                if self.allow_any_peer || from.ip().to_canonical() == self.control_peer.to_canonical() {
+            DataSetup::Passive(PassiveListener { listener, proxy }) => loop {
+                let (mut stream, from) = listener.accept().await?;
+                let mut client = from.ip().to_canonical();
+                if let Some(trust) = proxy.as_ref().filter(|t| t.trusts(client)) {
+                    // Relayed by a load balancer: its header names the client. The header is read
+                    // even with allow_any_peer, or it would be taken as file data.
+                    use ferry_proto::proxy::{Addresses, Header};
+                    match trust.read_header(&mut stream).await {
+                        Ok(Header { addresses: Addresses::Proxied { source, .. }, .. }) => {
+                            client = source.ip().to_canonical();
+                        }
+                        Ok(h) => {
+                            tracing::warn!(%from, addresses = ?h.addresses, "refused passive data connection: PROXY header without a client address");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%from, error = %e, "refused passive data connection from a trusted balancer");
+                            continue;
+                        }
+                    }
+                }
+                if self.allow_any_peer || client == self.control_peer.to_canonical() {
                     break stream;
                 }
                 // Someone else raced the client to the port: refuse, keep waiting for the client.
-                tracing::warn!(%from, expected = %self.control_peer, "refused passive data connection from a foreign address");
+                tracing::warn!(%from, %client, expected = %self.control_peer, "refused passive data connection from a foreign address");
                 drop(stream);
             },
             DataSetup::Active(target) => {
@@ -168,6 +216,53 @@ mod tests {
         let server_side = task.await.unwrap().unwrap();
         assert_eq!(server_side.peer_addr().unwrap(), client.local_addr().unwrap());
         drop(thief);
+    }
+
+    #[tokio::test]
+    async fn passive_through_a_balancer_checks_the_proxy_header() {
+        use ferry_proto::proxy::{encode, Addresses, Version};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let config =
+            crate::config::ProxyProtocolConfig { trusted: vec!["127.0.0.3".parse().unwrap()], header_timeout_secs: 5 };
+        let trust = Arc::new(ProxyTrust::from_config(&config).unwrap());
+        let mut l = bind_passive("127.0.0.1".parse().unwrap(), None).await.unwrap();
+        l.expect_proxy_from(trust);
+        let addr = l.local_addr().unwrap();
+        let plan = DataPlan {
+            setup: DataSetup::Passive(l),
+            control_peer: "127.0.0.5".parse().unwrap(),
+            control_local: "127.0.0.1:21".parse().unwrap(),
+            allow_any_peer: false,
+            source_port: SourcePort::Ephemeral,
+            timeout: Duration::from_secs(5),
+        };
+        let task = tokio::spawn(plan.open());
+        let from = |ip: &str| {
+            let s = TcpSocket::new_v4().unwrap();
+            s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+            s.connect(addr)
+        };
+        let header = |client: &str| {
+            encode(Version::V2, &Addresses::Proxied { source: client.parse().unwrap(), destination: addr })
+        };
+        // Through the balancer for someone else, then through the balancer without a header:
+        // both refused, in turn; then the client's, through the balancer, is accepted.
+        let mut thief = from("127.0.0.3").await.unwrap();
+        thief.write_all(&header("127.0.0.9:4000")).await.unwrap();
+        let mut headerless = from("127.0.0.3").await.unwrap();
+        headerless.write_all(b"data without a header").await.unwrap();
+        let mut client = from("127.0.0.3").await.unwrap();
+        client.write_all(&header("127.0.0.5:4000")).await.unwrap();
+        client.write_all(b"file bytes").await.unwrap();
+        let mut server_side = task.await.unwrap().unwrap();
+        assert_eq!(server_side.peer_addr().unwrap(), client.local_addr().unwrap());
+        let mut got = [0u8; 10];
+        server_side.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"file bytes", "the header is not part of the data");
+        for mut refused in [thief, headerless] {
+            let mut buf = [0u8; 1];
+            assert!(matches!(refused.read(&mut buf).await, Ok(0) | Err(_)), "closed");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod datachan;
 mod handlers;
 pub mod limits;
+pub mod proxy;
 pub mod replies;
 mod server;
 mod session;

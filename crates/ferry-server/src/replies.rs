@@ -61,6 +61,11 @@ pub fn local_error() -> Reply {
 pub fn goodbye() -> Reply {
     r(C::CLOSING_CONTROL, "Goodbye.")
 }
+/// 500 (and close) for a PROXY protocol header from an address not in
+/// `proxy_protocol.trusted`: it would let anyone claim any client address.
+pub fn proxy_header_refused() -> Reply {
+    r(C::SYNTAX_ERROR, "PROXY header not accepted from this address.")
+}
 
 /// The reply for a storage error, naming the path the client gave.
 pub fn storage_error(e: &StorageError, path: &str) -> Reply {
@@ -74,6 +79,7 @@ pub fn storage_error(e: &StorageError, path: &str) -> Reply {
         StorageError::InvalidName => r(C::BAD_FILE_NAME, format!("{path}: File name not allowed.")),
         StorageError::NoSpace => r(C::EXCEEDED_STORAGE, "Insufficient storage space."),
         StorageError::Unsupported => r(C::NOT_IMPLEMENTED, "Not supported by this storage."),
+        StorageError::Refused(why) => r(C::FILE_UNAVAILABLE, format!("{path}: {why}.")),
         StorageError::Io(err) => {
             tracing::error!(%path, error = %err, "storage error");
             local_error()

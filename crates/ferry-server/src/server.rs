@@ -15,8 +15,11 @@ use tracing::Instrument;
 
 use crate::auth::{Authenticator, User};
 use crate::config::Config;
+use crate::config::StorageKind;
+use crate::proxy::{HeaderError, ProxyTrust};
 use crate::replies;
 use crate::storage::local::LocalStorage;
+use crate::storage::s3::S3Storage;
 use crate::storage::Storage;
 
 /// State shared by all sessions.
@@ -30,6 +33,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Bans, account sessions, quota usage.
     pub limit_state: Arc<crate::limits::LimitState>,
+    /// The trusted load balancers, when PROXY protocol is on.
+    pub proxy: Option<Arc<ProxyTrust>>,
     /// Open root directories, shared by the sessions rooted there.
     roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
     total: AtomicUsize,
@@ -47,7 +52,12 @@ impl Shared {
         if let Some(s) = roots.get(&user.root).and_then(std::sync::Weak::upgrade) {
             return Ok(s);
         }
-        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&user.root)?);
+        let storage: Arc<dyn Storage> = match self.config.storage.kind {
+            StorageKind::Local => Arc::new(LocalStorage::open(&user.root)?),
+            StorageKind::S3 => {
+                Arc::new(S3Storage::open(&self.config.storage, &s3_prefix(&self.config.root, &user.root))?)
+            }
+        };
         if roots.len() > 1024 {
             roots.retain(|_, w| w.strong_count() > 0);
         }
@@ -55,23 +65,22 @@ impl Shared {
         Ok(storage)
     }
 
-    /// Counts a new connection; `None` with the reason when a limit is reached.
+    /// Counts a new connection from `ip`; the reason when a limit is reached.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
-        let limits = &self.config.limits;
-        if self.limit_state.is_banned(ip) {
-            return Err("Too many failed logins from your address; try again later.");
-        }
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if self.total.load(Ordering::Relaxed) >= limits.max_sessions {
+        let mut admission = self.admit_unattributed()?;
+        admission.attribute(ip)?;
+        Ok(admission)
+    }
+
+    /// Counts a new connection in the total only: its client is not known yet (a PROXY header is
+    /// still to come). [`Admission::attribute`] counts it for the client's address.
+    fn admit_unattributed(self: &Arc<Self>) -> Result<Admission, &'static str> {
+        let _per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total.load(Ordering::Relaxed) >= self.config.limits.max_sessions {
             return Err("Too many users connected; try again later.");
         }
-        let n = per_ip.entry(ip).or_insert(0);
-        if *n >= limits.max_sessions_per_ip {
-            return Err("Too many connections from your address; try again later.");
-        }
-        *n += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
-        Ok(Admission { shared: self.clone(), ip })
+        Ok(Admission { shared: self.clone(), ip: None })
     }
 
     /// Sessions now.
@@ -80,20 +89,54 @@ impl Shared {
     }
 }
 
+/// A user's key prefix on S3: the part of their root below the server's root, or the root itself
+/// without its leading `/`.
+fn s3_prefix(server_root: &std::path::Path, root: &std::path::Path) -> String {
+    let rel = root.strip_prefix(server_root).unwrap_or(root);
+    rel.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A counted connection; uncounted when dropped.
 #[derive(Debug)]
 pub(crate) struct Admission {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    /// The client address it counts for; `None` while a PROXY header is awaited.
+    ip: Option<IpAddr>,
+}
+
+impl Admission {
+    /// Counts the connection for the client's address: refused while the address is banned or
+    /// has its most sessions.
+    fn attribute(&mut self, ip: IpAddr) -> Result<(), &'static str> {
+        if self.shared.limit_state.is_banned(ip) {
+            return Err("Too many failed logins from your address; try again later.");
+        }
+        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.shared.config.limits.max_sessions_per_ip {
+            return Err("Too many connections from your address; try again later.");
+        }
+        *n += 1;
+        self.ip = Some(ip);
+        Ok(())
+    }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
+        if let Some(ip) = self.ip {
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
             }
         }
         self.shared.total.fetch_sub(1, Ordering::Relaxed);
@@ -136,6 +179,18 @@ impl Server {
             }
             _ => None,
         };
+        if config.storage.kind == StorageKind::S3 {
+            // Fail at start-up, not at the first login, when the bucket cannot be reached.
+            S3Storage::open(&config.storage, "")?.check().await.map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "storage: cannot reach bucket {:?}: {e}",
+                        config.storage.bucket.as_deref().unwrap_or_default()
+                    ),
+                )
+            })?;
+        }
         let mut listeners = Vec::new();
         for addr in &config.tls.implicit_listen {
             let l =
@@ -151,12 +206,14 @@ impl Server {
                 Err(e) => return Err(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))),
             }
         }
+        let proxy = ProxyTrust::from_config(&config.proxy_protocol).map(Arc::new);
         let shared = Arc::new(Shared {
             config,
             auth,
             tls,
             shutdown: CancellationToken::new(),
             limit_state: Arc::new(crate::limits::LimitState::default()),
+            proxy,
             roots: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -232,6 +289,19 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
         // inline, it reaches the line splitter in order instead of vanishing from the stream.
         let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        if let Some(trust) = shared.proxy.as_ref().filter(|t| t.trusts(peer.ip())) {
+            // A load balancer: the client's address (for the limits, too) comes in its header.
+            match shared.admit_unattributed() {
+                Ok(admission) => {
+                    tracker.spawn(proxied(stream, peer, implicit, admission, trust.clone(), shared.clone()));
+                }
+                Err(why) => {
+                    tracing::info!(balancer = %peer, why, "connection refused by limits");
+                    tracker.spawn(refuse(stream, why));
+                }
+            }
+            continue;
+        }
         match shared.admit(peer.ip()) {
             Ok(admission) => {
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -253,6 +323,56 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
     }
 }
 
+/// A connection from a trusted load balancer: its PROXY header comes before anything else and
+/// names the client, which the limits, the logs and the session then see instead of the balancer.
+/// No header, an invalid one, LOCAL (a health check) or one without a TCP address: closed.
+async fn proxied(
+    mut stream: TcpStream,
+    balancer: SocketAddr,
+    implicit: bool,
+    mut admission: Admission,
+    trust: Arc<ProxyTrust>,
+    shared: Arc<Shared>,
+) {
+    use ferry_proto::proxy::{Addresses, Header};
+    let header = tokio::select! {
+        h = trust.read_header(&mut stream) => h,
+        () = shared.shutdown.cancelled() => return,
+    };
+    let client = match header {
+        Ok(Header { addresses: Addresses::Proxied { source, destination }, version, .. }) => {
+            let client = SocketAddr::new(source.ip().to_canonical(), source.port());
+            tracing::debug!(%balancer, %client, %destination, ?version, "PROXY header");
+            client
+        }
+        Ok(Header { addresses: Addresses::Local, .. }) => {
+            tracing::debug!(%balancer, "PROXY LOCAL (a health check): closed");
+            return;
+        }
+        Ok(Header { addresses: Addresses::Unknown, version, .. }) => {
+            tracing::warn!(%balancer, ?version, "PROXY header without a TCP client address: closed");
+            return;
+        }
+        Err(HeaderError::Closed(0)) => {
+            tracing::debug!(%balancer, "closed before a PROXY header");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%balancer, error = %e, "no valid PROXY header from a trusted address: closed");
+            return;
+        }
+    };
+    if let Err(why) = admission.attribute(client.ip()) {
+        tracing::info!(peer = %client, via = %balancer, why, "connection refused by limits");
+        refuse(stream, why).await;
+        return;
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(parent: None, "session", id, peer = %client, via = %balancer);
+    crate::session::run(stream, client, shared, implicit).instrument(span).await;
+    drop(admission);
+}
+
 async fn refuse(mut stream: TcpStream, why: &'static str) {
     let bytes = replies::too_many(why).encode();
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -260,4 +380,18 @@ async fn refuse(mut stream: TcpStream, why: &'static str) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn s3_prefixes_from_roots() {
+        let server = Path::new("/srv/ftp");
+        assert_eq!(super::s3_prefix(server, Path::new("/srv/ftp")), "");
+        assert_eq!(super::s3_prefix(server, Path::new("/srv/ftp/alice")), "alice");
+        assert_eq!(super::s3_prefix(server, Path::new("/home/bob/")), "home/bob");
+        assert_eq!(super::s3_prefix(server, Path::new("carol/../x")), "carol/x");
+    }
 }

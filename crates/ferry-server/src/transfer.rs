@@ -23,6 +23,8 @@ use crate::storage::{ReadHandle, StorageError, Upload};
 
 /// Copy buffer size for one transfer.
 const BUF: usize = 256 * 1024;
+/// Bytes handed to the storage at a time by binary uploads.
+const RECEIVE_CHUNK: usize = 1 << 20;
 /// Bytes per `sendfile` call.
 const SENDFILE_CHUNK: usize = 4 << 20;
 
@@ -35,8 +37,10 @@ pub enum Job {
         /// Convert LF to CRLF (`TYPE A`).
         ascii: bool,
     },
-    /// `LIST`/`NLST`/`MLSD`: send prepared bytes.
+    /// `LIST`/`NLST`/`MLSD` of a file or pattern: send prepared bytes.
     SendBytes(Vec<u8>),
+    /// `LIST`/`NLST`/`MLSD` of a directory: send each page as the storage reads it.
+    SendPages(std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<u8>, StorageError>> + Send>>),
     /// `STOR`/`STOU`/`APPE`: receive into an upload.
     Receive {
         /// Where the bytes go.
@@ -228,6 +232,21 @@ async fn run_job<S: DataIo>(
                 r = write_timed(&mut stream, &bytes, timeout) => r.map(|()| {
                     progress.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 }),
+                () = cancel.cancelled() => Err(TransferError::Aborted),
+            };
+            finish_send(stream, r, timeout).await
+        }
+        Job::SendPages(mut pages) => {
+            let r = tokio::select! {
+                r = async {
+                    use futures_util::StreamExt as _;
+                    while let Some(page) = pages.next().await {
+                        let page = page.map_err(TransferError::Storage)?;
+                        write_timed(&mut stream, &page, timeout).await?;
+                        progress.fetch_add(page.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok(())
+                } => r,
                 () = cancel.cancelled() => Err(TransferError::Aborted),
             };
             finish_send(stream, r, timeout).await
@@ -425,6 +444,9 @@ async fn receive<S: DataIo>(
     timeout: Duration,
 ) -> Result<(), TransferError> {
     let mut throttle = rate.map(Throttle::new);
+    if !ascii && throttle.is_none() {
+        return receive_binary(stream, upload, cap, progress, timeout).await;
+    }
     let mut buf = vec![0u8; throttle.as_ref().map(|t| t.chunk()).unwrap_or(BUF)];
     let mut conv = ascii::FromWire::new();
     let mut out = Vec::new();
@@ -457,4 +479,38 @@ async fn receive<S: DataIo>(
         upload.write_all(&out).await.map_err(|e| TransferError::Storage(e.into()))?;
     }
     Ok(())
+}
+
+/// Binary upload without a rate limit: the socket fills one chunk while the storage writes the
+/// previous one (handed over, not copied).
+async fn receive_binary<S: DataIo>(
+    stream: &mut S,
+    upload: &mut dyn Upload,
+    cap: Option<u64>,
+    progress: &AtomicU64,
+    timeout: Duration,
+) -> Result<(), TransferError> {
+    let mut buf = Vec::with_capacity(RECEIVE_CHUNK);
+    let mut total = 0u64;
+    loop {
+        let n = match tokio::time::timeout(timeout, stream.read_buf(&mut buf)).await {
+            Ok(r) => r.map_err(TransferError::Data)?,
+            Err(_) => return Err(TransferError::Data(io::ErrorKind::TimedOut.into())),
+        };
+        total += n as u64;
+        if cap.is_some_and(|c| total > c) {
+            return Err(TransferError::Storage(StorageError::NoSpace));
+        }
+        progress.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 || buf.len() == buf.capacity() {
+            if !buf.is_empty() {
+                buf = upload.write_owned(buf).await.map_err(|e| TransferError::Storage(e.into()))?;
+                buf.clear();
+                buf.reserve(RECEIVE_CHUNK);
+            }
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    }
 }

@@ -2,14 +2,15 @@
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ferry_server::auth::users_file::UsersFile;
 use ferry_server::auth::{Permissions, UserDb};
-use ferry_server::config::PortRange;
+use ferry_server::config::{PortRange, StorageKind};
+use ferry_server::proxy::IpNet;
 use ferry_server::tls::TlsPolicy;
 use ferry_server::{Config, Server};
 use tokio_util::sync::CancellationToken;
@@ -74,6 +75,10 @@ pub struct ServeArgs {
     /// Implicit-FTPS listen address (repeatable; conventionally port 990).
     #[arg(long = "implicit-tls-listen", value_name = "ADDR:PORT")]
     implicit_tls_listen: Vec<SocketAddr>,
+    /// Load balancer address or CIDR range whose connections start with a PROXY v1/v2 header
+    /// (repeatable; replaces proxy_protocol.trusted).
+    #[arg(long = "proxy-trusted", value_name = "ADDR[/BITS]")]
+    proxy_trusted: Vec<IpNet>,
 }
 
 fn build_config(args: &ServeArgs) -> Result<Config> {
@@ -135,6 +140,9 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
     }
     if !args.implicit_tls_listen.is_empty() {
         config.tls.implicit_listen = args.implicit_tls_listen.clone();
+    }
+    if !args.proxy_trusted.is_empty() {
+        config.proxy_protocol.trusted = args.proxy_trusted.clone();
     }
     config.validate().context("invalid configuration")?;
     Ok(config)
@@ -213,12 +221,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .init();
     raise_fd_limit();
     let config = build_config(&args)?;
-    std::fs::create_dir_all(&config.root)
-        .with_context(|| format!("creating root directory {}", config.root.display()))?;
+    let serving = match config.storage.kind {
+        StorageKind::Local => {
+            std::fs::create_dir_all(&config.root)
+                .with_context(|| format!("creating root directory {}", config.root.display()))?;
+            config.root.display().to_string()
+        }
+        StorageKind::S3 => ferry_server::storage::s3::S3Storage::describe(&config.storage),
+    };
     let (db, hint) = build_users(&args, &config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let root = config.root.clone();
         let server = Server::bind(config, Arc::new(db)).await?;
         // Handlers first: a signal sent as soon as the address is printed must stop cleanly.
         use tokio::signal::unix::{signal, SignalKind};
@@ -229,14 +242,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         tokio::spawn(wait_for_signal(stop.clone(), term, int));
         tokio::spawn(reload_on_sighup(server.handle(), hup));
         let addrs = server.local_addrs();
-        print_banner(&addrs, &server.implicit_tls_addrs(), &root, &hint)?;
+        print_banner(&addrs, &server.implicit_tls_addrs(), &serving, &hint)?;
         server.run(stop).await?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-fn print_banner(addrs: &[SocketAddr], implicit: &[SocketAddr], root: &Path, hint: &LoginHint) -> Result<()> {
+fn print_banner(addrs: &[SocketAddr], implicit: &[SocketAddr], serving: &str, hint: &LoginHint) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for a in addrs {
         writeln!(out, "listening on {a}")?;
@@ -244,7 +257,7 @@ fn print_banner(addrs: &[SocketAddr], implicit: &[SocketAddr], root: &Path, hint
     for a in implicit {
         writeln!(out, "listening (implicit FTPS) on {a}")?;
     }
-    writeln!(out, "serving {}", root.display())?;
+    writeln!(out, "serving {serving}")?;
     let port = addrs.first().map(|a| a.port()).unwrap_or(2121);
     match hint {
         LoginHint::Created { file, password } => {

@@ -5,28 +5,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{read_file, Ferry};
+use common::{make_cert, read_file, Ferry};
 use ferry_proto::reply::ReplyParser;
 use ferry_proto::Reply;
-
-/// Writes a self-signed pair with `ferry cert self-signed` and returns (dir, cert, key).
-fn make_cert() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let st = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["cert", "self-signed", "--cert"])
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-    (dir, cert, key)
-}
 
 fn start(cert: &Path, key: &Path, extra: &[&str]) -> Ferry {
     let mut args = vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];

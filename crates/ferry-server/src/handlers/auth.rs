@@ -59,7 +59,12 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Flow {
             match s.shared.storage_for(&user) {
                 Ok(storage) => {
                     limits.login_succeeded(s.peer.ip());
-                    if user.limits.quota_bytes.is_some() || user.limits.quota_files.is_some() {
+                    let quota = user.limits.quota_bytes.is_some() || user.limits.quota_files.is_some();
+                    if quota && s.shared.config.storage.kind != crate::config::StorageKind::Local {
+                        // Usage is measured by walking the root directory, which an object store
+                        // does not have: quotas are not enforced there (docs/s3.md).
+                        tracing::warn!(user = %user.name, "quota not enforced on S3 storage");
+                    } else if quota {
                         s.usage = Some(limits.usage(&user.name, &user.root).await);
                     }
                     tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");

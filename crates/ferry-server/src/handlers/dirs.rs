@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use ferry_proto::listing::{self, EntryKind, MlsxRole};
 use ferry_proto::{Reply, ReplyCode as C, VirtualPath};
+use futures_util::StreamExt;
 
 use super::{tri, Answer};
 use crate::auth::{Permission, Permissions};
@@ -146,23 +147,77 @@ async fn entries(
     }
 }
 
-/// The sorted names in `path` when it is a directory; `None` when it is not (a file, a pattern).
-async fn dir_names(
-    s: &Session,
-    path: &VirtualPath,
-    arg: &str,
+/// How one listing formats its entries.
+#[derive(Debug, Clone, Copy)]
+struct Format {
+    kind: ListKind,
+    facts: ferry_proto::listing::Facts,
+    perms: Permissions,
     show_hidden: bool,
-) -> Result<Option<Vec<String>>, Reply> {
+    now: SystemTime,
+}
+
+impl Format {
+    /// Appends the lines for `entries` to `out`.
+    fn page(&self, entries: &[(String, Metadata)], out: &mut String) {
+        for (name, m) in entries {
+            if !self.show_hidden && name.starts_with('.') {
+                continue;
+            }
+            match self.kind {
+                ListKind::List => listing::format_list_line(&m.entry(name.as_str()), self.now, out),
+                ListKind::Nlst => {
+                    out.push_str(name);
+                    out.push_str("\r\n");
+                }
+                ListKind::Mlsd => {
+                    let e = m.entry(name.as_str());
+                    listing::format_mlsx_facts(&e, MlsxRole::Entry, self.facts, &perm_fact(&e.kind, self.perms), out);
+                    out.push_str("\r\n");
+                }
+            }
+        }
+    }
+}
+
+/// The listing of a directory, page by page as the storage reads it; `None` when `path` is not a
+/// directory (a file, a pattern). The first page is read here, so an unreadable directory gets
+/// its 550 before any data connection is opened.
+async fn dir_pages(s: &Session, path: &VirtualPath, arg: &str, format: Format) -> Result<Option<Job>, Reply> {
     let store = s.store()?;
     if !store.metadata(path).await.is_ok_and(|m| m.is_dir()) {
         return Ok(None);
     }
-    let mut names = store.names(path).await.map_err(|e| replies::storage_error(&e, arg))?;
-    if !show_hidden {
-        names.retain(|n| !n.starts_with('.'));
+    let err = |e: StorageError| replies::storage_error(&e, arg);
+    if format.kind == ListKind::Nlst {
+        // NLST needs names only: no stat per entry where the storage can avoid it.
+        let mut pages = store.names_pages(path).await.map_err(err)?;
+        let first = pages.next().await.transpose().map_err(err)?.unwrap_or_default();
+        let show_hidden = format.show_hidden;
+        let text = move |names: Vec<String>| {
+            let mut text = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
+            for n in names.iter().filter(|n| show_hidden || !n.starts_with('.')) {
+                text.push_str(n);
+                text.push_str("\r\n");
+            }
+            text.into_bytes()
+        };
+        let first = text(first);
+        return Ok(Some(Job::SendPages(Box::pin(
+            futures_util::stream::once(std::future::ready(Ok(first))).chain(pages.map(move |p| p.map(text))),
+        ))));
     }
-    names.sort_unstable();
-    Ok(Some(names))
+    let mut pages = store.list_pages(path).await.map_err(err)?;
+    let first = pages.next().await.transpose().map_err(err)?.unwrap_or_default();
+    let text = move |entries: Vec<(String, Metadata)>| {
+        let mut text = String::with_capacity(entries.len() * 64);
+        format.page(&entries, &mut text);
+        text.into_bytes()
+    };
+    let first = text(first);
+    Ok(Some(Job::SendPages(Box::pin(
+        futures_util::stream::once(std::future::ready(Ok(first))).chain(pages.map(move |p| p.map(text))),
+    ))))
 }
 
 pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> Answer {
@@ -176,44 +231,24 @@ pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> 
         return Some(replies::no_data_setup());
     }
     let shown = path_arg.unwrap_or(".");
-    let show_hidden = kind == ListKind::Mlsd || flags.contains(['a', 'A']);
-    // NLST of a directory needs names only: no stat per entry.
-    let names = match kind {
-        ListKind::Nlst => tri!(dir_names(s, &path, shown, show_hidden).await),
-        _ => None,
+    let format = Format {
+        kind,
+        facts: s.facts,
+        perms: s.user.as_ref().map(|u| u.permissions).unwrap_or_default(),
+        show_hidden: kind == ListKind::Mlsd || flags.contains(['a', 'A']),
+        now: SystemTime::now(),
     };
-    let text = match names {
-        Some(names) => {
-            let mut text = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
-            for n in &names {
-                text.push_str(n);
-                text.push_str("\r\n");
-            }
-            text
-        }
+    let job = match tri!(dir_pages(s, &path, shown, format).await) {
+        Some(job) => job,
         None => {
-            let (is_dir, list) = tri!(entries(s, &path, shown, show_hidden).await);
+            let (is_dir, list) = tri!(entries(s, &path, shown, format.show_hidden).await);
             if kind == ListKind::Mlsd && !is_dir {
                 return Some(r(C::SYNTAX_ERROR_ARGS, format!("{shown}: Not a directory.")));
             }
-            let perms = s.user.as_ref().map(|u| u.permissions).unwrap_or_default();
-            let now = SystemTime::now();
             let mut text = String::with_capacity(list.len() * 64);
-            for (name, m) in &list {
-                match kind {
-                    ListKind::List => listing::format_list_line(&m.entry(name.as_str()), now, &mut text),
-                    ListKind::Nlst => {
-                        text.push_str(name);
-                        text.push_str("\r\n");
-                    }
-                    ListKind::Mlsd => {
-                        let e = m.entry(name.as_str());
-                        listing::format_mlsx_facts(&e, MlsxRole::Entry, s.facts, &perm_fact(&e.kind, perms), &mut text);
-                        text.push_str("\r\n");
-                    }
-                }
-            }
-            text
+            // Entries of a file or a pattern were filtered already.
+            Format { show_hidden: true, ..format }.page(&list, &mut text);
+            Job::SendBytes(text.into_bytes())
         }
     };
     let verb = match kind {
@@ -223,7 +258,7 @@ pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> 
     };
     super::transfer::start(
         s,
-        Job::SendBytes(text.into_bytes()),
+        job,
         r(C::FILE_STATUS_OK, "Here comes the directory listing."),
         r(C::CLOSING_DATA, "Directory send OK."),
         verb,

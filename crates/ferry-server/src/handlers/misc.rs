@@ -19,7 +19,12 @@ pub(super) fn feat(s: &mut Session) -> Answer {
         .iter()
         .map(|x| x.to_string())
         .collect();
-    lines.insert(4, s.facts.feat_line());
+    if s.shared.config.storage.kind != crate::config::StorageKind::Local {
+        // Object stores set modification times themselves.
+        lines.retain(|l| l != "MFMT");
+    }
+    let at = lines.iter().position(|l| l.as_str() > "MLST").unwrap_or(lines.len());
+    lines.insert(at, s.facts.feat_line());
     if s.tls.is_some() && s.shared.config.tls.effective_policy() != crate::tls::TlsPolicy::Off {
         lines.insert(0, "AUTH TLS".into());
         lines.insert(5, "PBSZ".into());

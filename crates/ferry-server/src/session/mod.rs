@@ -214,6 +214,10 @@ impl Session {
         let mut splitter = LineSplitter::new(self.shared.config.limits.max_line);
         let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
         let mut buf = vec![0u8; 1024];
+        // The first bytes, held back until they cannot begin a PROXY header: a trusted balancer's
+        // header was taken off before the session started, so one here is refused. `None` once
+        // decided (at most 11 bytes held; usually decided on the first read).
+        let mut first_bytes: Option<Vec<u8>> = Some(Vec::new());
         let shutdown = self.shared.shutdown.clone();
         loop {
             // Serve queued commands while no transfer runs.
@@ -238,7 +242,24 @@ impl Session {
                     if n == 0 {
                         return Ok(());
                     }
-                    splitter.feed(&buf[..n]);
+                    let mut bytes = &buf[..n];
+                    let held;
+                    if let Some(first) = first_bytes.as_mut() {
+                        first.extend_from_slice(bytes);
+                        match ferry_proto::proxy::detect(first) {
+                            ferry_proto::proxy::Detect::NeedMore => continue,
+                            ferry_proto::proxy::Detect::Header(version) => {
+                                tracing::warn!(?version, "PROXY header from an untrusted address refused");
+                                self.reply(replies::proxy_header_refused());
+                                return self.flush_and_close(&mut io).await;
+                            }
+                            ferry_proto::proxy::Detect::NotHeader => {
+                                held = first_bytes.take().unwrap_or_default();
+                                bytes = &held;
+                            }
+                        }
+                    }
+                    splitter.feed(bytes);
                     while let Some(event) = splitter.next_event() {
                         let line = match event {
                             LineEvent::Line(l) => l,
@@ -343,7 +364,13 @@ impl Session {
                 }
                 // Boxed: an idle session's task then holds only the small loop state, not the
                 // largest handler's.
-                Box::pin(crate::handlers::dispatch(self, cmd)).await
+                let flow = Box::pin(crate::handlers::dispatch(self, cmd)).await;
+                // A listener that PASV/EPSV just opened learns which load balancers must put a
+                // PROXY header on the data connections they relay to it.
+                if let (Some(trust), Some(DataSetup::Passive(l))) = (&self.shared.proxy, &mut self.data) {
+                    l.expect_proxy_from(trust.clone());
+                }
+                flow
             }
             Err(e) => {
                 tracing::debug!(error = %e, "unparsable command");

@@ -5,6 +5,7 @@
 //! a symlink that climbs out) that would lead outside it. Blocking calls run on tokio's blocking
 //! pool, never on the async threads.
 
+use std::future::Future as _;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -244,7 +245,7 @@ impl Storage for LocalStorage {
                 Ok((d.open_with(&target, &opts)?.into_std(), None, undo))
             })
             .await?;
-        Ok(Box::new(LocalUpload { file: tokio::fs::File::from_std(file), dir, temp, undo, done: false }))
+        Ok(Box::new(LocalUpload { file: Arc::new(file), inflight: None, spare: None, dir, temp, undo, done: false }))
     }
 
     async fn create_dir(&self, path: &VirtualPath) -> Result<()> {
@@ -296,8 +297,15 @@ impl Storage for LocalStorage {
 }
 
 /// An upload to a local file; see [`WriteMode`] for where the bytes go.
+///
+/// Writes run on the blocking pool, one at a time and in order: while one chunk is written to
+/// the file the transfer reads the next from the socket, so the two overlap on two cores.
 struct LocalUpload {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
+    /// The chunk being written; it returns its buffer for reuse.
+    inflight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
+    /// A buffer back from a finished write.
+    spare: Option<Vec<u8>>,
     dir: Arc<Dir>,
     /// (temporary name, final name) when replacing an existing file.
     temp: Option<(PathBuf, PathBuf)>,
@@ -316,27 +324,73 @@ enum Undo {
     Truncate(PathBuf, u64),
 }
 
+impl LocalUpload {
+    /// Waits for the write in flight, if any; its buffer becomes the spare.
+    fn poll_inflight(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(h) = &mut self.inflight {
+            let r = std::task::ready!(Pin::new(h).poll(cx));
+            self.inflight = None;
+            match r {
+                Ok(Ok(buf)) => self.spare = Some(buf),
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(e) => return Poll::Ready(Err(io::Error::other(e))),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    async fn settle(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_inflight(cx)).await
+    }
+
+    /// Starts writing `buf` (after the previous write finished).
+    fn start_write(&mut self, buf: Vec<u8>) {
+        let file = self.file.clone();
+        self.inflight = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            (&*file).write_all(&buf)?;
+            Ok(buf)
+        }));
+    }
+}
+
 impl AsyncWrite for LocalUpload {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.file).poll_write(cx, buf)
+        std::task::ready!(self.poll_inflight(cx))?;
+        let mut owned = self.spare.take().unwrap_or_default();
+        owned.clear();
+        owned.extend_from_slice(buf);
+        self.start_write(owned);
+        Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_flush(cx)
+        self.poll_inflight(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_shutdown(cx)
+        self.poll_inflight(cx)
     }
 }
 
 #[async_trait]
 impl Upload for LocalUpload {
+    async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.settle().await?;
+        let spare = self.spare.take().unwrap_or_else(|| Vec::with_capacity(buf.capacity()));
+        self.start_write(buf);
+        Ok(spare)
+    }
+
     async fn commit(mut self: Box<Self>, fsync: bool) -> Result<u64> {
-        use tokio::io::AsyncWriteExt;
-        self.file.flush().await?;
-        if fsync {
-            self.file.sync_all().await?;
-        }
-        let meta = self.file.metadata().await?;
+        self.settle().await?;
+        let file = self.file.clone();
+        let meta = tokio::task::spawn_blocking(move || {
+            if fsync {
+                file.sync_all()?;
+            }
+            file.metadata()
+        })
+        .await
+        .map_err(|e| StorageError::Io(io::Error::other(e)))??;
         let len = meta.len();
         let in_place = match &self.undo {
             Undo::Remove(p) | Undo::Truncate(p, _) => Some(p.clone()),
@@ -356,7 +410,7 @@ impl Upload for LocalUpload {
             if !same {
                 // The name now holds another upload's data, committed before this one. This one
                 // completes last, so it wins whole: copy it from the (unlinked) file into place.
-                let mut src = self.file.try_clone().await?.into_std().await;
+                let mut src = self.file.try_clone()?;
                 let dir = self.dir.clone();
                 let target = match &self.undo {
                     Undo::Remove(p) | Undo::Truncate(p, _) => p.clone(),
@@ -409,6 +463,8 @@ impl Upload for LocalUpload {
     }
 
     async fn abort(mut self: Box<Self>) {
+        // What was received stays in a file written in place: let it all land (resumable).
+        let _ = self.settle().await;
         self.done = true;
         if let Some((tmp, _)) = self.temp.take() {
             let dir = self.dir.clone();
@@ -419,6 +475,8 @@ impl Upload for LocalUpload {
 
 impl LocalUpload {
     async fn undo(&mut self) {
+        // No write may land after the truncation.
+        let _ = self.settle().await;
         let undo = std::mem::replace(&mut self.undo, Undo::Nothing);
         let dir = self.dir.clone();
         let _ = tokio::task::spawn_blocking(move || match undo {

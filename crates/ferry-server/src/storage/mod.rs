@@ -4,6 +4,7 @@
 //! The local filesystem backend ([`local::LocalStorage`]) is the default.
 
 pub mod local;
+pub mod s3;
 
 use std::fmt;
 use std::io;
@@ -56,6 +57,9 @@ pub enum StorageError {
     /// The backend does not support this operation.
     #[error("not supported by this storage")]
     Unsupported,
+    /// The backend refuses this operation, for the reason given (sent to the client).
+    #[error("refused: {0}")]
+    Refused(String),
     /// Anything else; the text goes to the log, never to the client.
     #[error("I/O error: {0}")]
     Io(#[source] io::Error),
@@ -85,6 +89,13 @@ impl From<io::Error> for StorageError {
 
 /// A storage result.
 pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// A directory listing, page by page: every page's entries sorted, and every entry of a page
+/// sorted before those of the next.
+pub type ListPages = Pin<Box<dyn futures_util::Stream<Item = Result<Vec<(String, Metadata)>>> + Send>>;
+
+/// Names in a directory, page by page, as [`ListPages`].
+pub type NamePages = Pin<Box<dyn futures_util::Stream<Item = Result<Vec<String>>> + Send>>;
 
 /// What is known about a file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +173,13 @@ pub trait Upload: AsyncWrite + Send + Unpin {
     /// Makes the upload durable (`fsync` when asked) and visible under its final name. Returns the
     /// final size of the file.
     async fn commit(self: Box<Self>, fsync: bool) -> Result<u64>;
+    /// Writes all of `buf` and returns a buffer for the next chunk. Backends that write on
+    /// another thread take the buffer instead of copying it; the default copies.
+    async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
+        use tokio::io::AsyncWriteExt as _;
+        self.write_all(&buf).await?;
+        Ok(buf)
+    }
     /// Abandons the upload: a temporary file is removed and the old file is left untouched; data
     /// written in place (new file, append, offset) stays, so the client can resume.
     async fn abort(self: Box<Self>);
@@ -184,10 +202,24 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn symlink_metadata(&self, path: &VirtualPath) -> Result<Metadata>;
     /// The entries of a directory (without `.` and `..`), unsorted.
     async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>>;
+    /// The entries of a directory as a stream of pages, for listings that start before the whole
+    /// directory is read (object stores list 1000 keys per request). Backends that read a
+    /// directory at once return one sorted page.
+    async fn list_pages(&self, path: &VirtualPath) -> Result<ListPages> {
+        let mut list = self.list(path).await?;
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Box::pin(futures_util::stream::once(std::future::ready(Ok(list)))))
+    }
     /// The names in a directory (without `.` and `..`), unsorted: for NLST, which needs no
     /// metadata. Backends that cannot do better list.
     async fn names(&self, path: &VirtualPath) -> Result<Vec<String>> {
         Ok(self.list(path).await?.into_iter().map(|(n, _)| n).collect())
+    }
+    /// The names in a directory as a stream of sorted pages, like [`Storage::list_pages`].
+    async fn names_pages(&self, path: &VirtualPath) -> Result<NamePages> {
+        let mut names = self.names(path).await?;
+        names.sort_unstable();
+        Ok(Box::pin(futures_util::stream::once(std::future::ready(Ok(names)))))
     }
     /// Opens a file for reading at `offset` and returns it with the file's size (one round trip
     /// to the storage per download). An offset past the end is the caller's to refuse.

@@ -236,3 +236,18 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
     };
     assert!(list(a) == list(b), "{} and {} differ", a.display(), b.display());
 }
+
+/// Writes a self-signed pair with `ferry cert self-signed` and returns (dir, cert, key).
+pub fn make_cert() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["cert", "self-signed", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    (dir, cert, key)
+}
