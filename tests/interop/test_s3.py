@@ -324,6 +324,25 @@ def test_rename_directory(s3_ferry):
     ftp.quit()
 
 
+def test_rename_directory_over_the_limit_is_refused(s3_ferry_factory):
+    """A directory with more objects than storage.max_rename_keys is not renamed: 550, nothing moved."""
+    site = s3_ferry_factory(extra_toml="max_rename_keys = 2\n")
+    ftp = connect(site)
+    ftp.mkd("big")
+    for i in range(3):
+        stor_bytes(ftp, f"big/{i}.bin", b"x")
+    assert code(reply(ftp, "RNFR big")) == 350
+    resp = reply(ftp, "RNTO moved")
+    assert code(resp) == 550 and "more than 2 objects" in resp, resp
+    assert keys_under(site) == ["big/", "big/0.bin", "big/1.bin", "big/2.bin"]
+    ftp.mkd("small")
+    stor_bytes(ftp, "small/0.bin", b"y")
+    assert code(reply(ftp, "RNFR small")) == 350
+    assert code(reply(ftp, "RNTO small2")) == 250
+    assert "small2/0.bin" in keys_under(site) and "small/0.bin" not in keys_under(site)
+    ftp.quit()
+
+
 # ------------------------------------------------------------------ listings and names
 
 
