@@ -137,6 +137,85 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Verifies a password against a PHC hash string in `blocks`, the argon2 working memory, which is
+/// grown to the hash's memory cost and kept for the next call.
+fn verify_password_in(password: &str, hash: &str, blocks: &mut Vec<argon2::Block>) -> bool {
+    use argon2::{Algorithm, Params, Version};
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed)) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let n = params.block_count();
+    if blocks.len() < n {
+        blocks.resize(n, argon2::Block::new());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut out,
+        &mut blocks[..n],
+    );
+    // `Output` compares in constant time.
+    hashed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
+}
+
+/// A job for the hashing threads: (password, hash, where the answer goes).
+type HashJob = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// One thread per core verifies passwords, each with its own argon2 memory kept between calls:
+/// memory stays at cores x the hash's memory cost however many logins fail, where hashing on the
+/// blocking pool left up to 19 MiB in a malloc arena per pool thread that ever hashed.
+struct HashPool {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>,
+}
+
+impl HashPool {
+    fn start(threads: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("ferry-argon2-{i}")).spawn(move || {
+                let mut blocks = Vec::new();
+                loop {
+                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((password, hash, reply)) = job else { return };
+                    let _ = reply.send(verify_password_in(&password, &hash, &mut blocks));
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
+        Self { jobs: std::sync::Mutex::new(tx) }
+    }
+
+    async fn verify(&self, password: String, hash: String) -> Result<bool, AuthError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((password, hash, tx))
+            .map_err(|_| AuthError::Backend("password hashing threads stopped".into()))?;
+        rx.await.map_err(|_| AuthError::Backend("password hashing thread failed".into()))
+    }
+}
+
+/// The process's hashing threads, started on first use.
+fn hashing_pool() -> &'static HashPool {
+    static POOL: std::sync::OnceLock<HashPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| HashPool::start(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+}
+
 #[derive(Clone)]
 struct Account {
     hash: String,
@@ -316,9 +395,7 @@ impl Authenticator for UserDb {
             if account.is_some() && self.verified.check(name, password) {
                 return Ok(account_user(name, account));
             }
-            let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
-                .await
-                .map_err(|e| AuthError::Backend(e.to_string()))?;
+            let ok = hashing_pool().verify(pw, hash).await?;
             if ok && account.is_some() {
                 self.verified.remember(name, password);
             }
@@ -390,6 +467,28 @@ mod tests {
         assert!(p.has(Permission::Read) && p.has(Permission::Mkdir) && !p.has(Permission::List));
         assert_eq!(p.to_list(), vec![Permission::Read, Permission::Mkdir]);
         assert_eq!(Permissions::all().to_list().len(), 6);
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_library() {
+        let hash = hash_password("right").unwrap();
+        let mut blocks = Vec::new();
+        assert!(verify_password_in("right", &hash, &mut blocks));
+        let used = blocks.len();
+        assert!(used >= 19456, "{used} blocks");
+        assert!(!verify_password_in("wrong", &hash, &mut blocks));
+        assert!(verify_password_in("right", &hash, &mut blocks));
+        assert_eq!(blocks.len(), used, "memory is reused, not grown");
+        assert!(!verify_password_in("right", "not a hash", &mut blocks));
+        // Other parameters and argon2i/argon2d hashes too.
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        for alg in [argon2::Algorithm::Argon2i, argon2::Algorithm::Argon2d] {
+            let params = argon2::Params::new(64, 3, 1, Some(24)).unwrap();
+            let h = Argon2::new(alg, argon2::Version::V0x10, params).hash_password(b"pw", &salt).unwrap().to_string();
+            assert!(verify_password_in("pw", &h, &mut blocks), "{h}");
+            assert!(!verify_password_in("pX", &h, &mut blocks), "{h}");
+            assert!(verify_password("pw", &h));
+        }
     }
 
     #[test]
