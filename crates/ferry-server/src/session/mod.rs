@@ -16,7 +16,7 @@ use std::time::Instant;
 use ferry_proto::line::{LineEvent, LineSplitter};
 use ferry_proto::listing::Facts;
 use ferry_proto::{Command, Reply, ReplyCode, VirtualPath};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
@@ -213,7 +213,6 @@ impl Session {
     async fn main_loop(&mut self, mut io: Box<dyn Io>) -> std::io::Result<()> {
         let mut splitter = LineSplitter::new(self.shared.config.limits.max_line);
         let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
-        let mut buf = vec![0u8; 1024];
         // The first bytes, held back until they cannot begin a PROXY header: a trusted balancer's
         // header was taken off before the session started, so one here is refused. `None` once
         // decided (at most 11 bytes held; usually decided on the first read).
@@ -237,12 +236,12 @@ impl Session {
             let deadline = self.deadline();
             let transfer_running = self.transfer.is_some();
             tokio::select! {
-                n = io.read(&mut buf) => {
-                    let n = n?;
-                    if n == 0 {
+                data = ReadChunk(&mut io) => {
+                    let data = data?;
+                    if data.is_empty() {
                         return Ok(());
                     }
-                    let mut bytes = &buf[..n];
+                    let mut bytes = &data[..];
                     let held;
                     if let Some(first) = first_bytes.as_mut() {
                         first.extend_from_slice(bytes);
@@ -442,6 +441,23 @@ impl Session {
             return Flow::Close;
         }
         Flow::Continue
+    }
+}
+
+/// Reads what the control connection has, without holding a buffer while it waits: the bytes go
+/// into a buffer on the stack of `poll` and come out as a `Vec` of their length. An idle session
+/// (thousands of them wait here) so costs no read buffer. `AsyncRead` writes to the buffer only when
+/// it returns `Ready`, so nothing is lost when `poll` returns `Pending`, TLS included.
+struct ReadChunk<'a>(&'a mut Box<dyn Io>);
+
+impl std::future::Future for ReadChunk<'_> {
+    type Output = std::io::Result<Vec<u8>>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let mut stack = [0u8; 1024];
+        let mut buf = tokio::io::ReadBuf::new(&mut stack);
+        std::task::ready!(std::pin::Pin::new(&mut **self.0).poll_read(cx, &mut buf))?;
+        std::task::Poll::Ready(Ok(buf.filled().to_vec()))
     }
 }
 
