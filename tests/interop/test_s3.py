@@ -578,7 +578,7 @@ def test_ferry_put_continue_resumes(s3_ferry, tmp_path):
 
 
 def test_two_nodes_share_a_prefix(s3_ferry_factory):
-    """Two stateless servers on one bucket prefix: upload part through A, resume through B, read through A."""
+    """Two stateless servers on one bucket prefix: upload part through A, list and resume through B, read through both."""
     a = s3_ferry_factory()
     b = s3_ferry_factory()
     assert a.prefix == b.prefix and a.port != b.port
@@ -594,9 +594,10 @@ def test_two_nodes_share_a_prefix(s3_ferry_factory):
     assert reply(fb, "SIZE shared.bin") == f"213 {first}"
     assert fb.storbinary("STOR shared.bin", p.reader(first), blocksize=MiB, rest=first).startswith("226")
     assert reply(fa, "SIZE shared.bin") == f"213 {p.size}"
-    sink = HashSink()
-    fa.retrbinary("RETR shared.bin", sink, blocksize=MiB)
-    assert sink.n == p.size and sink.hexdigest() == p.sha256()
+    for ftp in (fa, fb):
+        sink = HashSink()
+        ftp.retrbinary("RETR shared.bin", sink, blocksize=MiB)
+        assert sink.n == p.size and sink.hexdigest() == p.sha256()
     fa.quit()
     fb.quit()
     assert a.s3.list_objects(a.prefix) == {a.key("shared.bin"): p.size}

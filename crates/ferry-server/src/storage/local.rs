@@ -75,6 +75,14 @@ impl LocalStorage {
     }
 }
 
+/// Directories with at least this many entries are statted on several threads.
+const PARALLEL_STAT_MIN: usize = 512;
+
+/// Threads that stat one large directory.
+fn stat_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8)
+}
+
 fn rel(p: &VirtualPath) -> PathBuf {
     PathBuf::from(p.relative())
 }
@@ -126,23 +134,48 @@ impl Storage for LocalStorage {
 
     async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>> {
         let p = rel(path);
-        self.blocking(move |d| {
-            let sub = d.open_dir(&p)?;
-            let mut out = Vec::new();
-            for entry in sub.entries()? {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(TEMP_PREFIX) {
-                    continue;
+        let (sub, names) = self
+            .blocking(move |d| {
+                let sub = d.open_dir(&p)?;
+                let mut names = Vec::new();
+                for entry in sub.entries()? {
+                    let name = entry?.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with(TEMP_PREFIX) {
+                        names.push(name);
+                    }
                 }
-                // An entry that vanished between readdir and stat is simply not listed.
-                let Ok(m) = entry.metadata() else { continue };
-                out.push((name.clone(), convert(&sub, Path::new(&name), &m)));
+                Ok((Arc::new(sub), names))
+            })
+            .await?;
+        // A stat per entry is most of a listing's cost: large directories are statted on every
+        // core at once, each thread taking a contiguous share of the names.
+        let workers = if names.len() < PARALLEL_STAT_MIN { 1 } else { stat_threads() };
+        let share = names.len().div_ceil(workers).max(1);
+        let mut names = names.into_iter();
+        let mut tasks = Vec::with_capacity(workers);
+        loop {
+            let part: Vec<String> = names.by_ref().take(share).collect();
+            if part.is_empty() {
+                break;
             }
-            Ok(out)
-        })
-        .await
-        .map(|list| list.into_iter().map(|(n, m)| (n, self.shown(m))).collect())
+            let sub = sub.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let mut out = Vec::with_capacity(part.len());
+                for name in part {
+                    // An entry that vanished between readdir and stat is simply not listed.
+                    let Ok(m) = sub.symlink_metadata(&name) else { continue };
+                    let meta = convert(&sub, Path::new(&name), &m);
+                    out.push((name, meta));
+                }
+                out
+            }));
+        }
+        let mut list = Vec::new();
+        for t in tasks {
+            let part = t.await.map_err(|e| StorageError::Io(io::Error::other(e)))?;
+            list.extend(part.into_iter().map(|(n, m)| (n, self.shown(m))));
+        }
+        Ok(list)
     }
 
     async fn names(&self, path: &VirtualPath) -> Result<Vec<String>> {
