@@ -264,8 +264,10 @@ async fn run_job<S: DataIo>(
             }
             drop(stream);
             match r {
-                Ok(()) => {
-                    let len = upload.commit(fsync).await.map_err(TransferError::Storage)?;
+                Ok(last) => {
+                    let len =
+                        if last.is_empty() { upload.commit(fsync).await } else { upload.finish(last, fsync).await }
+                            .map_err(TransferError::Storage)?;
                     if let Some(q) = quota {
                         let mut u = q.usage.lock().unwrap_or_else(|p| p.into_inner());
                         u.bytes = (u.bytes + len).saturating_sub(q.old_len.unwrap_or(0));
@@ -442,7 +444,7 @@ async fn receive<S: DataIo>(
     cap: Option<u64>,
     progress: &AtomicU64,
     timeout: Duration,
-) -> Result<(), TransferError> {
+) -> Result<Vec<u8>, TransferError> {
     let mut throttle = rate.map(Throttle::new);
     if !ascii && throttle.is_none() {
         return receive_binary(stream, upload, cap, progress, timeout).await;
@@ -478,18 +480,19 @@ async fn receive<S: DataIo>(
         conv.finish(&mut out);
         upload.write_all(&out).await.map_err(|e| TransferError::Storage(e.into()))?;
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Binary upload without a rate limit: the socket fills one chunk while the storage writes the
-/// previous one (handed over, not copied).
+/// previous one (handed over, not copied). Returns the last, partial chunk, which the storage
+/// writes as it commits (a small file: one step).
 async fn receive_binary<S: DataIo>(
     stream: &mut S,
     upload: &mut dyn Upload,
     cap: Option<u64>,
     progress: &AtomicU64,
     timeout: Duration,
-) -> Result<(), TransferError> {
+) -> Result<Vec<u8>, TransferError> {
     let mut buf = Vec::with_capacity(RECEIVE_CHUNK);
     let mut total = 0u64;
     loop {
@@ -502,15 +505,13 @@ async fn receive_binary<S: DataIo>(
             return Err(TransferError::Storage(StorageError::NoSpace));
         }
         progress.fetch_add(n as u64, Ordering::Relaxed);
-        if n == 0 || buf.len() == buf.capacity() {
-            if !buf.is_empty() {
-                buf = upload.write_owned(buf).await.map_err(|e| TransferError::Storage(e.into()))?;
-                buf.clear();
-                buf.reserve(RECEIVE_CHUNK);
-            }
-            if n == 0 {
-                return Ok(());
-            }
+        if n == 0 {
+            return Ok(buf);
+        }
+        if buf.len() == buf.capacity() {
+            buf = upload.write_owned(buf).await.map_err(|e| TransferError::Storage(e.into()))?;
+            buf.clear();
+            buf.reserve(RECEIVE_CHUNK);
         }
     }
 }

@@ -413,81 +413,12 @@ impl Upload for LocalUpload {
         Ok(spare)
     }
 
-    async fn commit(mut self: Box<Self>, fsync: bool) -> Result<u64> {
-        self.settle().await?;
-        let file = self.file.clone();
-        let meta = tokio::task::spawn_blocking(move || {
-            if fsync {
-                file.sync_all()?;
-            }
-            file.metadata()
-        })
-        .await
-        .map_err(|e| StorageError::Io(io::Error::other(e)))??;
-        let len = meta.len();
-        let in_place = match &self.undo {
-            Undo::Remove(p) | Undo::Truncate(p, _) => Some(p.clone()),
-            Undo::Nothing => None,
-        };
-        if let Some(path) = in_place {
-            // Another upload may have renamed a new file over this one while it was written: then
-            // this data is not what the name holds, and the client must not be told otherwise.
-            use std::os::unix::fs::MetadataExt as _;
-            let (dev, ino) = (meta.dev(), meta.ino());
-            let dir = self.dir.clone();
-            let same = tokio::task::spawn_blocking(move || {
-                dir.symlink_metadata(&path).map(|m| m.dev() == dev && m.ino() == ino).unwrap_or(false)
-            })
-            .await
-            .unwrap_or(false);
-            if !same {
-                // The name now holds another upload's data, committed before this one. This one
-                // completes last, so it wins whole: copy it from the (unlinked) file into place.
-                let mut src = self.file.try_clone()?;
-                let dir = self.dir.clone();
-                let target = match &self.undo {
-                    Undo::Remove(p) | Undo::Truncate(p, _) => p.clone(),
-                    Undo::Nothing => PathBuf::new(),
-                };
-                tokio::task::spawn_blocking(move || {
-                    let tmp = temp_name(&target);
-                    let mut excl = OpenOptions::new();
-                    excl.write(true).create_new(true);
-                    let mut out = dir.open_with(&tmp, &excl)?.into_std();
-                    src.seek(SeekFrom::Start(0))?;
-                    let copied =
-                        std::io::copy(&mut src, &mut out).and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
-                    match copied.and_then(|()| dir.rename(&tmp, &dir, &target)) {
-                        Ok(()) => Ok(()),
-                        Err(e) => {
-                            let _ = dir.remove_file(&tmp);
-                            Err(e)
-                        }
-                    }
-                })
-                .await
-                .map_err(|e| StorageError::Io(io::Error::other(e)))??;
-                self.done = true;
-                return Ok(len);
-            }
-        }
-        if let Some((tmp, target)) = self.temp.clone() {
-            let dir = self.dir.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                dir.rename(&tmp, &dir, &target)?;
-                if fsync {
-                    // Make the rename itself durable.
-                    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                    dir.open_dir(parent)?.open(".").and_then(|d| d.sync_all()).ok();
-                }
-                io::Result::Ok(())
-            })
-            .await
-            .map_err(|e| StorageError::Io(io::Error::other(e)))?;
-            r?;
-        }
-        self.done = true;
-        Ok(len)
+    async fn commit(self: Box<Self>, fsync: bool) -> Result<u64> {
+        self.complete(None, fsync).await
+    }
+
+    async fn finish(self: Box<Self>, last: Vec<u8>, fsync: bool) -> Result<u64> {
+        self.complete(Some(last), fsync).await
     }
 
     async fn discard(mut self: Box<Self>) {
@@ -507,6 +438,24 @@ impl Upload for LocalUpload {
 }
 
 impl LocalUpload {
+    /// Writes `last`, makes the upload durable and visible: one blocking call, so a small upload
+    /// costs one trip to the blocking pool here.
+    async fn complete(mut self: Box<Self>, last: Option<Vec<u8>>, fsync: bool) -> Result<u64> {
+        self.settle().await?;
+        let file = self.file.clone();
+        let dir = self.dir.clone();
+        let in_place = match &self.undo {
+            Undo::Remove(p) | Undo::Truncate(p, _) => Some(p.clone()),
+            Undo::Nothing => None,
+        };
+        let temp = self.temp.clone();
+        let len = tokio::task::spawn_blocking(move || complete_blocking(&file, &dir, last, in_place, temp, fsync))
+            .await
+            .map_err(|e| StorageError::Io(io::Error::other(e)))??;
+        self.done = true;
+        Ok(len)
+    }
+
     async fn undo(&mut self) {
         // No write may land after the truncation.
         let _ = self.settle().await;
@@ -519,6 +468,59 @@ impl LocalUpload {
         })
         .await;
     }
+}
+
+/// The blocking part of [`LocalUpload::complete`]; returns the file's final length.
+fn complete_blocking(
+    file: &std::fs::File,
+    dir: &Dir,
+    last: Option<Vec<u8>>,
+    in_place: Option<PathBuf>,
+    temp: Option<(PathBuf, PathBuf)>,
+    fsync: bool,
+) -> io::Result<u64> {
+    use std::io::Write as _;
+    use std::os::unix::fs::MetadataExt as _;
+    if let Some(buf) = last {
+        (&*file).write_all(&buf)?;
+    }
+    if fsync {
+        file.sync_all()?;
+    }
+    let meta = file.metadata()?;
+    let len = meta.len();
+    if let Some(path) = in_place {
+        // Another upload may have renamed a new file over this one while it was written: then
+        // this data is not what the name holds, and the client must not be told otherwise.
+        let same = dir.symlink_metadata(&path).map(|m| m.dev() == meta.dev() && m.ino() == meta.ino()).unwrap_or(false);
+        if !same {
+            // The name now holds another upload's data, committed before this one. This one
+            // completes last, so it wins whole: copy it from the (unlinked) file into place.
+            let mut src = file.try_clone()?;
+            let tmp = temp_name(&path);
+            let mut excl = OpenOptions::new();
+            excl.write(true).create_new(true);
+            let mut out = dir.open_with(&tmp, &excl)?.into_std();
+            src.seek(SeekFrom::Start(0))?;
+            let copied = std::io::copy(&mut src, &mut out).and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
+            return match copied.and_then(|()| dir.rename(&tmp, dir, &path)) {
+                Ok(()) => Ok(len),
+                Err(e) => {
+                    let _ = dir.remove_file(&tmp);
+                    Err(e)
+                }
+            };
+        }
+    }
+    if let Some((tmp, target)) = temp {
+        dir.rename(&tmp, dir, &target)?;
+        if fsync {
+            // Make the rename itself durable.
+            let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            dir.open_dir(parent)?.open(".").and_then(|d| d.sync_all()).ok();
+        }
+    }
+    Ok(len)
 }
 
 impl Drop for LocalUpload {

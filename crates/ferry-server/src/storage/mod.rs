@@ -173,6 +173,12 @@ pub trait Upload: AsyncWrite + Send + Unpin {
     /// Makes the upload durable (`fsync` when asked) and visible under its final name. Returns the
     /// final size of the file.
     async fn commit(self: Box<Self>, fsync: bool) -> Result<u64>;
+    /// Writes `last` (the end of the upload) and commits: one step, so backends can do both in
+    /// one blocking call.
+    async fn finish(mut self: Box<Self>, last: Vec<u8>, fsync: bool) -> Result<u64> {
+        self.write_owned(last).await?;
+        self.commit(fsync).await
+    }
     /// Writes all of `buf` and returns a buffer for the next chunk. Backends that write on
     /// another thread take the buffer instead of copying it; the default copies.
     async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
