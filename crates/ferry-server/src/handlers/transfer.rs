@@ -193,8 +193,9 @@ pub(super) fn start(
         Job::Receive { .. } => limits.upload_bps,
         _ => limits.download_bps,
     };
-    tokio::spawn(transfer::run(plan, tls, rate, job, progress.clone(), cancel.clone(), tx));
+    let task = Box::pin(transfer::run(plan, tls, rate, job, progress.clone(), cancel.clone(), tx));
     s.transfer = Some(Running {
+        task: Some(std::sync::Mutex::new(task)),
         events: rx,
         cancel,
         progress,

@@ -1,8 +1,8 @@
 //! One FTP session: a task that owns the control connection and all session state.
 //!
 //! The loop reads bytes, splits lines, parses commands, checks [`policy`], dispatches to the
-//! handlers in [`crate::handlers`], and writes every reply itself. A transfer runs as its own task
-//! ([`crate::transfer`]); while it runs, ABOR, STAT, NOOP and QUIT are served at once and other
+//! handlers in [`crate::handlers`], and writes every reply itself. A transfer runs as a future
+//! ([`crate::transfer`]) that the session's task polls beside the control connection; while it runs, ABOR, STAT, NOOP and QUIT are served at once and other
 //! commands wait in a short queue.
 
 pub mod policy;
@@ -55,6 +55,10 @@ pub(crate) enum Login {
 
 /// A transfer in progress.
 pub(crate) struct Running {
+    /// The transfer itself ([`crate::transfer::run`]), polled by the session's own task: no
+    /// cross-thread wake-ups between the transfer and its 150 and 226 replies. `None` once done.
+    /// (In a `Mutex` only to make `Session` `Sync`; it is reached through `get_mut`, never locked.)
+    pub task: Option<std::sync::Mutex<TransferTask>>,
     pub events: mpsc::Receiver<TransferEvent>,
     pub cancel: CancellationToken,
     pub progress: Arc<AtomicU64>,
@@ -67,6 +71,9 @@ pub(crate) struct Running {
     pub started: Instant,
     pub abort_requested: bool,
 }
+
+/// A transfer's future.
+pub(crate) type TransferTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The session state.
 pub(crate) struct Session {
@@ -126,9 +133,13 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     }
     s.reply(Reply::new(ReplyCode::SERVICE_READY, s.shared.config.banner.clone()));
     let result = s.main_loop(io).await;
-    if let Some(t) = s.transfer.take() {
-        // The control connection is gone: stop the transfer (an upload is abandoned safely).
+    if let Some(mut t) = s.transfer.take() {
+        // The control connection is gone: stop the transfer, and let it finish stopping (an upload
+        // is abandoned safely).
         t.cancel.cancel();
+        if let Some(task) = t.task.take() {
+            task.into_inner().unwrap_or_else(|p| p.into_inner()).await;
+        }
     }
     match result {
         Ok(()) => tracing::debug!("session closed"),
@@ -514,9 +525,17 @@ impl tokio::io::AsyncWrite for ControlStream {
     }
 }
 
+/// Drives the running transfer and returns its next event.
 async fn recv_event(transfer: &mut Option<Running>) -> Option<TransferEvent> {
-    match transfer {
-        Some(t) => t.events.recv().await,
-        None => std::future::pending().await,
-    }
+    let Some(t) = transfer else { return std::future::pending().await };
+    std::future::poll_fn(|cx| {
+        if let Some(task) = t.task.as_mut() {
+            let task = task.get_mut().unwrap_or_else(|p| p.into_inner());
+            if task.as_mut().poll(cx).is_ready() {
+                t.task = None;
+            }
+        }
+        t.events.poll_recv(cx)
+    })
+    .await
 }
