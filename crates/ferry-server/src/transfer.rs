@@ -1,6 +1,6 @@
-//! Transfers: one task per data connection, owning its inputs and returning an [`Outcome`].
+//! Transfers: one future per data connection, owning its inputs and returning an [`Outcome`].
 //!
-//! The session spawns [`run`] with a [`DataPlan`] and a [`Job`]; the task reports
+//! The session polls [`run`] (with a [`DataPlan`] and a [`Job`]) from its own task; it reports
 //! [`TransferEvent::Opened`] once the data connection is up (the session answers 150) and
 //! [`TransferEvent::Done`] after the data connection is closed (the session answers 226, 426 or
 //! 451). Binary downloads of local files use `sendfile`; everything else copies through one
@@ -126,7 +126,7 @@ pub struct Outcome {
     pub result: Result<(), TransferError>,
 }
 
-/// Events from a transfer task to its session.
+/// Events from a transfer to its session.
 #[derive(Debug)]
 pub enum TransferEvent {
     /// The data connection is open.
