@@ -2,6 +2,7 @@
 //! modification time already match.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -200,18 +201,39 @@ pub async fn download(ctx: &Ctx, url: &FtpUrl, dir: &Path, opts: Options) -> Res
     let times: Arc<BTreeMap<String, FileInfo>> = Arc::new(remote.files.clone());
     let queue: Queue = Arc::new(Mutex::new(todo.into_iter().collect()));
     let (root, base) = (url.path.clone(), dir.to_path_buf());
-    let (files, bytes) = run_workers(ctx, url, queue, opts.parallel, move |mut c: Client, rel: String, _size| {
+    let (files, bytes) = run_workers(ctx, url, queue, opts.parallel, move |mut c: Client, rel: String, size| {
         let (root, base, times) = (root.clone(), base.clone(), times.clone());
         async move {
             let local = base.join(&rel);
+            let remote_path = join_remote(&root, &rel);
+            let known_mtime = times.get(&rel).and_then(|i| i.modified).filter(|_| exact);
+            if let Some(size) = size.filter(|&n| n <= SMALL_FILE) {
+                // A small file is received into memory, then created, written and dated in one
+                // blocking call (one trip to the blocking pool per file).
+                let mut data = Vec::with_capacity(size as usize);
+                let n = c.retr(&remote_path, 0, &mut data, &mut |_| {}).await?;
+                let mtime = match known_mtime {
+                    Some(t) => Some(t),
+                    None => c.mdtm(&remote_path).await?,
+                };
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    let f = std::fs::File::create(&local).with_context(|| format!("creating {}", local.display()))?;
+                    (&f).write_all(&data).with_context(|| format!("writing {}", local.display()))?;
+                    if let Some(t) = mtime {
+                        f.set_modified(t)?;
+                    }
+                    Ok(())
+                })
+                .await??;
+                return Ok((c, n));
+            }
             let mut f =
                 tokio::fs::File::create(&local).await.with_context(|| format!("creating {}", local.display()))?;
-            let remote_path = join_remote(&root, &rel);
             let n = c.retr(&remote_path, 0, &mut f, &mut |_| {}).await?;
             f.flush().await?;
-            let mtime = match times.get(&rel).and_then(|i| i.modified) {
-                Some(t) if exact => Some(t),
-                _ => c.mdtm(&remote_path).await?,
+            let mtime = match known_mtime {
+                Some(t) => Some(t),
+                None => c.mdtm(&remote_path).await?,
             };
             if let Some(t) = mtime {
                 f.into_std().await.set_modified(t)?;
@@ -234,6 +256,9 @@ pub async fn download(ctx: &Ctx, url: &FtpUrl, dir: &Path, opts: Options) -> Res
     ctx.say(format!("mirror: {files} files downloaded ({bytes} bytes), {up_to_date} up to date, {deleted} deleted"));
     Ok(())
 }
+
+/// Files up to this size are downloaded into memory and written in one blocking call.
+const SMALL_FILE: u64 = 1 << 20;
 
 /// Local directory -> remote URL.
 pub async fn upload(ctx: &Ctx, dir: &Path, url: &FtpUrl, opts: Options) -> Result<()> {

@@ -266,7 +266,7 @@ pub fn url(s: &str) -> Result<FtpUrl> {
 /// Runs a client command.
 pub fn run(cmd: ClientCmd, common: Common) -> Result<()> {
     let ctx = Ctx::new(common)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match cmd {
         ClientCmd::Shell { url: u } => shell::run(&ctx, &runtime, &url(&u)?),
         other => runtime.block_on(dispatch(&ctx, other)),
