@@ -23,6 +23,8 @@ use crate::storage::{ReadHandle, StorageError, Upload};
 
 /// Copy buffer size for one transfer.
 const BUF: usize = 256 * 1024;
+/// The pipe size and the most bytes per `splice` call for uploads spliced into a file.
+const SPLICE_CHUNK: usize = 1 << 20;
 /// Bytes handed to the storage at a time by binary uploads.
 const RECEIVE_CHUNK: usize = 1 << 20;
 /// Bytes per `sendfile` call.
@@ -215,7 +217,7 @@ async fn run_job<S: DataIo>(
     mut stream: S,
     job: Job,
     rate: Option<u64>,
-    progress: &AtomicU64,
+    progress: &Arc<AtomicU64>,
     cancel: &CancellationToken,
     timeout: Duration,
 ) -> Result<(), TransferError> {
@@ -253,9 +255,18 @@ async fn run_job<S: DataIo>(
         }
         Job::Receive { mut upload, ascii, fsync, quota } => {
             let cap = quota.as_ref().and_then(|q| q.cap);
-            let r = tokio::select! {
-                r = receive(&mut stream, &mut *upload, ascii, rate, cap, progress, timeout) => r,
-                () = cancel.cancelled() => Err(TransferError::Aborted),
+            let splice_to = match (ascii, rate, stream.plain_tcp()) {
+                (false, None, Some(_)) => upload.splice_target(),
+                _ => None,
+            };
+            let r = match (splice_to, stream.plain_tcp()) {
+                (Some(file), Some(tcp)) => {
+                    splice_in(tcp, file, cap, progress.clone(), timeout, cancel.clone()).await.map(|()| Vec::new())
+                }
+                _ => tokio::select! {
+                    r = receive(&mut stream, &mut *upload, ascii, rate, cap, progress, timeout) => r,
+                    () = cancel.cancelled() => Err(TransferError::Aborted),
+                },
             };
             if r.is_ok() {
                 // Answer the client's close: TLS close_notify (clients such as Python's ftplib wait
@@ -514,4 +525,59 @@ async fn receive_binary<S: DataIo>(
             buf.reserve(RECEIVE_CHUNK);
         }
     }
+}
+
+/// Binary upload from plain TCP straight into a local file with `splice(2)`, socket -> pipe ->
+/// file, on one blocking thread: the bytes never enter this process's memory.
+async fn splice_in(
+    tcp: &TcpStream,
+    file: Arc<std::fs::File>,
+    cap: Option<u64>,
+    progress: Arc<AtomicU64>,
+    timeout: Duration,
+    cancel: CancellationToken,
+) -> Result<(), TransferError> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::pipe::{splice, SpliceFlags};
+    // Its own descriptor: the thread may outlive this future if the session is dropped.
+    let sock = rustix::io::dup(tcp).map_err(|e| TransferError::Data(e.into()))?;
+    let task = tokio::task::spawn_blocking(move || -> Result<(), TransferError> {
+        let storage = |e: rustix::io::Errno| TransferError::Storage(io::Error::from(e).into());
+        let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(storage)?;
+        let _ = rustix::pipe::fcntl_setpipe_size(&pipe_w, SPLICE_CHUNK);
+        let tick = rustix::time::Timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+        let mut total = 0u64;
+        let mut idle_since = Instant::now();
+        loop {
+            if cancel.is_cancelled() {
+                return Err(TransferError::Aborted);
+            }
+            let n = match splice(&sock, None, &pipe_w, None, SPLICE_CHUNK, SpliceFlags::MOVE | SpliceFlags::NONBLOCK) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {
+                    if idle_since.elapsed() > timeout {
+                        return Err(TransferError::Data(io::ErrorKind::TimedOut.into()));
+                    }
+                    let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+                    poll(&mut fds, Some(&tick)).map_err(|e| TransferError::Data(e.into()))?;
+                    continue;
+                }
+                Err(e) => return Err(TransferError::Data(e.into())),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            idle_since = Instant::now();
+            total += n as u64;
+            if cap.is_some_and(|c| total > c) {
+                return Err(TransferError::Storage(StorageError::NoSpace));
+            }
+            let mut left = n;
+            while left > 0 {
+                left -= splice(&pipe_r, None, &*file, None, left, SpliceFlags::MOVE).map_err(storage)?;
+            }
+            progress.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+    task.await.map_err(|e| TransferError::Storage(StorageError::Io(io::Error::other(e))))?
 }

@@ -278,7 +278,17 @@ impl Storage for LocalStorage {
                 Ok((d.open_with(&target, &opts)?.into_std(), None, undo))
             })
             .await?;
-        Ok(Box::new(LocalUpload { file: Arc::new(file), inflight: None, spare: None, dir, temp, undo, done: false }))
+        let append = mode == WriteMode::Append;
+        Ok(Box::new(LocalUpload {
+            file: Arc::new(file),
+            inflight: None,
+            spare: None,
+            append,
+            dir,
+            temp,
+            undo,
+            done: false,
+        }))
     }
 
     async fn create_dir(&self, path: &VirtualPath) -> Result<()> {
@@ -339,6 +349,8 @@ struct LocalUpload {
     inflight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
     /// A buffer back from a finished write.
     spare: Option<Vec<u8>>,
+    /// Opened with O_APPEND (`APPE`).
+    append: bool,
     dir: Arc<Dir>,
     /// (temporary name, final name) when replacing an existing file.
     temp: Option<(PathBuf, PathBuf)>,
@@ -406,6 +418,11 @@ impl AsyncWrite for LocalUpload {
 
 #[async_trait]
 impl Upload for LocalUpload {
+    fn splice_target(&self) -> Option<Arc<std::fs::File>> {
+        // splice(2) refuses files opened with O_APPEND.
+        (self.inflight.is_none() && !self.append).then(|| self.file.clone())
+    }
+
     async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
         self.settle().await?;
         let spare = self.spare.take().unwrap_or_else(|| Vec::with_capacity(buf.capacity()));

@@ -179,6 +179,11 @@ pub trait Upload: AsyncWrite + Send + Unpin {
         self.write_owned(last).await?;
         self.commit(fsync).await
     }
+    /// The file that the bytes can be spliced into (`splice(2)` from the data socket), when the
+    /// backend writes a local file at its current position and nothing is pending.
+    fn splice_target(&self) -> Option<std::sync::Arc<std::fs::File>> {
+        None
+    }
     /// Writes all of `buf` and returns a buffer for the next chunk. Backends that write on
     /// another thread take the buffer instead of copying it; the default copies.
     async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
