@@ -16,36 +16,40 @@ use ferry_client::trace::{Trace, TraceFormat};
 use ferry_client::{Client, ConnectOptions, DataMode, FtpUrl};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// The help heading of the client options. They are global (they may come before or after the
+/// subcommand), so clap lists them under every subcommand; `serve`, `user` and `cert` ignore them.
+const CLIENT_OPTIONS: &str = "Client options (get, put, ls, ...; ignored by serve, user and cert)";
+
 /// Options shared by every client command.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Active mode: the server connects back (EPRT, then PORT).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
     pub active: bool,
     /// TYPE A: ASCII transfers with line-ending conversion.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
     pub ascii: bool,
     /// Print nothing but errors.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = CLIENT_OPTIONS)]
     pub quiet: bool,
     /// Trace both connections on stderr: `--trace` (a ladder) or `--trace=json` (JSON lines).
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
     pub trace: Option<String>,
     /// Seconds to wait for the server before giving up.
-    #[arg(long, global = true, default_value_t = 30)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, default_value_t = 30)]
     pub timeout: u64,
     /// Explicit FTPS: AUTH TLS, then protected data connections; fail if the server refuses.
     /// (`ftps://` URLs use implicit FTPS.)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
     pub tls: bool,
     /// Trust this CA certificate (PEM) besides the system roots.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
     /// Do not verify the server's certificate (dangerous: anyone in the middle can read everything).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
     pub insecure: bool,
     /// Use PASV/PORT only, never EPSV/EPRT (like curl's --disable-epsv --disable-eprt).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
     pub disable_epsv: bool,
 }
 
