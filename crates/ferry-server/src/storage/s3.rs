@@ -321,7 +321,8 @@ impl Storage for S3Storage {
         if offset >= size {
             return Ok((ReadHandle::Stream(Box::pin(tokio::io::empty())), size));
         }
-        let reader = self.op.reader(file_key(path)).await.map_err(map_err)?;
+        // Ranged GETs of 8 MiB, two in flight: one GET stream is slower than the data connection.
+        let reader = self.op.reader_with(file_key(path)).chunk(8 << 20).concurrent(2).await.map_err(map_err)?;
         let stream = reader.into_bytes_stream(offset..size).await.map_err(map_err)?;
         Ok((ReadHandle::Stream(Box::pin(tokio_util::io::StreamReader::new(stream))), size))
     }
