@@ -655,3 +655,21 @@ def test_curl_every_command_group(s3_ferry, tmp_path, mode):
     # a missing file: curl's "remote file not found" (78, from the 550)
     cp = run(["curl", "-sS", "--max-time", "30", site.url("/nope.bin")], timeout=40)
     assert cp.returncode == 78, cp.stderr
+
+
+@pytest.mark.parametrize("credentials", [True, False])
+def test_unreachable_or_unauthorised_bucket_stops_start_up(tmp_path, credentials):
+    """Start-up checks the bucket: a dead endpoint, or no credentials at all, is a clear error and exit 1."""
+    cfg = tmp_path / "ferry.toml"
+    lines = ['listen = ["127.0.0.1:0"]', "[storage]", 'kind = "s3"', 'endpoint = "http://127.0.0.1:9"',
+             'region = "garage"', 'bucket = "nope"']
+    if credentials:
+        lines += ['access_key_id = "GK0000"', 'secret_access_key = "0000"']
+    cfg.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    cp = run([str(FERRY_BIN), "serve", "--config", str(cfg), "--user", "a:b", "--root", str(tmp_path / "r")],
+             timeout=60, env=env)
+    err = cp.stderr.decode("utf-8", "replace")
+    assert cp.returncode == 1, err
+    assert 'cannot reach bucket "nope"' in err, err
+    assert "listening on" not in cp.stdout.decode()

@@ -70,7 +70,9 @@ impl S3Storage {
         let root = key_root(&config.prefix, user_prefix);
         let mut b = opendal::services::S3::default().bucket(bucket).root(&root);
         if let Some(e) = &config.endpoint {
-            b = b.endpoint(e);
+            // Not AWS: credentials come from the config or the environment, never from the EC2
+            // instance metadata service (which would be a request to 169.254.169.254).
+            b = b.endpoint(e).disable_ec2_metadata();
         }
         b = b.region(config.region.as_deref().unwrap_or("us-east-1"));
         if let Some(k) = &config.access_key_id {
