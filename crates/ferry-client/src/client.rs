@@ -144,6 +144,9 @@ pub struct Client {
     local: SocketAddr,
     features: Vec<String>,
     epsv_refused: bool,
+    /// This server answered EPSV with 229 on this connection: later transfers send EPSV and their
+    /// command together (one round trip fewer per file).
+    epsv_works: bool,
     eprt_refused: bool,
     mode: DataMode,
     timeout: Duration,
@@ -211,6 +214,7 @@ impl Client {
             local,
             features: Vec::new(),
             epsv_refused: opts.disable_extended,
+            epsv_works: false,
             eprt_refused: opts.disable_extended,
             mode: opts.mode,
             timeout: opts.timeout,
@@ -297,6 +301,40 @@ impl Client {
         let line = format!("{cmd}\r\n");
         self.stream.write_all(line.as_bytes()).await.map_err(ClientError::Io)?;
         self.stream.flush().await.map_err(ClientError::Io)
+    }
+
+    /// Sends two commands in one write.
+    async fn send_pair(&mut self, a: &Command, b: &Command) -> Result<()> {
+        if let Some(t) = &self.trace {
+            t.sent(a);
+            t.sent(b);
+        }
+        let lines = format!("{a}\r\n{b}\r\n");
+        self.stream.write_all(lines.as_bytes()).await.map_err(ClientError::Io)?;
+        self.stream.flush().await.map_err(ClientError::Io)
+    }
+
+    /// The data address a 229 reply names (`None` for any other reply).
+    fn epsv_target(&self, r: &Reply) -> Option<SocketAddr> {
+        if r.code.0 != 229 {
+            return None;
+        }
+        let port = addr::parse_epsv_reply(&r.lines[0]).ok()?;
+        if let Some(t) = &self.trace {
+            t.port_derivation(&format!("229 (|||{port}|) -> port {port} on {}", self.peer.ip()), port);
+        }
+        Some(SocketAddr::new(self.peer.ip(), port))
+    }
+
+    async fn connect_data(&mut self, target: SocketAddr) -> Result<TcpStream> {
+        let s = match tokio::time::timeout(self.timeout, TcpStream::connect(target)).await {
+            Ok(r) => r.map_err(ClientError::Data)?,
+            Err(_) => return Err(ClientError::Data(io::ErrorKind::TimedOut.into())),
+        };
+        if let Some(t) = &self.trace {
+            t.data_open(s.local_addr().map_err(ClientError::Data)?, target, "passive");
+        }
+        Ok(s)
     }
 
     async fn read_reply(&mut self) -> Result<Reply> {
@@ -673,14 +711,33 @@ impl Client {
     /// Sets up a data connection, sends `cmd`, and returns the open data connection with the 1xx
     /// reply.
     pub async fn open_transfer(&mut self, cmd: Command, path: &str) -> Result<(Box<dyn Io>, Reply)> {
-        let pending = self.prepare_data().await?;
         let shown = masked(&cmd);
-        let r = self.command(cmd).await?;
+        let (pending, r) = if self.mode == DataMode::Passive && self.epsv_works && !self.epsv_refused {
+            // EPSV and the command in one write: the server answers 229, then waits for the data
+            // connection to serve the command (RFC 959 lets a client send commands ahead).
+            self.send_pair(&Command::Epsv(addr::EpsvArg::Default), &cmd).await?;
+            let epsv = self.read_reply().await?;
+            match self.epsv_target(&epsv) {
+                // Connect first: servers answer the command (150) once the data connection is up.
+                Some(target) => {
+                    let data = self.connect_data(target).await?;
+                    (Pending::Connected(data), self.read_reply().await?)
+                }
+                None => {
+                    let _refused = self.read_reply().await?;
+                    // EPSV stopped working: the command was refused for lack of a data connection;
+                    // set one up the ordinary way and send it again.
+                    self.epsv_works = false;
+                    let pending = self.prepare_data().await?;
+                    (pending, self.command(cmd).await?)
+                }
+            }
+        } else {
+            let pending = self.prepare_data().await?;
+            (pending, self.command(cmd).await?)
+        };
         if !r.code.is_preliminary() {
-            return Err(match r.code.0 {
-                550 | 450 => ClientError::NotFound { path: path.into(), text: r.text() },
-                _ => reply_error(&shown, &r),
-            });
+            return Err(transfer_refused(&shown, path, &r));
         }
         let stream = match pending {
             Pending::Connected(s) => s,
@@ -729,14 +786,7 @@ impl Client {
     /// Asks for a passive port (EPSV, or PASV after EPSV was refused) and connects to it.
     async fn passive(&mut self) -> Result<TcpStream> {
         let target = self.passive_target().await?;
-        let s = match tokio::time::timeout(self.timeout, TcpStream::connect(target)).await {
-            Ok(r) => r.map_err(ClientError::Data)?,
-            Err(_) => return Err(ClientError::Data(io::ErrorKind::TimedOut.into())),
-        };
-        if let Some(t) = &self.trace {
-            t.data_open(s.local_addr().map_err(ClientError::Data)?, target, "passive");
-        }
-        Ok(s)
+        self.connect_data(target).await
     }
 
     /// The address a passive data connection goes to. PASV's announced IP is replaced by the
@@ -750,6 +800,7 @@ impl Client {
                 if let Some(t) = &self.trace {
                     t.port_derivation(&format!("229 (|||{port}|) -> port {port} on {}", self.peer.ip()), port);
                 }
+                self.epsv_works = true;
                 return Ok(SocketAddr::new(self.peer.ip(), port));
             }
             // Remember: this server does not do EPSV.
@@ -835,6 +886,14 @@ async fn handshake(
 enum Pending {
     Connected(TcpStream),
     Listening(TcpListener),
+}
+
+/// The error for a transfer command the server refused.
+fn transfer_refused(shown: &str, path: &str, r: &Reply) -> ClientError {
+    match r.code.0 {
+        550 | 450 => ClientError::NotFound { path: path.into(), text: r.text() },
+        _ => reply_error(shown, r),
+    }
 }
 
 fn reply_error(cmd: &str, r: &Reply) -> ClientError {
