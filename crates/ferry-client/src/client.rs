@@ -71,7 +71,7 @@ pub enum ClientError {
     #[error("login refused: {0}")]
     Login(String),
     /// The server said 550 (or 450) for a path.
-    #[error("{path}: {text}")]
+    #[error("{}", not_found_message(path, text))]
     NotFound {
         /// The path.
         path: String,
@@ -896,6 +896,26 @@ fn transfer_refused(shown: &str, path: &str, r: &Reply) -> ClientError {
     }
 }
 
+/// `path: text`, without the path twice when the server's text starts with it already.
+fn not_found_message(path: &str, text: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if text.starts_with(path) || (!name.is_empty() && text.starts_with(name)) {
+        text.to_string()
+    } else {
+        format!("{path}: {text}")
+    }
+}
+
 fn reply_error(cmd: &str, r: &Reply) -> ClientError {
     ClientError::Reply { cmd: cmd.to_string(), code: r.code.0, text: r.text() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn not_found_names_the_path_once() {
+        assert_eq!(super::not_found_message("nope.txt", "nope.txt: No such file."), "nope.txt: No such file.");
+        assert_eq!(super::not_found_message("/d/nope.txt", "nope.txt: No such file."), "nope.txt: No such file.");
+        assert_eq!(super::not_found_message("nope.txt", "Failed to open file."), "nope.txt: Failed to open file.");
+    }
 }
