@@ -70,12 +70,8 @@ LOGFILE="$GARAGE_DIR/garage.log"
 ENVFILE="$GARAGE_DIR/env"
 CREDS="$GARAGE_DIR/credentials"
 
-# Is $1 a live process whose command line names our config file?
-ours() {
-    local pid="$1"
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
-        tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$CONFIG"
-}
+# shellcheck source=scripts/garage-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/garage-common.sh"
 
 running_pid=""
 if [ -f "$PIDFILE" ]; then

@@ -21,11 +21,8 @@ DIR="$(cd "$DIR" && pwd -P)"
 CONFIG="$DIR/garage.toml"
 PIDFILE="$DIR/garage.pid"
 
-ours() {
-    local pid="$1"
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
-        tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$CONFIG"
-}
+# shellcheck source=scripts/garage-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/garage-common.sh"
 
 pid=""
 if [ -f "$PIDFILE" ]; then

@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from interop_util import file_sha256
+
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 CURL_TIMEOUT = 60.0
@@ -159,7 +161,7 @@ class S3:
                     "-H",
                     "Content-Type: application/octet-stream",
                     "-H",
-                    f"x-amz-content-sha256: {_file_sha256(src)}",
+                    f"x-amz-content-sha256: {file_sha256(src)}",
                 ]
             else:
                 args += ["-H", f"x-amz-content-sha256: {EMPTY_SHA256}"]
@@ -247,7 +249,7 @@ class S3:
             )  # fmt: skip
             if cp.returncode != 0:
                 raise S3Error(f"GET {url}: curl exit {cp.returncode}: {cp.stderr.decode(errors='replace')}")
-            return _file_sha256(out)
+            return file_sha256(out)
 
     # ------------------------------------------------------------ writes
 
@@ -281,14 +283,6 @@ class S3:
             if time.monotonic() > end:
                 return False, keys, uploads
             time.sleep(0.25)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- deterministic large payloads

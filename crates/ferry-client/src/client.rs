@@ -795,13 +795,11 @@ impl Client {
         if !self.epsv_refused {
             let r = self.command(Command::Epsv(addr::EpsvArg::Default)).await?;
             if r.code.0 == 229 {
-                let port = addr::parse_epsv_reply(&r.lines[0])
-                    .map_err(|_| ClientError::Protocol(format!("bad 229 reply: {}", r.lines[0])))?;
-                if let Some(t) = &self.trace {
-                    t.port_derivation(&format!("229 (|||{port}|) -> port {port} on {}", self.peer.ip()), port);
-                }
+                let target = self
+                    .epsv_target(&r)
+                    .ok_or_else(|| ClientError::Protocol(format!("bad 229 reply: {}", r.lines[0])))?;
                 self.epsv_works = true;
-                return Ok(SocketAddr::new(self.peer.ip(), port));
+                return Ok(target);
             }
             // Remember: this server does not do EPSV.
             self.epsv_refused = true;

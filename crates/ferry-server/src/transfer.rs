@@ -255,15 +255,15 @@ async fn run_job<S: DataIo>(
         }
         Job::Receive { mut upload, ascii, fsync, quota } => {
             let cap = quota.as_ref().and_then(|q| q.cap);
-            let splice_to = match (ascii, rate, stream.plain_tcp()) {
-                (false, None, Some(_)) => upload.splice_target(),
+            let splice = match stream.plain_tcp() {
+                Some(tcp) if !ascii && rate.is_none() => upload.splice_target().map(|file| (tcp, file)),
                 _ => None,
             };
-            let r = match (splice_to, stream.plain_tcp()) {
-                (Some(file), Some(tcp)) => {
+            let r = match splice {
+                Some((tcp, file)) => {
                     splice_in(tcp, file, cap, progress.clone(), timeout, cancel.clone()).await.map(|()| Vec::new())
                 }
-                _ => tokio::select! {
+                None => tokio::select! {
                     r = receive(&mut stream, &mut *upload, ascii, rate, cap, progress, timeout) => r,
                     () = cancel.cancelled() => Err(TransferError::Aborted),
                 },
@@ -276,9 +276,7 @@ async fn run_job<S: DataIo>(
             drop(stream);
             match r {
                 Ok(last) => {
-                    let len =
-                        if last.is_empty() { upload.commit(fsync).await } else { upload.finish(last, fsync).await }
-                            .map_err(TransferError::Storage)?;
+                    let len = upload.finish(last, fsync).await.map_err(TransferError::Storage)?;
                     if let Some(q) = quota {
                         let mut u = q.usage.lock().unwrap_or_else(|p| p.into_inner());
                         u.bytes = (u.bytes + len).saturating_sub(q.old_len.unwrap_or(0));

@@ -276,44 +276,16 @@ fn bans_apply_to_the_header_address() {
 
 #[test]
 fn implicit_ftps_through_the_balancer_reads_the_header_before_the_handshake() {
-    use std::sync::Arc;
     let (dir, cert, key) = common::make_cert();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--implicit-tls-listen", "127.0.0.1:0"])
-        .args(["--user", "alice:secret", "--proxy-trusted", BALANCER, "--root"])
-        .arg(&root)
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .current_dir(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let implicit: SocketAddr = loop {
-        let l = lines.next().unwrap().unwrap();
-        if let Some(a) = l.strip_prefix("listening (implicit FTPS) on ") {
-            break a.parse().unwrap();
-        }
-    };
+    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let (mut child, implicit) =
+        common::spawn_implicit_tls(dir.path(), &root, &cert, &key, &["--proxy-trusted", BALANCER], stderr.into());
 
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls_pki_types::pem::PemObject;
-    for c in rustls_pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = common::client_config(&cert);
     let sock = via_balancer(implicit, &header(Version::V2, "127.0.0.5:40001", implicit));
-    let conn = rustls::ClientConnection::new(Arc::new(config), "127.0.0.1".try_into().unwrap()).unwrap();
+    let conn = rustls::ClientConnection::new(config, "127.0.0.1".try_into().unwrap()).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
     let mut parser = ferry_proto::reply::ReplyParser::new();
     let mut ask = |tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>, line: &str| {

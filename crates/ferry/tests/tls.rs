@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{make_cert, read_file, Ferry};
+use common::{client_config, make_cert, read_file, Ferry};
 use ferry_proto::reply::ReplyParser;
 use ferry_proto::Reply;
 
@@ -17,22 +17,6 @@ fn start(cert: &Path, key: &Path, extra: &[&str]) -> Ferry {
     let mut args = vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
     args.extend_from_slice(extra);
     Ferry::start(&args)
-}
-
-fn client_config(cert: &Path) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
@@ -250,34 +234,8 @@ fn implicit_listener_and_sighup_reload() {
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("f"), b"implicit").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--implicit-tls-listen",
-            "127.0.0.1:0",
-            "--user",
-            "alice:secret",
-            "--root",
-        ])
-        .arg(&root)
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let implicit: std::net::SocketAddr = loop {
-        let l = lines.next().unwrap().unwrap();
-        if let Some(a) = l.strip_prefix("listening (implicit FTPS) on ") {
-            break a.parse().unwrap();
-        }
-    };
+    let (mut child, implicit) =
+        common::spawn_implicit_tls(dir.path(), &root, &cert, &key, &[], std::process::Stdio::null());
     let fingerprint = |config: &Arc<rustls::ClientConfig>| {
         let sock = TcpStream::connect(implicit).unwrap();
         let mut s = tls_wrap(sock, config);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -131,10 +131,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 
 /// Verifies a password against a PHC hash string.
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+    verify_password_in(password, hash, &mut Vec::new())
 }
 
 /// Verifies a password against a PHC hash string in `blocks`, the argon2 working memory, which is
@@ -175,7 +172,7 @@ type HashJob = (String, String, tokio::sync::oneshot::Sender<bool>);
 /// memory stays at cores x the hash's memory cost however many logins fail, where hashing on the
 /// blocking pool left up to 19 MiB in a malloc arena per pool thread that ever hashed.
 struct HashPool {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>,
+    jobs: std::sync::mpsc::Sender<HashJob>,
 }
 
 impl HashPool {
@@ -196,14 +193,12 @@ impl HashPool {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        Self { jobs: std::sync::Mutex::new(tx) }
+        Self { jobs: tx }
     }
 
     async fn verify(&self, password: String, hash: String) -> Result<bool, AuthError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .send((password, hash, tx))
             .map_err(|_| AuthError::Backend("password hashing threads stopped".into()))?;
         rx.await.map_err(|_| AuthError::Backend("password hashing thread failed".into()))

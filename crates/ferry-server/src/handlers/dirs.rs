@@ -10,7 +10,7 @@ use super::{tri, Answer};
 use crate::auth::{Permission, Permissions};
 use crate::replies::{self, r};
 use crate::session::Session;
-use crate::storage::{Metadata, StorageError};
+use crate::storage::{Metadata, Pages, StorageError};
 use crate::transfer::Job;
 
 pub(super) async fn cwd(s: &mut Session, arg: &str) -> Answer {
@@ -191,8 +191,7 @@ async fn dir_pages(s: &Session, path: &VirtualPath, arg: &str, format: Format) -
     let err = |e: StorageError| replies::storage_error(&e, arg);
     if format.kind == ListKind::Nlst {
         // NLST needs names only: no stat per entry where the storage can avoid it.
-        let mut pages = store.names_pages(path).await.map_err(err)?;
-        let first = pages.next().await.transpose().map_err(err)?.unwrap_or_default();
+        let pages = store.names_pages(path).await.map_err(err)?;
         let show_hidden = format.show_hidden;
         let text = move |names: Vec<String>| {
             let mut text = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
@@ -202,22 +201,26 @@ async fn dir_pages(s: &Session, path: &VirtualPath, arg: &str, format: Format) -
             }
             text.into_bytes()
         };
-        let first = text(first);
-        return Ok(Some(Job::SendPages(Box::pin(
-            futures_util::stream::once(std::future::ready(Ok(first))).chain(pages.map(move |p| p.map(text))),
-        ))));
+        return send_pages(pages, text).await.map(Some).map_err(err);
     }
-    let mut pages = store.list_pages(path).await.map_err(err)?;
-    let first = pages.next().await.transpose().map_err(err)?.unwrap_or_default();
+    let pages = store.list_pages(path).await.map_err(err)?;
     let text = move |entries: Vec<(String, Metadata)>| {
         let mut text = String::with_capacity(entries.len() * 64);
         format.page(&entries, &mut text);
         text.into_bytes()
     };
-    let first = text(first);
-    Ok(Some(Job::SendPages(Box::pin(
-        futures_util::stream::once(std::future::ready(Ok(first))).chain(pages.map(move |p| p.map(text))),
-    ))))
+    send_pages(pages, text).await.map(Some).map_err(err)
+}
+
+/// The job that sends `pages` formatted by `text`. The first page is read here, so an error
+/// reading the directory is answered before a data connection is opened.
+async fn send_pages<T: Send + 'static>(
+    mut pages: Pages<T>,
+    text: impl Fn(Vec<T>) -> Vec<u8> + Send + 'static,
+) -> Result<Job, StorageError> {
+    let first = text(pages.next().await.transpose()?.unwrap_or_default());
+    let rest = pages.map(move |p| p.map(&text));
+    Ok(Job::SendPages(Box::pin(futures_util::stream::once(std::future::ready(Ok(first))).chain(rest))))
 }
 
 pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> Answer {

@@ -90,12 +90,15 @@ impl From<io::Error> for StorageError {
 /// A storage result.
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-/// A directory listing, page by page: every page's entries sorted, and every entry of a page
-/// sorted before those of the next.
-pub type ListPages = Pin<Box<dyn futures_util::Stream<Item = Result<Vec<(String, Metadata)>>> + Send>>;
+/// A directory read page by page: every page sorted, and every item of a page sorted before those
+/// of the next.
+pub type Pages<T> = Pin<Box<dyn futures_util::Stream<Item = Result<Vec<T>>> + Send>>;
 
-/// Names in a directory, page by page, as [`ListPages`].
-pub type NamePages = Pin<Box<dyn futures_util::Stream<Item = Result<Vec<String>>> + Send>>;
+/// A directory's entries, page by page.
+pub type ListPages = Pages<(String, Metadata)>;
+
+/// A directory's names, page by page.
+pub type NamePages = Pages<String>;
 
 /// What is known about a file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -251,3 +251,58 @@ pub fn make_cert() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     (dir, cert, key)
 }
+
+/// A rustls client configuration that trusts `cert` (PEM).
+pub fn client_config(cert: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Starts `ferry serve` with a plain and an implicit-FTPS listener on loopback (user alice:secret,
+/// rooted at `root`, working directory `dir`) plus `extra` flags; returns the process and the
+/// implicit listener's address.
+pub fn spawn_implicit_tls(
+    dir: &std::path::Path,
+    root: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    extra: &[&str],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, SocketAddr) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--implicit-tls-listen", "127.0.0.1:0"])
+        .args(["--user", "alice:secret", "--root"])
+        .arg(root)
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key)
+        .args(extra)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let implicit = loop {
+        let l = lines.next().unwrap().unwrap();
+        if let Some(a) = l.strip_prefix("listening (implicit FTPS) on ") {
+            break a.parse().unwrap();
+        }
+    };
+    // Keep reading: the server prints more, and a closed pipe would fail its start-up.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, implicit)
+}
