@@ -160,6 +160,20 @@ pub fn run(opts: Options) -> Result<()> {
     std::fs::create_dir_all(&scratch)?;
     crate::cleanup::remove_on_exit(scratch.clone());
     let owner = if is_root() { servers::server_user() } else { None };
+    // Uploads on a filesystem of their own, made for this invocation (see uploadfs.rs).
+    let upload_fs = if !is_root() {
+        "the shared filesystem (not root: no fresh filesystem for uploads)".to_string()
+    } else {
+        let size = (sizes.big * 8).max(1 << 30) + (4 << 30);
+        match crate::uploadfs::mount_fresh(&data.join("upload"), &bench_dir, size) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("bench: warning: no fresh filesystem for uploads ({e:#}); using the shared one");
+                "the shared filesystem (making a fresh one failed)".to_string()
+            }
+        }
+    };
+    eprintln!("bench: uploads on {upload_fs}");
 
     // Which servers.
     let asked = |k: Kind| {
@@ -167,7 +181,14 @@ pub fn run(opts: Options) -> Result<()> {
         opts.servers.is_empty() || opts.servers.iter().any(|s| s == name)
     };
     let mut kinds = Vec::new();
-    for k in [Kind::Ferry, Kind::FerryNoFsync, Kind::Vsftpd, Kind::PureFtpd, Kind::ProFtpd] {
+    for k in [Kind::Ferry, Kind::FerryNoFsync, Kind::Vsftpd, Kind::PureFtpd, Kind::ProFtpd, Kind::Floor] {
+        // The floor is the small-file workload's limit, run like the TCP limit whatever --servers says.
+        if k == Kind::Floor {
+            if wanted("small") {
+                kinds.push(k);
+            }
+            continue;
+        }
         if !asked(k) || (k == Kind::FerryNoFsync && !wanted("stor") && !part("small-stor")) {
             continue;
         }
@@ -195,7 +216,7 @@ pub fn run(opts: Options) -> Result<()> {
     if running.is_empty() {
         bail!("no server could be started");
     }
-    let names: Vec<&str> = running.iter().map(|s| s.kind.name()).collect();
+    let names: Vec<&str> = running.iter().filter(|s| s.kind != Kind::Floor).map(|s| s.kind.name()).collect();
     let load_before = loadavg();
     eprintln!("bench: load average {load_before}; {} run(s); open-files limit {fd_limit}", opts.runs);
 
@@ -260,6 +281,7 @@ pub fn run(opts: Options) -> Result<()> {
                     let mut order: Vec<&Server> = running
                         .iter()
                         .filter(|s| s.kind != Kind::FerryNoFsync || matches!(w, "stor" | "small"))
+                        .filter(|s| s.kind != Kind::Floor || w == "small")
                         // 10,000 sessions: Ferry only (a process-per-session peer would need
                         // 10,000-20,000 processes).
                         .filter(|s| s.kind == Kind::Ferry || w != "hold")
@@ -297,7 +319,8 @@ pub fn run(opts: Options) -> Result<()> {
                                 _ => unreachable!("workload {w}"),
                             }
                         }));
-                        record(run, w, s.kind.name().into(), r);
+                        let subject = if s.kind == Kind::Floor { "limit" } else { s.kind.name() };
+                        record(run, w, subject.into(), r);
                         if let Some(mut f) = fresh {
                             f.stop();
                         }
@@ -336,6 +359,7 @@ pub fn run(opts: Options) -> Result<()> {
     for s in &server_info {
         println!("  {}: {}", s["name"].as_str().unwrap_or(""), s["durability"].as_str().unwrap_or(""));
     }
+    println!("Uploads on {upload_fs}.");
     println!("Load average before/after: {load_before} / {load_after}; took {:.0} s", started.elapsed().as_secs_f64());
 
     let doc = json!({
@@ -348,6 +372,7 @@ pub fn run(opts: Options) -> Result<()> {
         "runs": opts.runs,
         "sizes": format!("{sizes:?}"),
         "open_files_limit": fd_limit,
+        "uploads_on": upload_fs,
         "servers": server_info,
         "summary": summary,
         "samples": samples.iter().map(|s| json!({

@@ -15,6 +15,14 @@ static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// Scratch directories to remove on exit.
 static SCRATCH: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
 
+/// Filesystems to unmount on exit: (mount point, image file).
+static MOUNTS: Mutex<Vec<(std::path::PathBuf, std::path::PathBuf)>> = Mutex::new(Vec::new());
+
+/// Unmounts `mountpoint` and removes `image` when the benchmark ends, however it ends.
+pub fn unmount_on_exit(mountpoint: std::path::PathBuf, image: std::path::PathBuf) {
+    MOUNTS.lock().unwrap_or_else(|p| p.into_inner()).push((mountpoint, image));
+}
+
 /// Removes `dir` (recursively) when the benchmark ends, however it ends.
 pub fn remove_on_exit(dir: std::path::PathBuf) {
     SCRATCH.lock().unwrap_or_else(|p| p.into_inner()).push(dir);
@@ -66,11 +74,15 @@ fn exited(pid: u32) -> bool {
     }
 }
 
-/// Kills everything registered and removes the scratch directories (at exit, and on signals).
+/// Kills everything registered, unmounts the upload filesystem and removes the scratch
+/// directories (at exit, and on signals).
 pub fn kill_all() {
     let pids = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for pid in pids {
         kill_tree(pid);
+    }
+    for (mountpoint, image) in MOUNTS.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        crate::uploadfs::unmount(&mountpoint, &image);
     }
     for dir in SCRATCH.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         let _ = std::fs::remove_dir_all(dir);

@@ -10,10 +10,12 @@ mod bench;
 mod cleanup;
 mod clients;
 mod dataset;
+mod floor;
 mod ftp;
 mod procstat;
 mod report;
 mod servers;
+mod uploadfs;
 mod workloads;
 
 use std::path::PathBuf;
@@ -57,6 +59,17 @@ enum Cmd {
         #[arg(long)]
         no_build: bool,
     },
+    /// The small-file floor server the benchmark starts (see `floor.rs`); not for direct use.
+    #[command(hide = true)]
+    FloorServer {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        root: PathBuf,
+        /// First and last passive port, `FIRST-LAST`.
+        #[arg(long)]
+        passive: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +85,12 @@ fn main() -> std::process::ExitCode {
             let runs = runs.unwrap_or(if quick { 1 } else { 3 }).max(1);
             cleanup::watch_signals()
                 .and_then(|()| bench::run(bench::Options { quick, runs, only, servers, json, no_install, no_build }))
+        }
+        Cmd::FloorServer { listen, root, passive } => {
+            match passive.split_once('-').map(|(a, b)| (a.parse(), b.parse())) {
+                Some((Ok(a), Ok(b))) if a <= b => floor::serve(listen, root, (a, b)),
+                _ => Err(anyhow::anyhow!("--passive wants FIRST-LAST, got {passive:?}")),
+            }
         }
     };
     // Whatever happened, nothing we started outlives us.

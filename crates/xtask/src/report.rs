@@ -12,7 +12,8 @@ use crate::workloads::Measure;
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub run: usize,
-    /// The server's name, "limit" for the raw TCP copy, or "CLIENT @ SERVER" for client rows.
+    /// The server's name, "limit" for the raw TCP copy and the small-file floor, or
+    /// "CLIENT @ SERVER" for client rows.
     pub subject: String,
     pub m: Measure,
 }
@@ -339,7 +340,15 @@ fn targets(
         if let (Some(f), Some((p, x))) = (v(metric, ferry), best(metric, higher)) {
             let a = advantage(f, x, higher);
             let met = if factor == 1.0 { a > 1.0 } else { a >= factor };
-            out.push((name.into(), met, format!("{ferry} {f:.4} vs {p} {x:.4} = {a:.2}x")));
+            let mut detail = format!("{ferry} {f:.4} vs {p} {x:.4} = {a:.2}x");
+            // The small-file floor says whether the target is possible at all on this machine.
+            if let Some(l) = v(metric, "limit").filter(|_| metric.starts_with("small")) {
+                let _ = write!(detail, "; floor {l:.0} files/s: ferry {:.2}x, {p} {:.2}x of it", f / l, x / l);
+                if factor * x > l {
+                    let _ = write!(detail, " ({factor}x {p} is above the floor: not reachable here)");
+                }
+            }
+            out.push((name.into(), met, detail));
         }
     }
     let held = format!("hold {} logged-in sessions", sizes.hold_sessions);

@@ -34,6 +34,8 @@ pub enum Kind {
     Vsftpd,
     PureFtpd,
     ProFtpd,
+    /// The small-file floor (`xtask floor-server`, see `floor.rs`); reported as the limit.
+    Floor,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Vsftpd => "vsftpd",
             Kind::PureFtpd => "pureftpd",
             Kind::ProFtpd => "proftpd",
+            Kind::Floor => "floor",
         }
     }
 
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Ferry => "fsync before 226 (file + directory on replace)",
             Kind::FerryNoFsync => "no fsync (--no-fsync)",
             Kind::Vsftpd | Kind::PureFtpd | Kind::ProFtpd => "no fsync (page cache only; checked with strace)",
+            Kind::Floor => "no fsync",
         }
     }
 
@@ -61,6 +65,7 @@ impl Kind {
     pub fn binary(self, ferry: &Path) -> Option<PathBuf> {
         let (names, dirs): (&[&str], &[&str]) = match self {
             Kind::Ferry | Kind::FerryNoFsync => return ferry.is_file().then(|| ferry.to_path_buf()),
+            Kind::Floor => return std::env::current_exe().ok(),
             Kind::Vsftpd => (&["vsftpd"], &["/usr/sbin", "/usr/local/sbin", "/opt/ferry-peers/vsftpd/usr/sbin"]),
             Kind::PureFtpd => {
                 (&["pure-ftpd"], &["/usr/sbin", "/usr/local/sbin", "/opt/ferry-peers/pure-ftpd/usr/sbin"])
@@ -156,6 +161,7 @@ impl Server {
             Kind::ProFtpd => 2,
             Kind::Ferry => 3,
             Kind::FerryNoFsync => 4,
+            Kind::Floor => 5,
         };
         let passive = (PASSIVE_BASE + slot * PASSIVE_SPAN, PASSIVE_BASE + (slot + 1) * PASSIVE_SPAN - 1);
         let log = dir.path().join("server.log");
@@ -179,6 +185,17 @@ impl Server {
                 if kind == Kind::FerryNoFsync {
                     cmd.arg("--no-fsync");
                 }
+                (cmd, "bench", "bench")
+            }
+            Kind::Floor => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("floor-server")
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg("--root")
+                    .arg(root)
+                    .arg("--passive")
+                    .arg(format!("{}-{}", passive.0, passive.1));
                 (cmd, "bench", "bench")
             }
             Kind::Vsftpd => (vsftpd(bin, dir.path(), root, port, passive, owner)?, "anonymous", ""),
@@ -230,6 +247,7 @@ impl Server {
                     Kind::Vsftpd => "vsFTPd",
                     Kind::PureFtpd => "220",
                     Kind::ProFtpd => "ProFTPD",
+                    Kind::Floor => "floor",
                 };
                 if line.starts_with("220") && line.contains(expected) {
                     return Ok(line.trim_end().trim_start_matches("220").trim_start_matches(['-', ' ']).to_string());
