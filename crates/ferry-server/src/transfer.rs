@@ -25,6 +25,8 @@ use crate::storage::{ReadHandle, StorageError, Upload};
 const BUF: usize = 256 * 1024;
 /// The pipe size and the most bytes per `splice` call for uploads spliced into a file.
 const SPLICE_CHUNK: usize = 1 << 20;
+/// Bytes of a spliced upload read before the splice starts: an upload no larger ends without one.
+const HEAD: usize = 64 * 1024;
 /// Bytes handed to the storage at a time by binary uploads.
 const RECEIVE_CHUNK: usize = 1 << 20;
 /// Bytes per `sendfile` call.
@@ -256,12 +258,27 @@ async fn run_job<S: DataIo>(
         Job::Receive { mut upload, ascii, fsync, quota } => {
             let cap = quota.as_ref().and_then(|q| q.cap);
             let splice = match stream.plain_tcp() {
-                Some(tcp) if !ascii && rate.is_none() => upload.splice_target().map(|file| (tcp, file)),
+                Some(_) if !ascii && rate.is_none() => upload.splice_target(),
                 _ => None,
             };
             let r = match splice {
-                Some((tcp, file)) => {
-                    splice_in(tcp, file, cap, progress.clone(), timeout, cancel.clone()).await.map(|()| Vec::new())
+                Some(file) => {
+                    // What has arrived is read first: a small upload ends here, and the storage
+                    // writes it as it commits, with no pipe and no thread of its own.
+                    let head = tokio::select! {
+                        r = read_head(&mut stream, cap, progress, timeout) => r,
+                        () = cancel.cancelled() => Err(TransferError::Aborted),
+                    };
+                    match head {
+                        Ok((head, true)) => Ok(head),
+                        Ok((head, false)) => match stream.plain_tcp() {
+                            Some(tcp) => splice_in(tcp, file, head, cap, progress.clone(), timeout, cancel.clone())
+                                .await
+                                .map(|()| Vec::new()),
+                            None => Err(TransferError::Data(io::Error::other("data connection is not plain TCP"))),
+                        },
+                        Err(e) => Err(e),
+                    }
                 }
                 None => tokio::select! {
                     r = receive(&mut stream, &mut *upload, ascii, rate, cap, progress, timeout) => r,
@@ -525,11 +542,39 @@ async fn receive_binary<S: DataIo>(
     }
 }
 
+/// Reads the start of an upload, up to [`HEAD`] bytes; `true` with it when that was all of it.
+async fn read_head<S: DataIo>(
+    stream: &mut S,
+    cap: Option<u64>,
+    progress: &AtomicU64,
+    timeout: Duration,
+) -> Result<(Vec<u8>, bool), TransferError> {
+    let mut head = Vec::with_capacity(HEAD);
+    loop {
+        let n = match tokio::time::timeout(timeout, stream.read_buf(&mut head)).await {
+            Ok(r) => r.map_err(TransferError::Data)?,
+            Err(_) => return Err(TransferError::Data(io::ErrorKind::TimedOut.into())),
+        };
+        if cap.is_some_and(|c| head.len() as u64 > c) {
+            return Err(TransferError::Storage(StorageError::NoSpace));
+        }
+        progress.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            return Ok((head, true));
+        }
+        if head.len() == head.capacity() {
+            return Ok((head, false));
+        }
+    }
+}
+
 /// Binary upload from plain TCP straight into a local file with `splice(2)`, socket -> pipe ->
-/// file, on one blocking thread: the bytes never enter this process's memory.
+/// file, on one blocking thread: the bytes never enter this process's memory. `head`, already
+/// read from the socket, is written first.
 async fn splice_in(
     tcp: &TcpStream,
     file: Arc<std::fs::File>,
+    head: Vec<u8>,
     cap: Option<u64>,
     progress: Arc<AtomicU64>,
     timeout: Duration,
@@ -541,10 +586,15 @@ async fn splice_in(
     let sock = rustix::io::dup(tcp).map_err(|e| TransferError::Data(e.into()))?;
     let task = tokio::task::spawn_blocking(move || -> Result<(), TransferError> {
         let storage = |e: rustix::io::Errno| TransferError::Storage(io::Error::from(e).into());
+        {
+            use std::io::Write as _;
+            (&*file).write_all(&head).map_err(|e| TransferError::Storage(e.into()))?;
+        }
+        let mut total = head.len() as u64;
+        drop(head);
         let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(storage)?;
         let _ = rustix::pipe::fcntl_setpipe_size(&pipe_w, SPLICE_CHUNK);
         let tick = rustix::time::Timespec { tv_sec: 0, tv_nsec: 200_000_000 };
-        let mut total = 0u64;
         let mut idle_since = Instant::now();
         loop {
             if cancel.is_cancelled() {

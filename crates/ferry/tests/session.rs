@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{active_listener, read_file, Ferry};
+use common::{active_listener, random_bytes, read_file, Ferry};
 
 /// The session the seeds dissect: USER, PASS, SYST, FEAT, PWD, TYPE I, SIZE, PASV, RETR, QUIT.
 #[test]
@@ -200,6 +200,32 @@ fn transfers_in_every_data_mode() {
     drop(d);
     assert_eq!(c.read().code.0, 226);
     assert_eq!(read_file(&f.path("up")), content);
+}
+
+/// Binary uploads of every size around the point where the server stops reading the start of an
+/// upload and splices the rest into the file (64 KiB), new and replacing, sent at once and in
+/// pieces with pauses, arrive byte for byte.
+#[test]
+fn uploads_around_the_splice_threshold_arrive_whole() {
+    let f = Ferry::start(&["--no-fsync"]);
+    let mut c = f.login();
+    c.ok("TYPE I", 200);
+    for (i, n) in [0usize, 1, 4096, 65_535, 65_536, 65_537, 200_000, 3 << 20].into_iter().enumerate() {
+        let content = random_bytes(n, i as u64);
+        assert_eq!(c.upload(&format!("STOR u{n}"), &content).code.0, 226, "{n} bytes");
+        assert_eq!(read_file(&f.path(&format!("u{n}"))), content, "{n} bytes");
+        // In pieces: the server has read part of the start when the rest arrives.
+        let replaced = random_bytes(n, 100 + i as u64);
+        let mut d = c.epsv_connect();
+        c.ok(&format!("STOR u{n}"), 150);
+        for piece in replaced.chunks(40_000) {
+            d.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(d);
+        assert_eq!(c.read().code.0, 226, "{n} bytes in pieces");
+        assert_eq!(read_file(&f.path(&format!("u{n}"))), replaced, "{n} bytes in pieces");
+    }
 }
 
 #[test]
