@@ -6,8 +6,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use time::OffsetDateTime;
-
 pub mod parse;
 
 pub use parse::{parse_list_line, parse_mlsx_line, ParsedEntry};
@@ -141,9 +139,87 @@ fn epoch_secs_millis(t: SystemTime) -> (i64, u32) {
     }
 }
 
-fn datetime(t: SystemTime) -> OffsetDateTime {
+/// A UTC calendar time, to the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Civil {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+}
+
+/// Years a listing can show (`time`'s default range); other times show as the epoch.
+const YEARS: std::ops::RangeInclusive<i64> = -9999..=9999;
+
+/// The UTC calendar time of `t`, computed directly (days to civil date, as in H. Hinnant's
+/// `civil_from_days`): a listing formats one per entry.
+fn civil(t: SystemTime) -> Civil {
     let (secs, _) = epoch_secs_millis(t);
-    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !YEARS.contains(&year) {
+        return Civil { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+    }
+    Civil { year, month, day, hour: sod / 3600, minute: sod / 60 % 60, second: sod % 60 }
+}
+
+/// Appends `n` in decimal, right-aligned in `width` columns (padded with `pad`).
+fn push_num(out: &mut String, n: u64, width: usize, pad: char) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (buf.len() - i)..width {
+        out.push(pad);
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// Appends `n` in base 8 or 16 (lower-case), no prefix.
+fn push_radix(out: &mut String, n: u64, radix: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 22];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(n % radix) as usize];
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// Appends a year as `{:0w$}` (`zero`) or `{:>w$}` would.
+fn push_year(out: &mut String, year: i64, width: usize, zero: bool) {
+    if year >= 0 {
+        push_num(out, year as u64, width, if zero { '0' } else { ' ' });
+    } else if zero {
+        let _ = write!(out, "{year:0width$}");
+    } else {
+        let _ = write!(out, "{year:>width$}");
+    }
 }
 
 /// Appends one `LIST` line, in the `ls -l` format that curl, lftp, FileZilla and WinSCP parse:
@@ -172,20 +248,31 @@ pub fn format_list_line(e: &Entry, now: SystemTime, out: &mut String) {
         }
         out.push(ch);
     }
-    let _ = write!(out, " {:>3} ftp      ftp      {:>12} ", e.nlink.max(1), e.size);
+    out.push(' ');
+    push_num(out, e.nlink.max(1), 3, ' ');
+    out.push_str(" ftp      ftp      ");
+    push_num(out, e.size, 12, ' ');
+    out.push(' ');
     let t = e.modified.unwrap_or(UNIX_EPOCH);
-    let dt = datetime(t);
-    let month = MONTHS[usize::from(u8::from(dt.month())) - 1];
+    let c = civil(t);
+    out.push_str(MONTHS[c.month as usize - 1]);
+    out.push(' ');
+    push_num(out, c.day.into(), 2, ' ');
+    out.push(' ');
     let half_year = Duration::from_secs(182 * 24 * 3600);
     let recent = match now.duration_since(t) {
         Ok(age) => age < half_year,
         Err(ahead) => ahead.duration() < Duration::from_secs(3600),
     };
     if recent {
-        let _ = write!(out, "{month} {:>2} {:02}:{:02} ", dt.day(), dt.hour(), dt.minute());
+        push_num(out, c.hour.into(), 2, '0');
+        out.push(':');
+        push_num(out, c.minute.into(), 2, '0');
     } else {
-        let _ = write!(out, "{month} {:>2}  {:>4} ", dt.day(), dt.year());
+        out.push(' ');
+        push_year(out, c.year, 4, false);
     }
+    out.push(' ');
     out.push_str(&e.name);
     if let EntryKind::Symlink(Some(target)) = &e.kind {
         out.push_str(" -> ");
@@ -205,26 +292,40 @@ pub fn format_mlsx_facts(e: &Entry, role: MlsxRole, facts: Facts, perm: &str, ou
             (_, EntryKind::File) => "file",
             (_, EntryKind::Symlink(_)) => "OS.unix=symlink",
         };
-        let _ = write!(out, "type={t};");
+        out.push_str("type=");
+        out.push_str(t);
+        out.push(';');
     }
     if facts.size && e.kind != EntryKind::Dir {
-        let _ = write!(out, "size={};", e.size);
+        out.push_str("size=");
+        push_num(out, e.size, 0, ' ');
+        out.push(';');
     }
     if facts.modify {
         if let Some(m) = e.modified {
-            let _ = write!(out, "modify={};", format_timeval(m));
+            out.push_str("modify=");
+            push_timeval(m, out);
+            out.push(';');
         }
     }
     if facts.perm {
-        let _ = write!(out, "perm={perm};");
+        out.push_str("perm=");
+        out.push_str(perm);
+        out.push(';');
     }
     if facts.unique {
         if let Some((dev, ino)) = e.unique {
-            let _ = write!(out, "unique={dev:x}U{ino:x};");
+            out.push_str("unique=");
+            push_radix(out, dev, 16);
+            out.push('U');
+            push_radix(out, ino, 16);
+            out.push(';');
         }
     }
     if facts.unix_mode {
-        let _ = write!(out, "UNIX.mode=0{:o};", e.mode & 0o7777);
+        out.push_str("UNIX.mode=0");
+        push_radix(out, (e.mode & 0o7777).into(), 8);
+        out.push(';');
     }
     out.push(' ');
     out.push_str(&e.name);
@@ -233,21 +334,23 @@ pub fn format_mlsx_facts(e: &Entry, role: MlsxRole, facts: Facts, perm: &str, ou
 /// Formats a time as `YYYYMMDDHHMMSS` in UTC (RFC 3659 section 2.3), with `.sss` when the time
 /// has a non-zero millisecond part.
 pub fn format_timeval(t: SystemTime) -> String {
-    let dt = datetime(t);
-    let (_, ms) = epoch_secs_millis(t);
-    let mut s = format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    if ms != 0 {
-        let _ = write!(s, ".{ms:03}");
-    }
+    let mut s = String::with_capacity(18);
+    push_timeval(t, &mut s);
     s
+}
+
+/// Appends [`format_timeval`]'s text to `out`.
+pub fn push_timeval(t: SystemTime, out: &mut String) {
+    let c = civil(t);
+    let (_, ms) = epoch_secs_millis(t);
+    push_year(out, c.year, 4, true);
+    for v in [c.month, c.day, c.hour, c.minute, c.second] {
+        push_num(out, v.into(), 2, '0');
+    }
+    if ms != 0 {
+        out.push('.');
+        push_num(out, ms.into(), 3, '0');
+    }
 }
 
 /// Parses `YYYYMMDDHHMMSS[.s+]` (UTC) as sent by `MFMT` and returned by `MDTM`. Fractions are kept
@@ -353,5 +456,75 @@ mod tests {
         let d = entry("x", EntryKind::Dir, 4096, "20261123120405", 0o755);
         format_mlsx_facts(&d, MlsxRole::CurrentDir, only, "el", &mut s);
         assert_eq!(s, "type=cdir; x");
+    }
+
+    /// What the listing's calendar arithmetic replaced: the `time` crate's conversion, formatted
+    /// with `format!`.
+    fn reference(t: SystemTime) -> (String, String) {
+        let (secs, ms) = epoch_secs_millis(t);
+        let dt = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let mut timeval = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        );
+        if ms != 0 {
+            timeval.push_str(&format!(".{ms:03}"));
+        }
+        let month = MONTHS[usize::from(u8::from(dt.month())) - 1];
+        let old = format!("{month} {:>2}  {:>4} ", dt.day(), dt.year());
+        (timeval, old)
+    }
+
+    fn at_secs(secs: i64, millis: u32) -> SystemTime {
+        let base = if secs >= 0 {
+            UNIX_EPOCH + Duration::from_secs(secs as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        };
+        base + Duration::from_millis(millis.into())
+    }
+
+    #[test]
+    fn calendar_matches_the_time_crate_at_the_edges() {
+        // Leap days, century rules, the epoch, before it, and the ends of the supported range.
+        for secs in [
+            0i64,
+            -1,
+            951_782_400,
+            951_868_799,
+            4_107_542_400,
+            -2_208_988_800,
+            253_402_300_799,
+            253_402_300_800,
+            -377_705_116_800,
+            -377_705_116_801,
+            i64::from(i32::MAX),
+        ] {
+            let t = at_secs(secs, 0);
+            let (timeval, old) = reference(t);
+            assert_eq!(format_timeval(t), timeval, "{secs}");
+            let e = Entry { modified: Some(t), ..entry("n", EntryKind::File, 1, "20200101000000", 0o644) };
+            let mut line = String::new();
+            format_list_line(&e, at_secs(secs, 0) + Duration::from_secs(400 * 24 * 3600), &mut line);
+            assert!(line.contains(&old), "{secs}: {line:?} lacks {old:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn calendar_matches_the_time_crate(secs in -400_000_000_000i64..400_000_000_000, millis in 0u32..1000) {
+            let t = at_secs(secs, millis);
+            let (timeval, old) = reference(t);
+            proptest::prop_assert_eq!(format_timeval(t), timeval);
+            let e = Entry { modified: Some(t), ..entry("n", EntryKind::File, 1, "20200101000000", 0o644) };
+            let mut line = String::new();
+            format_list_line(&e, t + Duration::from_secs(400 * 24 * 3600), &mut line);
+            proptest::prop_assert!(line.contains(&old), "{:?} lacks {:?}", line, old);
+        }
     }
 }

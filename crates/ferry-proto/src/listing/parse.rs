@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use time::{Date, Month, PrimitiveDateTime, Time};
 
-use super::{datetime, parse_timeval, EntryKind, MlsxRole};
+use super::{civil, parse_timeval, EntryKind, MlsxRole};
 
 /// One entry read from a listing line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +302,7 @@ fn parse_unix_date(toks: &[Token<'_>], now: SystemTime) -> Option<(SystemTime, u
 /// The most recent `month day hh:mm` (UTC) that is not more than a day after `now`.
 fn infer_year(month: Month, day: u8, h: u8, m: u8, now: SystemTime) -> Option<SystemTime> {
     let limit = now.checked_add(Duration::from_secs(24 * 3600)).unwrap_or(now);
-    let this_year = datetime(now).year();
+    let this_year = civil(now).year as i32;
     // Eight years back reaches a 29 February from any year.
     (this_year - 8..=this_year + 1)
         .rev()

@@ -159,20 +159,26 @@ struct Format {
 
 impl Format {
     /// Appends the lines for `entries` to `out`.
-    fn page(&self, entries: &[(String, Metadata)], out: &mut String) {
+    fn page(&self, entries: Vec<(String, Metadata)>, out: &mut String) {
+        // perm= depends only on the kind: computed once per page, not per entry.
+        let (dir_perm, file_perm) = match self.kind {
+            ListKind::Mlsd => (perm_fact(&EntryKind::Dir, self.perms), perm_fact(&EntryKind::File, self.perms)),
+            _ => Default::default(),
+        };
         for (name, m) in entries {
             if !self.show_hidden && name.starts_with('.') {
                 continue;
             }
             match self.kind {
-                ListKind::List => listing::format_list_line(&m.entry(name.as_str()), self.now, out),
+                ListKind::List => listing::format_list_line(&m.into_entry(name), self.now, out),
                 ListKind::Nlst => {
-                    out.push_str(name);
+                    out.push_str(&name);
                     out.push_str("\r\n");
                 }
                 ListKind::Mlsd => {
-                    let e = m.entry(name.as_str());
-                    listing::format_mlsx_facts(&e, MlsxRole::Entry, self.facts, &perm_fact(&e.kind, self.perms), out);
+                    let e = m.into_entry(name);
+                    let perm = if e.kind == EntryKind::Dir { &dir_perm } else { &file_perm };
+                    listing::format_mlsx_facts(&e, MlsxRole::Entry, self.facts, perm, out);
                     out.push_str("\r\n");
                 }
             }
@@ -206,7 +212,7 @@ async fn dir_pages(s: &Session, path: &VirtualPath, arg: &str, format: Format) -
     let pages = store.list_pages(path).await.map_err(err)?;
     let text = move |entries: Vec<(String, Metadata)>| {
         let mut text = String::with_capacity(entries.len() * 64);
-        format.page(&entries, &mut text);
+        format.page(entries, &mut text);
         text.into_bytes()
     };
     send_pages(pages, text).await.map(Some).map_err(err)
@@ -250,7 +256,7 @@ pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> 
             }
             let mut text = String::with_capacity(list.len() * 64);
             // Entries of a file or a pattern were filtered already.
-            Format { show_hidden: true, ..format }.page(&list, &mut text);
+            Format { show_hidden: true, ..format }.page(list, &mut text);
             Job::SendBytes(text.into_bytes())
         }
     };

@@ -20,7 +20,9 @@ use ferry_proto::listing::EntryKind;
 use ferry_proto::VirtualPath;
 use tokio::io::AsyncWrite;
 
-use super::{Capabilities, Metadata, ReadHandle, Result, Storage, StorageError, Upload, WriteMode, TEMP_PREFIX};
+use super::{
+    Capabilities, ListPages, Metadata, ReadHandle, Result, Storage, StorageError, Upload, WriteMode, TEMP_PREFIX,
+};
 
 /// Files beneath one root directory on the local filesystem.
 #[derive(Debug, Clone)]
@@ -78,9 +80,11 @@ impl LocalStorage {
 /// Directories with at least this many entries are statted on several threads.
 const PARALLEL_STAT_MIN: usize = 512;
 
-/// Threads that stat one large directory.
+/// Threads that stat one large directory: one per core, asked once (`available_parallelism`
+/// reads several cgroup files on every call).
 fn stat_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8))
 }
 
 fn rel(p: &VirtualPath) -> PathBuf {
@@ -147,6 +151,10 @@ impl Storage for LocalStorage {
                 Ok((Arc::new(sub), names))
             })
             .await?;
+        // Sorted now, while the elements are names only: the shares below keep the order, so
+        // the listing comes out sorted without moving the larger entries around.
+        let mut names = names;
+        names.sort_unstable();
         // A stat per entry is most of a listing's cost: large directories are statted on every
         // core at once, each thread taking a contiguous share of the names.
         let workers = if names.len() < PARALLEL_STAT_MIN { 1 } else { stat_threads() };
@@ -176,6 +184,12 @@ impl Storage for LocalStorage {
             list.extend(part.into_iter().map(|(n, m)| (n, self.shown(m))));
         }
         Ok(list)
+    }
+
+    async fn list_pages(&self, path: &VirtualPath) -> Result<ListPages> {
+        // `list` returns the entries sorted by name already.
+        let list = self.list(path).await?;
+        Ok(Box::pin(futures_util::stream::once(std::future::ready(Ok(list)))))
     }
 
     async fn names(&self, path: &VirtualPath) -> Result<Vec<String>> {
@@ -558,6 +572,39 @@ mod tests {
 
     fn vp(s: &str) -> VirtualPath {
         VirtualPath::parse(s).unwrap()
+    }
+
+    /// Small and large (statted in parallel) directories list every entry once, sorted by name
+    /// byte order, each with its own metadata.
+    #[tokio::test]
+    async fn list_pages_come_sorted_with_the_right_metadata() {
+        use futures_util::StreamExt as _;
+        for n in [5usize, PARALLEL_STAT_MIN * 2 + 3] {
+            let tmp = tempfile::tempdir().unwrap();
+            // Created in an order unrelated to the sorted one; sizes tell the entries apart.
+            let mut names: Vec<String> = (0..n).map(|i| format!("{}-{i}", (i * 7919) % n)).collect();
+            for (i, name) in names.iter().enumerate() {
+                std::fs::write(tmp.path().join(name), vec![b'x'; i % 97]).unwrap();
+            }
+            std::fs::create_dir(tmp.path().join("Zdir")).unwrap();
+            let sizes: std::collections::HashMap<String, u64> =
+                names.iter().enumerate().map(|(i, name)| (name.clone(), (i % 97) as u64)).collect();
+            names.push("Zdir".into());
+            names.sort();
+            let s = LocalStorage::open(tmp.path()).unwrap();
+            let mut pages = s.list_pages(&vp("/")).await.unwrap();
+            let mut got = Vec::new();
+            while let Some(page) = pages.next().await {
+                got.extend(page.unwrap());
+            }
+            assert_eq!(got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names, "{n} entries");
+            for (name, m) in &got {
+                match sizes.get(name) {
+                    Some(&size) => assert!(!m.is_dir() && m.size == size, "{name}"),
+                    None => assert!(m.is_dir(), "{name}"),
+                }
+            }
+        }
     }
 
     #[tokio::test]

@@ -125,9 +125,14 @@ impl Metadata {
 
     /// The listing entry for this metadata under `name`.
     pub fn entry(&self, name: impl Into<String>) -> Entry {
+        self.clone().into_entry(name.into())
+    }
+
+    /// The listing entry for this metadata under `name`, without copying either.
+    pub fn into_entry(self, name: String) -> Entry {
         Entry {
-            name: name.into(),
-            kind: self.kind.clone(),
+            name,
+            kind: self.kind,
             size: self.size,
             modified: self.modified,
             mode: self.mode,
