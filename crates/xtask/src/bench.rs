@@ -31,6 +31,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     pub no_install: bool,
     pub no_build: bool,
+    /// Upload to the shared filesystem, not a fresh one.
+    pub shared_upload_fs: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -161,7 +163,9 @@ pub fn run(opts: Options) -> Result<()> {
     crate::cleanup::remove_on_exit(scratch.clone());
     let owner = if is_root() { servers::server_user() } else { None };
     // Uploads on a filesystem of their own, made for this invocation (see uploadfs.rs).
-    let upload_fs = if !is_root() {
+    let upload_fs = if opts.shared_upload_fs {
+        "the shared filesystem (--shared-upload-fs)".to_string()
+    } else if !is_root() {
         "the shared filesystem (not root: no fresh filesystem for uploads)".to_string()
     } else {
         let size = (sizes.big * 8).max(1 << 30) + (4 << 30);

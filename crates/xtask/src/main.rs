@@ -58,6 +58,10 @@ enum Cmd {
         /// Do not run `cargo build --release -p ferry` (use the binary already in target/release).
         #[arg(long)]
         no_build: bool,
+        /// Upload to the data directory's own filesystem instead of a fresh ext4 made for this
+        /// run (the default when root; see uploadfs.rs).
+        #[arg(long)]
+        shared_upload_fs: bool,
     },
     /// The small-file floor server the benchmark starts (see `floor.rs`); not for direct use.
     #[command(hide = true)]
@@ -75,7 +79,7 @@ enum Cmd {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Bench { quick, runs, only, servers, json, no_install, no_build } => {
+        Cmd::Bench { quick, runs, only, servers, json, no_install, no_build, shared_upload_fs } => {
             for s in &servers {
                 if !["ferry", "vsftpd", "pureftpd", "proftpd"].contains(&s.as_str()) {
                     eprintln!("xtask: unknown server {s:?}; servers: ferry, vsftpd, pureftpd, proftpd");
@@ -83,8 +87,9 @@ fn main() -> std::process::ExitCode {
                 }
             }
             let runs = runs.unwrap_or(if quick { 1 } else { 3 }).max(1);
-            cleanup::watch_signals()
-                .and_then(|()| bench::run(bench::Options { quick, runs, only, servers, json, no_install, no_build }))
+            cleanup::watch_signals().and_then(|()| {
+                bench::run(bench::Options { quick, runs, only, servers, json, no_install, no_build, shared_upload_fs })
+            })
         }
         Cmd::FloorServer { listen, root, passive } => {
             match passive.split_once('-').map(|(a, b)| (a.parse(), b.parse())) {
