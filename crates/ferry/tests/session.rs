@@ -228,6 +228,39 @@ fn uploads_around_the_splice_threshold_arrive_whole() {
     }
 }
 
+/// A large directory's names are kept between listings while it is unchanged; every change made
+/// through FTP (STOR, DELE, RNFR/RNTO, MKD) shows in the very next NLST, LIST and MLSD.
+#[test]
+fn listings_of_a_large_directory_see_every_change_at_once() {
+    let f = Ferry::start(&["--no-fsync"]);
+    std::fs::create_dir(f.path("big")).unwrap();
+    for i in 0..600 {
+        std::fs::write(f.path(&format!("big/f{i:04}")), b"").unwrap();
+    }
+    // Unchanged for longer than the server requires before it keeps the names.
+    std::thread::sleep(Duration::from_millis(2300));
+    let mut c = f.login();
+    let names = |c: &mut common::Ctrl, cmd: &str| -> Vec<String> {
+        String::from_utf8(c.download(cmd)).unwrap().lines().map(|l| l.rsplit(' ').next().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&mut c, "NLST big").len(), 600);
+    assert_eq!(names(&mut c, "NLST big").len(), 600);
+    assert_eq!(c.upload("STOR big/new", b"x").code.0, 226);
+    for cmd in ["NLST big", "LIST big", "MLSD big"] {
+        let got = names(&mut c, cmd);
+        assert_eq!(got.len(), 601, "{cmd}");
+        assert!(got.iter().any(|n| n.ends_with("new")), "{cmd}");
+    }
+    c.ok("DELE big/f0000", 250);
+    assert!(!names(&mut c, "NLST big").iter().any(|n| n.ends_with("f0000")));
+    c.ok("RNFR big/f0001", 350);
+    c.ok("RNTO big/zzz", 250);
+    let got = names(&mut c, "LIST big");
+    assert!(got.contains(&"zzz".to_string()) && !got.contains(&"f0001".to_string()), "{got:?}");
+    c.ok("MKD big/sub", 257);
+    assert!(names(&mut c, "MLSD big").contains(&"sub".to_string()));
+}
+
 #[test]
 fn type_a_converts_both_ways() {
     let f = Ferry::start(&[]);

@@ -21,7 +21,8 @@ use ferry_proto::VirtualPath;
 use tokio::io::AsyncWrite;
 
 use super::{
-    Capabilities, ListPages, Metadata, ReadHandle, Result, Storage, StorageError, Upload, WriteMode, TEMP_PREFIX,
+    Capabilities, ListPages, Metadata, NamePages, ReadHandle, Result, Storage, StorageError, Upload, WriteMode,
+    TEMP_PREFIX,
 };
 
 /// Files beneath one root directory on the local filesystem.
@@ -138,42 +139,30 @@ impl Storage for LocalStorage {
 
     async fn list(&self, path: &VirtualPath) -> Result<Vec<(String, Metadata)>> {
         let p = rel(path);
+        // Sorted names (kept for large unchanged directories, see dir_names.rs): the shares
+        // below keep the order, so the listing comes out sorted without sorting the entries.
         let (sub, names) = self
             .blocking(move |d| {
                 let sub = d.open_dir(&p)?;
-                let mut names = Vec::new();
-                for entry in sub.entries()? {
-                    let name = entry?.file_name().to_string_lossy().into_owned();
-                    if !name.starts_with(TEMP_PREFIX) {
-                        names.push(name);
-                    }
-                }
+                let names = super::dir_names::sorted_names(&sub)?;
                 Ok((Arc::new(sub), names))
             })
             .await?;
-        // Sorted now, while the elements are names only: the shares below keep the order, so
-        // the listing comes out sorted without moving the larger entries around.
-        let mut names = names;
-        names.sort_unstable();
         // A stat per entry is most of a listing's cost: large directories are statted on every
         // core at once, each thread taking a contiguous share of the names.
         let workers = if names.len() < PARALLEL_STAT_MIN { 1 } else { stat_threads() };
         let share = names.len().div_ceil(workers).max(1);
-        let mut names = names.into_iter();
         let mut tasks = Vec::with_capacity(workers);
-        loop {
-            let part: Vec<String> = names.by_ref().take(share).collect();
-            if part.is_empty() {
-                break;
-            }
-            let sub = sub.clone();
+        for start in (0..names.len()).step_by(share) {
+            let (sub, names) = (sub.clone(), names.clone());
             tasks.push(tokio::task::spawn_blocking(move || {
+                let part = &names[start..(start + share).min(names.len())];
                 let mut out = Vec::with_capacity(part.len());
                 for name in part {
                     // An entry that vanished between readdir and stat is simply not listed.
-                    let Ok(m) = sub.symlink_metadata(&name) else { continue };
-                    let meta = convert(&sub, Path::new(&name), &m);
-                    out.push((name, meta));
+                    let Ok(m) = sub.symlink_metadata(name) else { continue };
+                    let meta = convert(&sub, Path::new(name), &m);
+                    out.push((name.clone(), meta));
                 }
                 out
             }));
@@ -194,17 +183,13 @@ impl Storage for LocalStorage {
 
     async fn names(&self, path: &VirtualPath) -> Result<Vec<String>> {
         let p = rel(path);
-        self.blocking(move |d| {
-            let mut out = Vec::new();
-            for entry in d.read_dir(&p)? {
-                let name = entry?.file_name().to_string_lossy().into_owned();
-                if !name.starts_with(TEMP_PREFIX) {
-                    out.push(name);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.blocking(move |d| Ok(super::dir_names::sorted_names(&d.open_dir(&p)?)?.to_vec())).await
+    }
+
+    async fn names_pages(&self, path: &VirtualPath) -> Result<NamePages> {
+        // `names` returns them sorted already.
+        let names = self.names(path).await?;
+        Ok(Box::pin(futures_util::stream::once(std::future::ready(Ok(names)))))
     }
 
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadHandle, u64)> {

@@ -3,6 +3,7 @@
 //! Backends declare what they can do ([`Capabilities`]) so `FEAT` and the replies stay honest.
 //! The local filesystem backend ([`local::LocalStorage`]) is the default.
 
+mod dir_names;
 pub mod local;
 pub mod s3;
 
