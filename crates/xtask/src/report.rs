@@ -88,6 +88,9 @@ fn rows(sizes: &Sizes) -> Vec<Row> {
         r("list", format!("LIST {} entries, s", sizes.list_entries), false),
         r("nlst", format!("NLST {} entries, s", sizes.list_entries), false),
         r("mlsd", format!("MLSD {} entries, s", sizes.list_entries), false),
+        r("list_changed", format!("LIST {}, dir just changed, s", sizes.list_entries), false),
+        r("nlst_changed", format!("NLST {}, dir just changed, s", sizes.list_entries), false),
+        r("mlsd_changed", format!("MLSD {}, dir just changed, s", sizes.list_entries), false),
         r("connect", "connect+login+QUIT, /s".into(), true),
         r("login_concurrent", format!("{} logins 32 at once, /s", sizes.idle_sessions), true),
         r("idle_pss", format!("idle session ({} open), PSS KiB", sizes.idle_sessions), false),
@@ -330,6 +333,7 @@ fn targets(
         ("small_retr", "small-file RETR >= 2x best peer", true, 2.0),
         ("small_stor", "small-file STOR (no fsync) >= 2x best peer", true, 2.0),
         ("list", "LIST >= 2x best peer", false, 2.0),
+        ("list_changed", "LIST >= 2x best peer, directory just changed", false, 2.0),
         ("idle_pss", "idle session PSS < best peer", false, 1.0),
     ] {
         let ferry = if matches!(metric, "stor" | "small_stor") && servers.contains(&"ferry-nofsync") {

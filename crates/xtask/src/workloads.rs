@@ -58,6 +58,11 @@ impl Target {
         }
     }
 
+    /// The directory every server serves (the upload directory is `upload/NAME` in it).
+    fn data_root(&self) -> PathBuf {
+        self.upload_local.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+    }
+
     async fn login(&self) -> Result<Ctrl> {
         Ctrl::login(self.addr, self.user, self.pass).await
     }
@@ -185,30 +190,57 @@ pub async fn small(t: &Target, sizes: &Sizes, retr: bool, stor: bool) -> Result<
 }
 
 /// LIST, NLST and (where FEAT offers MLST) MLSD of the big directory: the median of 3 listings
-/// each, in seconds.
+/// each, in seconds, twice: right after the directory's times were set to now before each
+/// listing (`*_changed`: as if a file had just been added), then with the directory unchanged for
+/// a few seconds (Ferry keeps the names of large unchanged directories; see
+/// `crates/ferry-server/src/storage/dir_names.rs`). The peers do the same work in both.
 pub async fn listing(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     let mut c = t.login().await?;
     let mlsd = c.has_feature("MLST").await?;
     let mut buf = vec![0u8; DATA_BUF];
     let mut out = Vec::new();
-    let cmds: &[(&'static str, &str)] = &[("list", "LIST /list"), ("nlst", "NLST /list"), ("mlsd", "MLSD /list")];
-    for &(metric, cmd) in cmds {
-        if metric == "mlsd" && !mlsd {
-            continue;
+    let dir = t.data_root().join("list");
+    let cmds: &[(&'static str, &'static str, &str)] = &[
+        ("list_changed", "list", "LIST /list"),
+        ("nlst_changed", "nlst", "NLST /list"),
+        ("mlsd_changed", "mlsd", "MLSD /list"),
+    ];
+    for changed in [true, false] {
+        if !changed {
+            // Longer than Ferry's quiet period (2 s) since the last change.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
         }
-        let mut reps = Vec::new();
-        for _ in 0..3 {
-            let ((bytes, lines), e, g, s) = timed(t.pid, c.download(cmd, &mut buf)).await?;
-            if lines < sizes.list_entries as u64 {
-                bail!("{cmd}: {lines} lines, expected at least {}", sizes.list_entries);
+        for &(changed_metric, metric, cmd) in cmds {
+            if metric == "mlsd" && !mlsd {
+                continue;
             }
-            reps.push(measure(metric, e, (e, g, s), json!({ "bytes": bytes, "lines": lines })));
+            let metric = if changed { changed_metric } else { metric };
+            let mut reps = Vec::new();
+            for _ in 0..3 {
+                if changed {
+                    touch_dir(&dir)?;
+                }
+                let ((bytes, lines), e, g, s) = timed(t.pid, c.download(cmd, &mut buf)).await?;
+                if lines < sizes.list_entries as u64 {
+                    bail!("{cmd}: {lines} lines, expected at least {}", sizes.list_entries);
+                }
+                reps.push(measure(metric, e, (e, g, s), json!({ "bytes": bytes, "lines": lines })));
+            }
+            reps.sort_by(|a, b| a.value.total_cmp(&b.value));
+            out.push(reps.swap_remove(1));
         }
-        reps.sort_by(|a, b| a.value.total_cmp(&b.value));
-        out.push(reps.swap_remove(1));
     }
     c.quit().await?;
     Ok(out)
+}
+
+/// Sets a directory's modification time to now (its change time follows), as adding or removing
+/// an entry would.
+fn touch_dir(dir: &Path) -> Result<()> {
+    let f = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    f.set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
+        .with_context(|| format!("setting the times of {}", dir.display()))?;
+    Ok(())
 }
 
 /// Connect, log in, QUIT, one after another: sessions per second (at most `connects`, 10 s).
