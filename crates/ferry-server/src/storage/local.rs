@@ -2,8 +2,9 @@
 //!
 //! Every path is opened beneath the user's root directory through `cap-std`, which resolves each
 //! component relative to an open directory handle and refuses any path (`..`, an absolute symlink,
-//! a symlink that climbs out) that would lead outside it. Blocking calls run on tokio's blocking
-//! pool, never on the async threads.
+//! a symlink that climbs out) that would lead outside it. Calls that may block run on tokio's
+//! blocking pool; the one exception is opening a file for reading whose path is entirely in the
+//! dentry cache (`open_cached`: `openat2` with `RESOLVE_CACHED`, which cannot wait for the disk).
 
 use std::future::Future as _;
 use std::io::{self, Seek, SeekFrom};
@@ -111,6 +112,36 @@ fn convert(dir: &Dir, path: &Path, m: &cap_std::fs::Metadata) -> Metadata {
     }
 }
 
+/// Opens a regular file for reading right here, without a trip to the blocking pool, when that
+/// cannot block: `openat2` with `RESOLVE_CACHED` resolves the path from the dentry cache only
+/// (`EAGAIN` otherwise), and `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` confine it to `dir` as
+/// cap-std's own `openat2` does. `None` for anything else (not cached, an error, a directory,
+/// a kernel without `openat2`): the caller then takes the blocking path, which gives the usual
+/// answer and error.
+fn open_cached(dir: &Dir, path: &Path, offset: u64) -> Option<(std::fs::File, u64)> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+    if path.as_os_str().is_empty() {
+        return None;
+    }
+    let fd = openat2(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::CACHED,
+    )
+    .ok()?;
+    let mut file = std::fs::File::from(fd);
+    let m = file.metadata().ok()?;
+    if !m.is_file() {
+        return None;
+    }
+    if offset > 0 && offset <= m.len() {
+        file.seek(SeekFrom::Start(offset)).ok()?;
+    }
+    Some((file, m.len()))
+}
+
 fn temp_name(target: &Path) -> PathBuf {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let short: String = name.chars().take(64).collect();
@@ -194,6 +225,9 @@ impl Storage for LocalStorage {
 
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadHandle, u64)> {
         let p = rel(path);
+        if let Some((file, size)) = open_cached(&self.dir, &p, offset) {
+            return Ok((ReadHandle::File(tokio::fs::File::from_std(file)), size));
+        }
         let (file, size) = self
             .blocking(move |d| {
                 let f = d.open(&p)?;
@@ -695,6 +729,36 @@ mod tests {
         }
         assert!(s.list(&vp("/dirlink")).await.is_err());
         assert!(matches!(s.read(&vp("/good"), 0).await, Ok((ReadHandle::File(_), 2))));
+    }
+
+    /// The inline open serves cached regular files beneath the root and nothing else: escapes,
+    /// directories and missing names are left to the blocking path (which refuses them).
+    #[test]
+    fn open_cached_stays_beneath_the_root() {
+        use std::io::Read as _;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"x").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("d/f"), b"0123456789").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), tmp.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../../etc/passwd", tmp.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("d/f", tmp.path().join("good")).unwrap();
+        let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        // Looked up once, so the dentries are cached.
+        for p in ["d/f", "good", "abs", "rel", "dirlink/secret", "d", "missing"] {
+            let _ = std::fs::metadata(tmp.path().join(p));
+        }
+        let (mut f, len) = open_cached(&dir, Path::new("d/f"), 4).expect("a cached file opens inline");
+        assert_eq!(len, 10);
+        let mut rest = String::new();
+        f.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "456789", "positioned at the offset");
+        assert!(open_cached(&dir, Path::new("good"), 0).is_some(), "a link inside the root");
+        for p in ["abs", "rel", "dirlink/secret", "../x", "/etc/passwd", "d", "missing", ""] {
+            assert!(open_cached(&dir, Path::new(p), 0).is_none(), "{p}");
+        }
     }
 
     #[tokio::test]
