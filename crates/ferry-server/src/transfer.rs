@@ -521,25 +521,12 @@ async fn receive_binary<S: DataIo>(
 ) -> Result<Vec<u8>, TransferError> {
     let mut buf = Vec::with_capacity(RECEIVE_CHUNK);
     let mut total = 0u64;
-    loop {
-        let n = match tokio::time::timeout(timeout, stream.read_buf(&mut buf)).await {
-            Ok(r) => r.map_err(TransferError::Data)?,
-            Err(_) => return Err(TransferError::Data(io::ErrorKind::TimedOut.into())),
-        };
-        total += n as u64;
-        if cap.is_some_and(|c| total > c) {
-            return Err(TransferError::Storage(StorageError::NoSpace));
-        }
-        progress.fetch_add(n as u64, Ordering::Relaxed);
-        if n == 0 {
-            return Ok(buf);
-        }
-        if buf.len() == buf.capacity() {
-            buf = upload.write_owned(buf).await.map_err(|e| TransferError::Storage(e.into()))?;
-            buf.clear();
-            buf.reserve(RECEIVE_CHUNK);
-        }
+    while !fill(stream, &mut buf, &mut total, cap, progress, timeout).await? {
+        buf = upload.write_owned(buf).await.map_err(|e| TransferError::Storage(e.into()))?;
+        buf.clear();
+        buf.reserve(RECEIVE_CHUNK);
     }
+    Ok(buf)
 }
 
 /// Reads the start of an upload, up to [`HEAD`] bytes; `true` with it when that was all of it.
@@ -550,22 +537,35 @@ async fn read_head<S: DataIo>(
     timeout: Duration,
 ) -> Result<(Vec<u8>, bool), TransferError> {
     let mut head = Vec::with_capacity(HEAD);
-    loop {
-        let n = match tokio::time::timeout(timeout, stream.read_buf(&mut head)).await {
+    let eof = fill(stream, &mut head, &mut 0, cap, progress, timeout).await?;
+    Ok((head, eof))
+}
+
+/// Reads into `buf` until it is full (`false`) or the data connection ends (`true`), counting
+/// the bytes in `total` against the quota `cap` and in `progress`.
+async fn fill<S: DataIo>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    total: &mut u64,
+    cap: Option<u64>,
+    progress: &AtomicU64,
+    timeout: Duration,
+) -> Result<bool, TransferError> {
+    while buf.len() < buf.capacity() {
+        let n = match tokio::time::timeout(timeout, stream.read_buf(buf)).await {
             Ok(r) => r.map_err(TransferError::Data)?,
             Err(_) => return Err(TransferError::Data(io::ErrorKind::TimedOut.into())),
         };
-        if cap.is_some_and(|c| head.len() as u64 > c) {
+        *total += n as u64;
+        if cap.is_some_and(|c| *total > c) {
             return Err(TransferError::Storage(StorageError::NoSpace));
         }
         progress.fetch_add(n as u64, Ordering::Relaxed);
         if n == 0 {
-            return Ok((head, true));
-        }
-        if head.len() == head.capacity() {
-            return Ok((head, false));
+            return Ok(true);
         }
     }
+    Ok(false)
 }
 
 /// Binary upload from plain TCP straight into a local file with `splice(2)`, socket -> pipe ->

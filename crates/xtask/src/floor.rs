@@ -26,7 +26,7 @@ pub fn serve(listen: SocketAddr, root: PathBuf, passive: (u16, u16)) -> Result<(
         let root = root.clone();
         let first = next_port;
         // Sessions take turns through the range, so concurrent sessions rarely collide.
-        next_port = if next_port >= passive.1 - 64 { passive.0 } else { next_port + 64 };
+        next_port = if next_port >= passive.1.saturating_sub(64) { passive.0 } else { next_port + 64 };
         std::thread::spawn(move || {
             let _ = session(sock, &root, passive, first);
         });
@@ -69,18 +69,12 @@ fn session(sock: TcpStream, root: &Path, passive: (u16, u16), mut next_port: u16
                     out.write_all(b"550 Bad path.\r\n")?;
                     continue;
                 };
-                let reply: &[u8] = if verb.eq_ignore_ascii_case("RETR") {
-                    match retr(&l, &path, &mut out) {
-                        Ok(()) => b"226 Done.\r\n",
-                        Err(_) => b"451 Failed.\r\n",
-                    }
+                let done = if verb.eq_ignore_ascii_case("RETR") {
+                    retr(&l, &path, &mut out)
                 } else {
-                    match stor(&l, &path, &mut out) {
-                        Ok(()) => b"226 Done.\r\n",
-                        Err(_) => b"451 Failed.\r\n",
-                    }
+                    stor(&l, &path, &mut out)
                 };
-                out.write_all(reply)?;
+                out.write_all(if done.is_ok() { b"226 Done.\r\n" } else { b"451 Failed.\r\n" })?;
             }
             _ => out.write_all(b"502 Not implemented.\r\n")?,
         }

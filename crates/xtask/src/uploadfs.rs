@@ -10,7 +10,7 @@
 //! benchmark ends. Without root, or where loop devices are missing, the uploads stay on the
 //! shared filesystem and the benchmark says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -35,9 +35,11 @@ pub fn mount_fresh(upload: &Path, bench_dir: &Path, size: u64) -> Result<String>
     run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&upload))?;
     // Direct I/O between the loop device and its image: otherwise every page written is cached
     // twice and copied once more by a kernel worker, which competes with the server for the CPU.
-    let dio = match loop_device(&upload) {
-        Some(dev) => run(Command::new("losetup").arg("--direct-io=on").arg(&dev)).is_ok(),
-        None => false,
+    let dio = match mount_source(&upload) {
+        Some(dev) if dev.starts_with("/dev/loop") => {
+            run(Command::new("losetup").arg("--direct-io=on").arg(&dev)).is_ok()
+        }
+        _ => false,
     };
     Ok(format!(
         "fresh ext4 ({} GiB image, loop device{}) mounted on {}",
@@ -58,21 +60,18 @@ pub fn unmount(mountpoint: &Path, image: &Path) {
     let _ = std::fs::remove_file(image);
 }
 
-/// The device mounted on `p`.
-fn loop_device(p: &Path) -> Option<String> {
+/// What is mounted on `p` (the last mount there), from /proc/self/mounts.
+fn mount_source(p: &Path) -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
+    mounts.lines().rev().find_map(|l| {
         let mut f = l.split_whitespace();
         let (dev, mp) = (f.next()?, f.next()?);
-        (Path::new(mp) == p && dev.starts_with("/dev/loop")).then(|| dev.to_string())
+        (Path::new(mp) == p).then(|| dev.to_string())
     })
 }
 
 fn mounted(p: &Path) -> bool {
-    let want: PathBuf = p.to_path_buf();
-    std::fs::read_to_string("/proc/self/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|mp| Path::new(mp) == want)))
-        .unwrap_or(false)
+    mount_source(p).is_some()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

@@ -25,9 +25,9 @@ use cap_std::fs::{Dir, MetadataExt};
 use super::TEMP_PREFIX;
 
 /// Directories with fewer entries are read every time (reading them is cheap).
-pub(super) const MIN_ENTRIES: usize = 512;
+const MIN_ENTRIES: usize = 512;
 /// How long a directory must have been unchanged when read for its names to be kept.
-pub(super) const QUIET: Duration = Duration::from_secs(2);
+const QUIET: Duration = Duration::from_secs(2);
 /// How long names are kept at most.
 const TTL: Duration = Duration::from_secs(30);
 /// Directories kept at most.
@@ -50,11 +50,8 @@ struct Kept {
     read_at: Instant,
 }
 
-#[derive(Default)]
-struct Cache {
-    dirs: HashMap<(u64, u64), Kept>,
-    names: usize,
-}
+/// Kept names by (device, inode) of the directory.
+type Cache = HashMap<(u64, u64), Kept>;
 
 fn cache() -> &'static Mutex<Cache> {
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
@@ -83,7 +80,7 @@ pub(super) fn sorted_names(dir: &Dir) -> io::Result<Arc<[String]>> {
     let trusted = trusted_fs(dir);
     if trusted {
         let c = cache().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = c.dirs.get(&(stamp.dev, stamp.ino)) {
+        if let Some(k) = c.get(&(stamp.dev, stamp.ino)) {
             if k.stamp == stamp && k.read_at.elapsed() < TTL {
                 return Ok(k.names.clone());
             }
@@ -130,22 +127,15 @@ fn read_names(dir: &Dir) -> io::Result<Vec<String>> {
 
 fn keep(stamp: Stamp, names: Arc<[String]>, read_at: Instant) {
     let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(old) = c.dirs.remove(&(stamp.dev, stamp.ino)) {
-        c.names -= old.names.len();
+    // Room: the directory's old names and expired entries first, then the oldest.
+    c.remove(&(stamp.dev, stamp.ino));
+    c.retain(|_, k| k.read_at.elapsed() < TTL);
+    let held = |c: &Cache| c.values().map(|k| k.names.len()).sum::<usize>();
+    while c.len() >= MAX_DIRS || (!c.is_empty() && held(&c) + names.len() > MAX_NAMES) {
+        let Some(oldest) = c.iter().min_by_key(|(_, k)| k.read_at).map(|(key, _)| *key) else { break };
+        c.remove(&oldest);
     }
-    // Room: expired entries first, then the oldest.
-    c.dirs.retain(|_, k| k.read_at.elapsed() < TTL);
-    c.names = c.dirs.values().map(|k| k.names.len()).sum();
-    while !c.dirs.is_empty() && (c.dirs.len() >= MAX_DIRS || c.names + names.len() > MAX_NAMES) {
-        let oldest = c.dirs.iter().min_by_key(|(_, k)| k.read_at).map(|(key, _)| *key);
-        if let Some(key) = oldest {
-            if let Some(k) = c.dirs.remove(&key) {
-                c.names -= k.names.len();
-            }
-        }
-    }
-    c.names += names.len();
-    c.dirs.insert((stamp.dev, stamp.ino), Kept { stamp, names, read_at });
+    c.insert((stamp.dev, stamp.ino), Kept { stamp, names, read_at });
 }
 
 #[cfg(test)]
@@ -155,7 +145,7 @@ mod tests {
 
     fn kept(dir: &Dir) -> Option<Arc<[String]>> {
         let m = dir.dir_metadata().unwrap();
-        cache().lock().unwrap().dirs.get(&(m.dev(), m.ino())).map(|k| k.names.clone())
+        cache().lock().unwrap().get(&(m.dev(), m.ino())).map(|k| k.names.clone())
     }
 
     #[test]
