@@ -77,6 +77,26 @@ def code(resp: str) -> int:
     return int(resp[:3])
 
 
+def pwd_path(resp: str) -> str:
+    """The directory named in a 257 reply (RFC 959 Appendix II: embedded quotes are doubled)."""
+    m = re.match(r'^257 "((?:[^"]|"")*)"(?: |$)', resp)
+    assert m, f"not a 257 reply with a quoted path: {resp!r}"
+    return m.group(1).replace('""', '"')
+
+
+def check_cdup_and_cwd(ftp: ftplib.FTP) -> None:
+    """From /d1, which holds d2: CDUP to /, CDUP at the root stays there, CWD to an absolute path,
+    CWD .. back to /d1 (where it ends)."""
+    assert code(reply(ftp, "CDUP")) in (200, 250)
+    assert pwd_path(reply(ftp, "PWD")) == "/"
+    assert code(reply(ftp, "CDUP")) in (200, 250)  # at the root: stays at /
+    assert pwd_path(reply(ftp, "PWD")) == "/"
+    assert code(reply(ftp, "CWD /d1/d2")) == 250
+    assert pwd_path(reply(ftp, "PWD")) == "/d1/d2"
+    assert code(reply(ftp, "CWD ..")) == 250
+    assert pwd_path(reply(ftp, "PWD")) == "/d1"
+
+
 def retr_bytes(ftp: ftplib.FTP, path: str, rest: int | None = None) -> bytes:
     chunks: list[bytes] = []
     ftp.retrbinary(f"RETR {path}", chunks.append, rest=rest)

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from interop_util import (
-    Raw,
+    check_cdup_and_cwd,
     code,
     file_sha256,
     free_port_range,
@@ -28,6 +28,8 @@ from interop_util import (
     parse_227,
     parse_229,
     port_arg,
+    pwd_path,
+    Raw,
     recv_all,
     reply,
     retr_bytes,
@@ -39,13 +41,6 @@ from interop_util import (
 
 FEAT_REQUIRED = {"EPRT", "EPSV", "MDTM", "MFMT", "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"}
 MLST_FACTS = {"type*", "size*", "modify*", "perm*", "unique*", "unix.mode*"}
-
-
-def pwd_path(resp: str) -> str:
-    """The directory named in a 257 reply (RFC 959 Appendix II: embedded quotes are doubled)."""
-    m = re.match(r'^257 "((?:[^"]|"")*)"(?: |$)', resp)
-    assert m, f"not a 257 reply with a quoted path: {resp!r}"
-    return m.group(1).replace('""', '"')
 
 
 def raw_login(server) -> Raw:
@@ -921,14 +916,7 @@ def test_mkd_cwd_cdup_rmd_dele(ferry):
     assert reply(ftp, "MKD d2").startswith('257 "/d1/d2"')
     stor_bytes(ftp, "f.bin", b"12345")
     assert (ferry.root / "d1" / "f.bin").read_bytes() == b"12345"
-    assert code(reply(ftp, "CDUP")) in (200, 250)
-    assert pwd_path(reply(ftp, "PWD")) == "/"
-    assert code(reply(ftp, "CDUP")) in (200, 250)  # at the root: stays at /
-    assert pwd_path(reply(ftp, "PWD")) == "/"
-    assert code(reply(ftp, "CWD /d1/d2")) == 250
-    assert pwd_path(reply(ftp, "PWD")) == "/d1/d2"
-    assert code(reply(ftp, "CWD ..")) == 250
-    assert pwd_path(reply(ftp, "PWD")) == "/d1"
+    check_cdup_and_cwd(ftp)
     assert code(reply(ftp, "CWD /")) == 250
     assert code(reply(ftp, "RMD d1")) == 550  # not empty
     assert code(reply(ftp, "DELE d1/f.bin")) == 250

@@ -21,11 +21,13 @@ import time
 import pytest
 
 from interop_util import (
-    IO_TIMEOUT,
-    Raw,
+    check_cdup_and_cwd,
     code,
     hard_close,
+    IO_TIMEOUT,
     parse_229,
+    pwd_path,
+    Raw,
     raw_login,
     recv_all,
     reply,
@@ -63,12 +65,6 @@ def connect(site, timeout: float = IO_TIMEOUT) -> ftplib.FTP:
     ftp.connect(site.host, site.port, timeout=timeout)
     ftp.login(site.user, site.password)
     return ftp
-
-
-def pwd_path(resp: str) -> str:
-    m = re.match(r'^257 "((?:[^"]|"")*)"(?: |$)', resp)
-    assert m, f"not a 257 reply with a quoted path: {resp!r}"
-    return m.group(1).replace('""', '"')
 
 
 def listing(ftp: ftplib.FTP, path: str = "") -> dict[str, tuple[str, int]]:
@@ -135,14 +131,7 @@ def test_mkd_cwd_cdup_rmd_dele(s3_ferry):
     stor_bytes(ftp, "f.bin", b"12345")
     assert s3.get(site.key("d1/f.bin")) == b"12345"
     assert keys_under(site) == ["d1/", "d1/d2/", "d1/f.bin"]
-    assert code(reply(ftp, "CDUP")) in (200, 250)
-    assert pwd_path(reply(ftp, "PWD")) == "/"
-    assert code(reply(ftp, "CDUP")) in (200, 250)  # at the root: stays at /
-    assert pwd_path(reply(ftp, "PWD")) == "/"
-    assert code(reply(ftp, "CWD /d1/d2")) == 250
-    assert pwd_path(reply(ftp, "PWD")) == "/d1/d2"
-    assert code(reply(ftp, "CWD ..")) == 250
-    assert pwd_path(reply(ftp, "PWD")) == "/d1"
+    check_cdup_and_cwd(ftp)
     assert code(reply(ftp, "CWD /nope")) == 550
     assert code(reply(ftp, "CWD f.bin")) == 550  # a file is not a directory
     assert code(reply(ftp, "CWD /")) == 250
