@@ -162,13 +162,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn masked(cmd: &Command) -> String {
-    match cmd {
-        Command::Pass(_) => "PASS ****".into(),
-        c => c.to_string(),
-    }
-}
-
 impl Client {
     /// Connects, reads the greeting, logs in, reads FEAT and sets binary mode.
     pub async fn connect(opts: &ConnectOptions) -> Result<Self> {
@@ -275,7 +268,7 @@ impl Client {
 
     /// Sends a command and checks the reply code; 550/450 become [`ClientError::NotFound`].
     pub async fn expect(&mut self, cmd: Command, code: u16) -> Result<Reply> {
-        let shown = masked(&cmd);
+        let shown = cmd.redacted();
         let r = self.command(cmd).await?;
         if r.code.0 == code {
             Ok(r)
@@ -424,7 +417,7 @@ impl Client {
     }
 
     async fn path_cmd(&mut self, cmd: Command, path: &str, ok: &[u16]) -> Result<()> {
-        let shown = masked(&cmd);
+        let shown = cmd.redacted();
         let r = self.command(cmd).await?;
         if ok.contains(&r.code.0) {
             Ok(())
@@ -633,7 +626,7 @@ impl Client {
             t.data_close(total, started.elapsed(), "server");
         }
         drop(data);
-        self.finish_transfer(&masked(&cmd), path).await?;
+        self.finish_transfer(&cmd.redacted(), path).await?;
         Ok(total)
     }
 
@@ -694,7 +687,7 @@ impl Client {
         if let Some(t) = &self.trace {
             t.data_close(total, started.elapsed(), "client");
         }
-        self.finish_transfer(&masked(&cmd), path).await?;
+        self.finish_transfer(&cmd.redacted(), path).await?;
         Ok(total)
     }
 
@@ -711,7 +704,7 @@ impl Client {
     /// Sets up a data connection, sends `cmd`, and returns the open data connection with the 1xx
     /// reply.
     pub async fn open_transfer(&mut self, cmd: Command, path: &str) -> Result<(Box<dyn Io>, Reply)> {
-        let shown = masked(&cmd);
+        let shown = cmd.redacted();
         let (pending, r) = if self.mode == DataMode::Passive && self.epsv_works && !self.epsv_refused {
             // EPSV and the command in one write: the server answers 229, then waits for the data
             // connection to serve the command (RFC 959 lets a client send commands ahead).

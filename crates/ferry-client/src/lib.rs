@@ -3,7 +3,6 @@
 //! [`Client`] holds one control connection: it logs in, reads `FEAT`, and opens a data
 //! connection per listing or transfer (EPSV first, PASV as the fallback it remembers; EPRT then PORT
 //! in active mode). [`trace::Trace`] records both connections the way the seeds draw a session.
-#![warn(missing_docs)]
 
 pub mod client;
 pub mod netrc;

@@ -65,10 +65,7 @@ impl Trace {
 
     /// A command was sent (the password is masked).
     pub fn sent(&self, cmd: &Command) {
-        let text = match cmd {
-            Command::Pass(_) => "PASS ****".to_string(),
-            c => c.to_string(),
-        };
+        let text = cmd.redacted();
         self.emit(format!("control  C->S  {text}"), json!({"conn": "control", "event": "command", "text": text}));
     }
 

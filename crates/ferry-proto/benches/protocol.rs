@@ -82,6 +82,7 @@ fn commands(c: &mut Criterion) {
     g.finish();
 }
 
+#[allow(clippy::disallowed_methods, reason = "the benchmark encodes and parses replies it builds")]
 fn replies(c: &mut Criterion) {
     let one = Reply::new(ReplyCode(226), "Transfer complete.");
     let epsv = Reply::new(ReplyCode(229), "Entering Extended Passive Mode (|||50123|).");

@@ -8,8 +8,6 @@
 //! connection ([`proxy`]). Nothing here opens a socket or a file; the server and the client drive
 //! these types from their own I/O loops, and every parser is fuzzed.
 
-#![warn(missing_docs)]
-
 pub mod addr;
 pub mod ascii;
 pub mod command;

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::config::{Config, PortRange, SourcePort};
 use crate::proxy::ProxyTrust;
+use crate::replies::ActiveRefusal;
 
 /// How the next data connection will be made.
 #[derive(Debug)]
@@ -95,13 +96,13 @@ pub fn active_target_allowed(
     control_peer: IpAddr,
     config: &Config,
     account_fxp: bool,
-) -> Result<(), &'static str> {
+) -> Result<(), ActiveRefusal> {
     let third_party_ok = config.active.allow_third_party_unsafe || account_fxp;
     if target.ip().to_canonical() != control_peer.to_canonical() && !third_party_ok {
-        return Err("Active data connections go only to the address the client connects from.");
+        return Err(ActiveRefusal::ThirdParty);
     }
     if target.port() < 1024 && !config.active.allow_low_ports_unsafe {
-        return Err("Active data connections to ports below 1024 are refused.");
+        return Err(ActiveRefusal::LowPort);
     }
     Ok(())
 }

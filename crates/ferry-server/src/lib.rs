@@ -2,7 +2,6 @@
 //!
 //! [`Server::bind`] binds the listeners of a [`Config`]; [`Server::run`] serves until told to
 //! stop. Users come from an [`auth::Authenticator`]; files from [`storage::Storage`].
-#![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;

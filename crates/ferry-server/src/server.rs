@@ -17,7 +17,7 @@ use crate::auth::{Authenticator, User};
 use crate::config::Config;
 use crate::config::StorageKind;
 use crate::proxy::{HeaderError, ProxyTrust};
-use crate::replies;
+use crate::replies::{self, Refusal};
 use crate::storage::local::LocalStorage;
 use crate::storage::s3::S3Storage;
 use crate::storage::Storage;
@@ -66,7 +66,7 @@ impl Shared {
     }
 
     /// Counts a new connection from `ip`; the reason when a limit is reached.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refusal> {
         let mut admission = self.admit_unattributed()?;
         admission.attribute(ip)?;
         Ok(admission)
@@ -74,10 +74,10 @@ impl Shared {
 
     /// Counts a new connection in the total only: its client is not known yet (a PROXY header is
     /// still to come). [`Admission::attribute`] counts it for the client's address.
-    fn admit_unattributed(self: &Arc<Self>) -> Result<Admission, &'static str> {
+    fn admit_unattributed(self: &Arc<Self>) -> Result<Admission, Refusal> {
         let _per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.total.load(Ordering::Relaxed) >= self.config.limits.max_sessions {
-            return Err("Too many users connected; try again later.");
+            return Err(Refusal::TooManyUsers);
         }
         self.total.fetch_add(1, Ordering::Relaxed);
         Ok(Admission { shared: self.clone(), ip: None })
@@ -113,14 +113,14 @@ pub(crate) struct Admission {
 impl Admission {
     /// Counts the connection for the client's address: refused while the address is banned or
     /// has its most sessions.
-    fn attribute(&mut self, ip: IpAddr) -> Result<(), &'static str> {
+    fn attribute(&mut self, ip: IpAddr) -> Result<(), Refusal> {
         if self.shared.limit_state.is_banned(ip) {
-            return Err("Too many failed logins from your address; try again later.");
+            return Err(Refusal::Banned);
         }
         let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let n = per_ip.entry(ip).or_insert(0);
         if *n >= self.shared.config.limits.max_sessions_per_ip {
-            return Err("Too many connections from your address; try again later.");
+            return Err(Refusal::TooManyFromAddress);
         }
         *n += 1;
         self.ip = Some(ip);
@@ -296,7 +296,7 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
                     tracker.spawn(proxied(stream, peer, implicit, admission, trust.clone(), shared.clone()));
                 }
                 Err(why) => {
-                    tracing::info!(balancer = %peer, why, "connection refused by limits");
+                    tracing::info!(balancer = %peer, why = why.as_str(), "connection refused by limits");
                     tracker.spawn(refuse(stream, why));
                 }
             }
@@ -316,7 +316,7 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
                 );
             }
             Err(why) => {
-                tracing::info!(%peer, why, "connection refused by limits");
+                tracing::info!(%peer, why = why.as_str(), "connection refused by limits");
                 tracker.spawn(refuse(stream, why));
             }
         }
@@ -363,7 +363,7 @@ async fn proxied(
         }
     };
     if let Err(why) = admission.attribute(client.ip()) {
-        tracing::info!(peer = %client, via = %balancer, why, "connection refused by limits");
+        tracing::info!(peer = %client, via = %balancer, why = why.as_str(), "connection refused by limits");
         refuse(stream, why).await;
         return;
     }
@@ -373,8 +373,8 @@ async fn proxied(
     drop(admission);
 }
 
-async fn refuse(mut stream: TcpStream, why: &'static str) {
-    let bytes = replies::too_many(why).encode();
+async fn refuse(mut stream: TcpStream, why: Refusal) {
+    let bytes = replies::refused(why).encode();
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = stream.write_all(&bytes).await;
         let _ = stream.shutdown().await;

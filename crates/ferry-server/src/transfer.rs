@@ -140,7 +140,6 @@ pub enum TransferEvent {
 }
 
 /// Runs one transfer to the end.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan: DataPlan,
     tls: Option<DataTls>,

@@ -66,14 +66,12 @@ pub struct AddArgs {
 
 fn parse_perms(list: &[String]) -> Result<Vec<Permission>> {
     list.iter()
-        .map(|p| match p.trim() {
-            "list" => Ok(Permission::List),
-            "read" => Ok(Permission::Read),
-            "write" => Ok(Permission::Write),
-            "delete" => Ok(Permission::Delete),
-            "rename" => Ok(Permission::Rename),
-            "mkdir" => Ok(Permission::Mkdir),
-            other => bail!("--perms: unknown permission {other:?} (use list, read, write, delete, rename, mkdir)"),
+        .map(|p| match Permission::from_name(p.trim()) {
+            Some(p) => Ok(p),
+            None => {
+                let names: Vec<&str> = Permission::ALL.iter().map(|p| p.name()).collect();
+                bail!("--perms: unknown permission {:?} (use {})", p.trim(), names.join(", "))
+            }
         })
         .collect()
 }

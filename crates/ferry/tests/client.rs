@@ -1,4 +1,5 @@
 //! End-to-end: the `ferry` client commands against `ferry serve`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod common;
 

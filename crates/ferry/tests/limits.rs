@@ -1,6 +1,7 @@
 //! End-to-end: brute-force protection (growing delays, temporary bans), per-account session,
 //! bandwidth and quota limits, and the per-account FXP opt-in — with timings kept short through
 //! configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! `ls -l` output; Pure-FTPd has MLSD. Every scenario runs against both (`vsftpd::*` and
 //! `pureftpd::*`). The servers come from `scripts/install-peer-servers.sh`; without them these
 //! tests fail and say so.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod common;
 use common::{assert_trees_equal, random_bytes};

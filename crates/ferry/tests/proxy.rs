@@ -1,6 +1,7 @@
 //! End-to-end: PROXY protocol v1/v2 from a trusted load balancer. The balancer is 127.0.0.3 (the
 //! test binds its sockets there); clients named in its headers are other loopback addresses, so
 //! the server's checks can be seen to use the header's address, not the socket's.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod common;
 

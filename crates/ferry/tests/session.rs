@@ -1,4 +1,5 @@
 //! End-to-end: raw byte scripts against `ferry serve`, pinning the wire format.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! End-to-end FTPS (RFC 4217): policies, session reuse on data connections, implicit TLS,
 //! certificate reload, and the `ferry` client's --tls against `ferry serve`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod common;
 

@@ -88,7 +88,7 @@ impl Ctrl {
     pub async fn expect(&mut self, line: &str, code: u16) -> Result<Reply> {
         let r = self.cmd(line).await?;
         if r.code.0 != code {
-            let shown = if line.starts_with("PASS ") { "PASS ****" } else { line };
+            let shown = ferry_proto::command::redact(line);
             bail!("{shown}: expected {code}, got {}", one_line(&r));
         }
         Ok(r)

@@ -162,40 +162,125 @@ fn path_arg() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9 ._/\u{e9}\u{4e2d}-]{1,24}".prop_filter("not blank", |s| !s.trim().is_empty())
 }
 
-fn any_command() -> impl Strategy<Value = Command> {
+/// A strategy for every command of a verb: one arm per verb, so a new verb does not compile until
+/// the round-trip property covers it.
+fn command_of(v: Verb) -> BoxedStrategy<Command> {
+    use Command as C;
     let path = path_arg;
-    prop_oneof![
-        path().prop_map(Command::User),
-        "[ -~]{0,20}".prop_map(|s| Command::Pass(Password(s.trim_start().to_string()))),
-        path().prop_map(Command::Cwd),
-        path().prop_map(Command::Retr),
-        path().prop_map(Command::Stor),
-        path().prop_map(|p| Command::Appe(p.trim_start().to_string())),
-        proptest::option::of(path()).prop_map(Command::List),
-        proptest::option::of(path()).prop_map(Command::Mlsd),
-        any::<u64>().prop_map(Command::Rest),
-        any::<u64>().prop_map(Command::Allo),
-        any::<([u8; 4], u16)>().prop_map(|(ip, port)| Command::Port(SocketAddrV4::new(ip.into(), port))),
-        any::<([u8; 4], u16)>().prop_map(|(ip, port)| Command::Eprt(SocketAddr::from((ip, port)))),
-        any::<([u16; 8], u16)>().prop_map(|(ip, port)| Command::Eprt(SocketAddr::from((ip, port)))),
-        prop_oneof![Just(EpsvArg::Default), Just(EpsvArg::All), (1u32..3).prop_map(EpsvArg::Proto)]
-            .prop_map(Command::Epsv),
-        prop_oneof![
+    let word = || "[A-Za-z][A-Za-z0-9.-]{0,11}";
+    let addr4 = || any::<([u8; 4], u16)>();
+    match v {
+        Verb::User => path().prop_map(C::User).boxed(),
+        Verb::Pass => "[ -~]{0,20}".prop_map(|s| C::Pass(Password(s.trim_start().to_string()))).boxed(),
+        Verb::Acct => path().prop_map(C::Acct).boxed(),
+        Verb::Cwd => path().prop_map(C::Cwd).boxed(),
+        Verb::Cdup => Just(C::Cdup).boxed(),
+        Verb::Smnt => path().prop_map(C::Smnt).boxed(),
+        Verb::Rein => Just(C::Rein).boxed(),
+        Verb::Quit => Just(C::Quit).boxed(),
+        Verb::Port => addr4().prop_map(|(ip, port)| C::Port(SocketAddrV4::new(ip.into(), port))).boxed(),
+        Verb::Pasv => Just(C::Pasv).boxed(),
+        Verb::Type => prop_oneof![
             Just(TransferType::Image),
             Just(TransferType::Ascii(FormatControl::NonPrint)),
             Just(TransferType::Ascii(FormatControl::Asa)),
+            Just(TransferType::Ascii(FormatControl::Telnet)),
             Just(TransferType::Ebcdic(FormatControl::Telnet)),
+            Just(TransferType::Ebcdic(FormatControl::NonPrint)),
             (1u8..=255).prop_map(TransferType::Local)
         ]
-        .prop_map(Command::Type),
-        (0u32..=0o7777, path()).prop_map(|(mode, p)| Command::Site(SiteCommand::Chmod { mode, path: p })),
-        (0u64..4_000_000_000_000, path())
-            .prop_map(|(ms, p)| Command::Mfmt(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms), p)),
-        Just(Command::Pwd),
-        Just(Command::Quit),
-        Just(Command::Feat),
-        Just(Command::Abor),
-    ]
+        .prop_map(C::Type)
+        .boxed(),
+        Verb::Stru => {
+            prop_oneof![Just(Structure::File), Just(Structure::Record), Just(Structure::Page)].prop_map(C::Stru).boxed()
+        }
+        Verb::Mode => prop_oneof![
+            Just(TransferMode::Stream),
+            Just(TransferMode::Block),
+            Just(TransferMode::Compressed),
+            Just(TransferMode::Deflate)
+        ]
+        .prop_map(C::Mode)
+        .boxed(),
+        Verb::Retr => path().prop_map(C::Retr).boxed(),
+        Verb::Stor => path().prop_map(C::Stor).boxed(),
+        Verb::Stou => proptest::option::of(path()).prop_map(C::Stou).boxed(),
+        Verb::Appe => path().prop_map(|p| C::Appe(p.trim_start().to_string())).boxed(),
+        Verb::Allo => any::<u64>().prop_map(C::Allo).boxed(),
+        Verb::Rest => any::<u64>().prop_map(C::Rest).boxed(),
+        Verb::Rnfr => path().prop_map(C::Rnfr).boxed(),
+        Verb::Rnto => path().prop_map(C::Rnto).boxed(),
+        Verb::Abor => Just(C::Abor).boxed(),
+        Verb::Dele => path().prop_map(C::Dele).boxed(),
+        Verb::Rmd => path().prop_map(C::Rmd).boxed(),
+        Verb::Mkd => path().prop_map(C::Mkd).boxed(),
+        Verb::Pwd => Just(C::Pwd).boxed(),
+        Verb::List => proptest::option::of(path()).prop_map(C::List).boxed(),
+        Verb::Nlst => proptest::option::of(path()).prop_map(C::Nlst).boxed(),
+        Verb::Site => prop_oneof![
+            proptest::option::of(word()).prop_map(SiteCommand::Help),
+            (0u32..=0o7777, path()).prop_map(|(mode, p)| SiteCommand::Chmod { mode, path: p }),
+            ("[A-GI-Z][A-Z]{2,5}", proptest::option::of("[a-z0-9]{1,5}"))
+                .prop_filter("not CHMOD", |(s, _)| s != "CHMOD")
+                .prop_map(|(s, a)| SiteCommand::Other(a.map_or(s.clone(), |a| format!("{s} {a}")))),
+        ]
+        .prop_map(C::Site)
+        .boxed(),
+        Verb::Syst => Just(C::Syst).boxed(),
+        Verb::Stat => proptest::option::of(path()).prop_map(C::Stat).boxed(),
+        Verb::Help => proptest::option::of(word()).prop_map(C::Help).boxed(),
+        Verb::Noop => Just(C::Noop).boxed(),
+        Verb::Feat => Just(C::Feat).boxed(),
+        Verb::Opts => prop_oneof![
+            any::<bool>().prop_map(OptsCommand::Utf8),
+            proptest::collection::vec("[a-z.]{1,8}", 0..5).prop_map(OptsCommand::Mlst),
+            ("[A-LN-TV-Z][A-Z]{2,4}", "[a-z0-9]{1,5}").prop_map(|(n, v)| OptsCommand::Other(format!("{n} {v}"))),
+        ]
+        .prop_map(C::Opts)
+        .boxed(),
+        Verb::Eprt => prop_oneof![
+            addr4().prop_map(|(ip, port)| SocketAddr::from((ip, port))),
+            any::<([u16; 8], u16)>().prop_map(|(ip, port)| SocketAddr::from((ip, port))),
+        ]
+        .prop_map(C::Eprt)
+        .boxed(),
+        Verb::Epsv => prop_oneof![Just(EpsvArg::Default), Just(EpsvArg::All), (1u32..3).prop_map(EpsvArg::Proto)]
+            .prop_map(C::Epsv)
+            .boxed(),
+        Verb::Size => path().prop_map(C::Size).boxed(),
+        Verb::Mdtm => path().prop_map(C::Mdtm).boxed(),
+        Verb::Mlst => proptest::option::of(path()).prop_map(C::Mlst).boxed(),
+        Verb::Mlsd => proptest::option::of(path()).prop_map(C::Mlsd).boxed(),
+        Verb::Mfmt => (0u64..4_000_000_000_000, path())
+            .prop_map(|(ms, p)| C::Mfmt(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms), p))
+            .boxed(),
+        Verb::Host => word().prop_map(C::Host).boxed(),
+        Verb::Auth => "[A-Z][A-Z-]{0,5}".prop_map(C::Auth).boxed(),
+        Verb::Pbsz => any::<u64>().prop_map(C::Pbsz).boxed(),
+        Verb::Prot => prop_oneof![
+            Just(ProtLevel::Clear),
+            Just(ProtLevel::Safe),
+            Just(ProtLevel::Confidential),
+            Just(ProtLevel::Private)
+        ]
+        .prop_map(C::Prot)
+        .boxed(),
+        Verb::Ccc => Just(C::Ccc).boxed(),
+    }
+}
+
+fn any_command() -> impl Strategy<Value = Command> {
+    proptest::sample::select(Verb::ALL).prop_flat_map(command_of)
+}
+
+#[test]
+fn the_generator_covers_every_verb() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for v in Verb::ALL {
+        let c = command_of(*v).new_tree(&mut runner).unwrap().current();
+        assert_eq!(c.verb(), *v);
+    }
 }
 
 proptest! {

@@ -13,30 +13,8 @@ use std::path::PathBuf;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-/// One permission a user may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Permission {
-    /// LIST, NLST, MLSD, MLST, STAT path, CWD.
-    List,
-    /// RETR, SIZE, MDTM.
-    Read,
-    /// STOR, STOU, APPE, MFMT, SITE CHMOD.
-    Write,
-    /// DELE, RMD.
-    Delete,
-    /// RNFR/RNTO.
-    Rename,
-    /// MKD.
-    Mkdir,
-}
-
-impl Permission {
-    /// Every permission.
-    pub const ALL: [Permission; 6] = [Self::List, Self::Read, Self::Write, Self::Delete, Self::Rename, Self::Mkdir];
-}
+pub use ferry_proto::command::spec::Permission;
 
 /// A set of permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,211 +1,162 @@
-//! USER, PASS, ACCT, REIN, QUIT, HOST and the RFC 2228 security commands.
+//! USER, PASS, ACCT, REIN, QUIT, HOST and the RFC 2228 security commands: the transitions of
+//! [`Auth`] and [`TlsState`].
 
 use ferry_proto::command::ProtLevel;
-use ferry_proto::{Reply, ReplyCode as C};
+use ferry_proto::Reply;
 
-use super::Answer;
-use crate::replies::{self, r};
-use crate::session::{Flow, Login, Session};
+use super::{Act, Answer};
+use crate::replies;
+use crate::session::policy::tls_required;
+use crate::session::state::{Account, Auth, TlsState};
+use crate::session::Cx;
 use crate::tls::TlsPolicy;
 
-pub(super) fn user(s: &mut Session, name: String) -> Answer {
-    if policy(s) == TlsPolicy::Required && !s.control_tls {
-        return Some(r(C::NOT_LOGGED_IN, "TLS required: send AUTH TLS before USER."));
+pub(super) fn user(auth: &mut Auth, cx: &mut Cx<'_>, name: String) -> Answer {
+    if tls_policy(cx) == TlsPolicy::Required && !cx.tls.control_protected() {
+        return Err(replies::tls_required_before_user());
     }
     // USER while logged in starts a new login (RFC 959 section 4.1.1).
-    if s.login == Login::Done {
-        let failed = s.failed_logins;
-        s.reset();
-        s.failed_logins = failed;
+    if matches!(auth, Auth::LoggedIn(_)) {
+        cx.reset(auth);
     }
-    let text = if s.shared.auth.is_anonymous(&name) {
-        "Anonymous login okay, send your e-mail address as password.".to_string()
-    } else {
-        let shown: String = name.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect();
-        format!("Password required for {shown}.")
-    };
-    s.login = Login::NeedPassword(name);
-    Some(r(C::NEED_PASSWORD, text))
+    let reply = replies::need_password(&name, cx.shared.auth.is_anonymous(&name));
+    *auth = Auth::NeedPassword(name);
+    Ok(reply)
 }
 
-pub(super) async fn pass(s: &mut Session, password: String) -> Flow {
-    let name = match &s.login {
-        Login::NeedPassword(n) => n.clone(),
-        Login::Done => {
-            s.reply(r(C::LOGGED_IN, "Already logged in."));
-            return Flow::Continue;
-        }
-        Login::Fresh => {
-            s.reply(r(C::BAD_SEQUENCE, "Login with USER first."));
-            return Flow::Continue;
-        }
+pub(super) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> Act {
+    let name = match auth {
+        Auth::NeedPassword(n) => std::mem::take(n),
+        Auth::LoggedIn(_) => return replies::already_logged_in().into(),
+        Auth::Fresh => return replies::user_first().into(),
     };
-    let auth = s.shared.auth.clone();
-    match auth.authenticate(&name, &password).await {
-        Ok(user) if user.tls_required && !s.control_tls => {
-            tracing::warn!(user = %user.name, "login refused: the account requires TLS");
-            s.login = Login::Fresh;
-            s.reply(r(C::NOT_LOGGED_IN, "This account requires TLS: send AUTH TLS first."));
-            Flow::Continue
-        }
-        Ok(user) => {
-            let limits = s.shared.limit_state.clone();
-            let Some(slot) = limits.claim_account(&user.name, user.limits.max_sessions) else {
-                tracing::warn!(user = %user.name, "login refused: too many sessions for the account");
-                s.login = Login::Fresh;
-                s.reply(r(C::NOT_LOGGED_IN, "Too many sessions for this account; try again later."));
-                return Flow::Continue;
-            };
-            match s.shared.storage_for(&user) {
-                Ok(storage) => {
-                    limits.login_succeeded(s.peer.ip());
-                    let quota = user.limits.quota_bytes.is_some() || user.limits.quota_files.is_some();
-                    if quota && s.shared.config.storage.kind != crate::config::StorageKind::Local {
-                        // Usage is measured by walking the root directory, which an object store
-                        // does not have: quotas are not enforced there (docs/s3.md).
-                        tracing::warn!(user = %user.name, "quota not enforced on S3 storage");
-                    } else if quota {
-                        s.usage = Some(limits.usage(&user.name, &user.root).await);
-                    }
-                    tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");
-                    s.account_slot = Some(slot);
-                    s.storage = Some(storage);
-                    s.user = Some(user);
-                    s.login = Login::Done;
-                    s.reply(r(C::LOGGED_IN, "Login successful."));
-                    Flow::Continue
-                }
-                Err(e) => {
-                    tracing::error!(user = %user.name, root = %user.root.display(), error = %e, "cannot open the user's root");
-                    s.login = Login::Fresh;
-                    s.reply(r(C::NOT_LOGGED_IN, "Home directory unavailable."));
-                    Flow::Continue
-                }
-            }
-        }
+    // Whatever happens next, the USER is used up.
+    *auth = Auth::Fresh;
+    let authenticator = cx.shared.auth.clone();
+    let user = match authenticator.authenticate(&name, &password).await {
+        Ok(user) => user,
+        Err(e) => return failed_login(cx, &name, &e.to_string()).await,
+    };
+    if user.tls_required && !cx.tls.control_protected() {
+        tracing::warn!(user = %user.name, "login refused: the account requires TLS");
+        return replies::account_requires_tls().into();
+    }
+    let limits = cx.shared.limit_state.clone();
+    let Some(slot) = limits.claim_account(&user.name, user.limits.max_sessions) else {
+        tracing::warn!(user = %user.name, "login refused: too many sessions for the account");
+        return replies::too_many_account_sessions().into();
+    };
+    let storage = match cx.shared.storage_for(&user) {
+        Ok(storage) => storage,
         Err(e) => {
-            s.failed_logins += 1;
-            s.login = Login::Fresh;
-            tracing::warn!(user = %name, failures = s.failed_logins, reason = %e, "failed login");
-            let limits = &s.shared.config.limits;
-            let verdict = s.shared.limit_state.login_failed(s.peer.ip(), limits);
-            let max = limits.max_login_failures;
-            tokio::time::sleep(verdict.delay).await;
-            s.reply(replies::login_incorrect());
-            if verdict.banned {
-                s.reply(r(C::SERVICE_NOT_AVAILABLE, "Too many failed logins from your address; closing connection."));
-                return Flow::Close;
-            }
-            if s.failed_logins >= max {
-                s.reply(r(C::SERVICE_NOT_AVAILABLE, "Too many failed logins; closing connection."));
-                return Flow::Close;
-            }
-            Flow::Continue
+            tracing::error!(user = %user.name, root = %user.root.display(), error = %e, "cannot open the user's root");
+            return replies::home_unavailable().into();
         }
-    }
-}
-
-pub(super) fn acct(s: &mut Session) -> Answer {
-    Some(match s.login {
-        Login::Done => r(C::SUPERFLUOUS, "ACCT not needed."),
-        _ => r(C::BAD_SEQUENCE, "Login with USER and PASS first; no account is needed."),
-    })
-}
-
-pub(super) fn rein(s: &mut Session) -> Answer {
-    s.reset();
-    Some(r(C::SERVICE_READY, "Service ready for new user."))
-}
-
-pub(super) fn quit(s: &mut Session) -> Flow {
-    if s.transfer.is_some() {
-        // RFC 959: the transfer finishes, its reply is sent, then the connection closes.
-        s.quit_pending = true;
-        return Flow::Continue;
-    }
-    s.reply(replies::goodbye());
-    Flow::Close
-}
-
-pub(super) fn host(s: &mut Session) -> Answer {
-    let _ = s;
-    Some(r(C::PARAM_NOT_IMPLEMENTED, "HOST: virtual hosts are not supported; one host is served."))
-}
-
-fn policy(s: &Session) -> TlsPolicy {
-    if s.tls.is_none() {
-        TlsPolicy::Off
+    };
+    limits.login_succeeded(cx.conn.peer.ip());
+    let quota = user.limits.quota_bytes.is_some() || user.limits.quota_files.is_some();
+    let usage = if quota && cx.shared.config.storage.kind != crate::config::StorageKind::Local {
+        // Usage is measured by walking the root directory, which an object store does not have:
+        // quotas are not enforced there (docs/s3.md).
+        tracing::warn!(user = %user.name, "quota not enforced on S3 storage");
+        None
+    } else if quota {
+        Some(limits.usage(&user.name, &user.root).await)
     } else {
-        s.shared.config.tls.effective_policy()
-    }
+        None
+    };
+    tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");
+    *auth = Auth::LoggedIn(Box::new(Account::new(user, storage, usage, slot)));
+    replies::logged_in().into()
 }
 
-/// Whether this session must use TLS for the control connection and for data.
-pub(super) fn tls_required(s: &Session) -> bool {
-    policy(s) == TlsPolicy::Required || s.user.as_ref().is_some_and(|u| u.tls_required)
+/// A wrong name or password: delay, count, maybe ban, maybe close.
+async fn failed_login(cx: &mut Cx<'_>, name: &str, reason: &str) -> Act {
+    cx.conn.failed_logins += 1;
+    tracing::warn!(user = %name, failures = cx.conn.failed_logins, reason, "failed login");
+    let limits = &cx.shared.config.limits;
+    let verdict = cx.shared.limit_state.login_failed(cx.conn.peer.ip(), limits);
+    tokio::time::sleep(verdict.delay).await;
+    if verdict.banned {
+        return Act::Close(vec![replies::login_incorrect(), replies::banned_now()]);
+    }
+    if cx.conn.failed_logins >= limits.max_login_failures {
+        return Act::Close(vec![replies::login_incorrect(), replies::too_many_failures()]);
+    }
+    replies::login_incorrect().into()
+}
+
+pub(super) fn acct(auth: &Auth) -> Reply {
+    replies::acct(matches!(auth, Auth::LoggedIn(_)))
+}
+
+pub(super) fn rein(auth: &mut Auth, cx: &mut Cx<'_>) -> Reply {
+    cx.reset(auth);
+    cx.conn.failed_logins = 0;
+    replies::rein()
+}
+
+pub(super) fn quit(cx: &mut Cx<'_>) -> Act {
+    if let Some(t) = cx.running.as_mut() {
+        // RFC 959: the transfer finishes, its reply is sent, then the connection closes.
+        t.then.quit = true;
+        return Act::Later;
+    }
+    Act::Close(vec![replies::goodbye()])
+}
+
+pub(super) fn host() -> Reply {
+    replies::host_unsupported()
+}
+
+fn tls_policy(cx: &Cx<'_>) -> TlsPolicy {
+    match cx.tls {
+        TlsState::Unavailable => TlsPolicy::Off,
+        _ => cx.shared.config.tls.effective_policy(),
+    }
 }
 
 /// AUTH TLS / AUTH SSL (RFC 4217 section 4).
-pub(super) fn auth(s: &mut Session, mechanism: &str) -> Flow {
-    let reply = if policy(s) == TlsPolicy::Off {
-        Reply::new(C::PARAM_NOT_IMPLEMENTED, "TLS is not configured on this server.")
-    } else if s.control_tls {
-        Reply::new(C::BAD_SEQUENCE, "Already using TLS.")
-    } else if matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") {
+pub(super) fn auth(cx: &mut Cx<'_>, mechanism: &str) -> Act {
+    match cx.tls {
+        TlsState::Unavailable => replies::tls_not_configured().into(),
+        TlsState::Protected { .. } => replies::already_tls().into(),
         // The old AUTH SSL / TLS-P drafts also protect data connections.
-        if matches!(mechanism, "SSL" | "TLS-P") {
-            s.prot_private = true;
+        TlsState::Offered(_) if matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") => {
+            Act::StartTls { reply: replies::auth_ok(mechanism), private_data: matches!(mechanism, "SSL" | "TLS-P") }
         }
-        s.reply(Reply::new(C::AUTH_OK, format!("AUTH {mechanism} successful; start the TLS handshake.")));
-        return Flow::StartTls;
-    } else {
-        Reply::new(C::PARAM_NOT_IMPLEMENTED, "Unknown security mechanism; use AUTH TLS.")
-    };
-    s.reply(reply);
-    Flow::Continue
+        TlsState::Offered(_) => replies::unknown_mechanism().into(),
+    }
 }
 
 /// PBSZ (RFC 4217 section 8): always 0 for TLS.
-pub(super) fn pbsz(s: &mut Session) -> Answer {
-    if !s.control_tls {
-        return Some(r(C::BAD_SEQUENCE, "PBSZ needs AUTH TLS first."));
-    }
-    s.pbsz = true;
-    Some(r(C::OK, "PBSZ=0"))
+pub(super) fn pbsz() -> Reply {
+    replies::pbsz_ok()
 }
 
 /// PROT (RFC 4217 section 9).
-pub(super) fn prot(s: &mut Session, level: ProtLevel) -> Answer {
-    if !s.control_tls {
-        return Some(r(C::BAD_SEQUENCE, "PROT needs AUTH TLS first."));
-    }
-    Some(match level {
+pub(super) fn prot(auth: &Auth, cx: &mut Cx<'_>, level: ProtLevel) -> Reply {
+    let required = tls_required(cx.shared, cx.tls, auth);
+    let TlsState::Protected { private_data, .. } = cx.tls else {
+        // The policy let PROT through only on a protected control connection.
+        return replies::needs_tls("PROT");
+    };
+    match level {
         ProtLevel::Private => {
-            s.prot_private = true;
-            r(C::OK, "Protection level set to Private.")
+            *private_data = true;
+            replies::prot_set(true)
         }
-        ProtLevel::Clear if tls_required(s) => {
-            r(C::POLICY_DENIED, "Policy requires protected data connections (PROT P).")
-        }
+        ProtLevel::Clear if required => replies::prot_clear_refused(),
         ProtLevel::Clear => {
-            s.prot_private = false;
-            r(C::OK, "Protection level set to Clear.")
+            *private_data = false;
+            replies::prot_set(false)
         }
-        _ => r(ReplyCodeExt::PROT_LEVEL_NOT_SUPPORTED, "Only PROT C and PROT P are supported."),
-    })
+        ProtLevel::Safe | ProtLevel::Confidential => replies::prot_unsupported(),
+    }
 }
 
 /// CCC (RFC 4217 section 12.3): refused; a clear control channel after AUTH would expose commands
 /// again.
-pub(super) fn ccc(s: &mut Session) -> Answer {
-    if !s.control_tls {
-        return Some(r(C::BAD_SEQUENCE, "Not using TLS."));
-    }
-    Some(r(C::POLICY_DENIED, "CCC refused by policy: the control connection stays protected."))
-}
-
-struct ReplyCodeExt;
-impl ReplyCodeExt {
-    /// RFC 2228: requested PROT level not supported by mechanism.
-    const PROT_LEVEL_NOT_SUPPORTED: C = C(536);
+pub(super) fn ccc() -> Reply {
+    replies::ccc_refused()
 }

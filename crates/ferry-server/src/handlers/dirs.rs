@@ -2,67 +2,59 @@
 
 use std::time::SystemTime;
 
+use ferry_proto::command::ListArgs;
 use ferry_proto::listing::{self, EntryKind, MlsxRole};
-use ferry_proto::{Reply, ReplyCode as C, VirtualPath};
+use ferry_proto::{Reply, VirtualPath};
 use futures_util::StreamExt;
 
-use super::{tri, Answer};
+use super::Answer;
 use crate::auth::{Permission, Permissions};
-use crate::replies::{self, r};
-use crate::session::Session;
+use crate::replies::{self, Opening};
+use crate::session::state::{Account, Running};
+use crate::session::Cx;
 use crate::storage::{Metadata, Pages, StorageError};
 use crate::transfer::Job;
 
-pub(super) async fn cwd(s: &mut Session, arg: &str) -> Answer {
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    Some(match store.metadata(&path).await {
+pub(super) async fn cwd(a: &mut Account, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    match a.storage.metadata(&path).await {
         Ok(m) if m.is_dir() => {
-            s.cwd = path;
-            r(C::FILE_ACTION_OK, format!("Directory changed to {}.", s.cwd))
+            a.cwd = path;
+            Ok(replies::directory_changed(&a.cwd, false))
         }
-        Ok(_) => r(C::FILE_UNAVAILABLE, format!("{arg}: Not a directory.")),
-        Err(e) => replies::storage_error(&e, arg),
-    })
+        Ok(_) => Err(replies::not_a_directory(arg)),
+        Err(e) => Err(replies::storage_error(&e, arg)),
+    }
 }
 
-pub(super) async fn cdup(s: &mut Session) -> Answer {
-    let parent = s.cwd.parent();
-    s.cwd = parent;
-    Some(r(C::OK, format!("Directory changed to {}.", s.cwd)))
+pub(super) fn cdup(a: &mut Account) -> Reply {
+    a.cwd = a.cwd.parent();
+    replies::directory_changed(&a.cwd, true)
 }
 
-pub(super) fn pwd(s: &mut Session) -> Answer {
-    Some(r(C::PATH_CREATED, format!("{} is the current directory", s.cwd.quoted())))
+pub(super) fn pwd(a: &Account) -> Reply {
+    replies::pwd(&a.cwd)
 }
 
-pub(super) async fn mkd(s: &mut Session, arg: &str) -> Answer {
-    tri!(s.require(Permission::Mkdir));
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    Some(match store.create_dir(&path).await {
-        Ok(()) => r(C::PATH_CREATED, format!("{} created.", path.quoted())),
-        Err(e) => replies::storage_error(&e, arg),
-    })
+pub(super) async fn mkd(a: &Account, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    a.storage.create_dir(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
+    Ok(replies::created(&path))
 }
 
-pub(super) async fn rmd(s: &mut Session, arg: &str) -> Answer {
-    tri!(s.require(Permission::Delete));
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    match store.symlink_metadata(&path).await {
-        Ok(m) if !m.is_dir() => return Some(r(C::FILE_UNAVAILABLE, format!("{arg}: Not a directory."))),
-        Err(e) => return Some(replies::storage_error(&e, arg)),
+pub(super) async fn rmd(a: &Account, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    match a.storage.symlink_metadata(&path).await {
+        Ok(m) if !m.is_dir() => return Err(replies::not_a_directory(arg)),
+        Err(e) => return Err(replies::storage_error(&e, arg)),
         Ok(_) => {}
     }
-    Some(match store.remove_dir(&path).await {
-        Ok(()) => r(C::FILE_ACTION_OK, "Directory removed."),
-        Err(e) => replies::storage_error(&e, arg),
-    })
+    a.storage.remove_dir(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
+    Ok(replies::directory_removed())
 }
 
-pub(super) fn smnt() -> Answer {
-    Some(r(C::NOT_IMPLEMENTED, "SMNT not implemented: one file system is served."))
+pub(super) fn smnt() -> Reply {
+    replies::smnt()
 }
 
 /// Which listing.
@@ -71,18 +63,6 @@ pub(super) enum ListKind {
     List,
     Nlst,
     Mlsd,
-}
-
-/// Splits `-la path` into flags and path. Options come first and start with `-`.
-fn split_list_args(arg: Option<&str>) -> (String, Option<&str>) {
-    let mut flags = String::new();
-    let mut rest = arg.unwrap_or("").trim_start();
-    while let Some(opt) = rest.strip_prefix('-') {
-        let end = opt.find(' ').unwrap_or(opt.len());
-        flags.push_str(&opt[..end]);
-        rest = opt[end..].trim_start();
-    }
-    (flags, Some(rest).filter(|r| !r.is_empty()))
 }
 
 /// The MLSx `perm=` fact (RFC 3659 section 7.5.5) from the user's permissions.
@@ -113,12 +93,12 @@ pub(crate) fn perm_fact(kind: &EntryKind, p: Permissions) -> String {
 
 /// The entries a listing argument names: a directory's children, one file, or wildcard matches.
 async fn entries(
-    s: &Session,
+    a: &Account,
     path: &VirtualPath,
     arg: &str,
     show_hidden: bool,
 ) -> Result<(bool, Vec<(String, Metadata)>), Reply> {
-    let store = s.store()?;
+    let store = &a.storage;
     match store.metadata(path).await {
         Ok(m) if m.is_dir() => {
             let mut list = store.list(path).await.map_err(|e| replies::storage_error(&e, arg))?;
@@ -189,8 +169,8 @@ impl Format {
 /// The listing of a directory, page by page as the storage reads it; `None` when `path` is not a
 /// directory (a file, a pattern). The first page is read here, so an unreadable directory gets
 /// its 550 before any data connection is opened.
-async fn dir_pages(s: &Session, path: &VirtualPath, arg: &str, format: Format) -> Result<Option<Job>, Reply> {
-    let store = s.store()?;
+async fn dir_pages(a: &Account, path: &VirtualPath, arg: &str, format: Format) -> Result<Option<Job>, Reply> {
+    let store = &a.storage;
     if !store.metadata(path).await.is_ok_and(|m| m.is_dir()) {
         return Ok(None);
     }
@@ -229,30 +209,32 @@ async fn send_pages<T: Send + 'static>(
     Ok(Job::SendPages(Box::pin(futures_util::stream::once(std::future::ready(Ok(first))).chain(rest))))
 }
 
-pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> Answer {
-    tri!(s.require(Permission::List));
-    let (flags, path_arg) = match kind {
-        ListKind::Mlsd => (String::new(), arg.filter(|a| !a.trim().is_empty())),
-        _ => split_list_args(arg),
+/// LIST, NLST and MLSD: a transfer of the listing.
+pub(super) async fn list(
+    a: &mut Account,
+    cx: &mut Cx<'_>,
+    arg: Option<&str>,
+    kind: ListKind,
+) -> Result<Running, Reply> {
+    let args = match kind {
+        ListKind::Mlsd => ListArgs { flags: String::new(), path: arg.filter(|a| !a.trim().is_empty()) },
+        _ => ListArgs::parse(arg),
     };
-    let path = tri!(s.resolve(path_arg.unwrap_or("")));
-    if s.data.is_none() {
-        return Some(replies::no_data_setup());
-    }
-    let shown = path_arg.unwrap_or(".");
+    let path = a.resolve(args.path.unwrap_or(""))?;
+    let shown = args.path.unwrap_or(".");
     let format = Format {
         kind,
-        facts: s.facts,
-        perms: s.user.as_ref().map(|u| u.permissions).unwrap_or_default(),
-        show_hidden: kind == ListKind::Mlsd || flags.contains(['a', 'A']),
+        facts: cx.xfer.facts,
+        perms: a.user.permissions,
+        show_hidden: kind == ListKind::Mlsd || args.all(),
         now: SystemTime::now(),
     };
-    let job = match tri!(dir_pages(s, &path, shown, format).await) {
+    let job = match dir_pages(a, &path, shown, format).await? {
         Some(job) => job,
         None => {
-            let (is_dir, list) = tri!(entries(s, &path, shown, format.show_hidden).await);
+            let (is_dir, list) = entries(a, &path, shown, format.show_hidden).await?;
             if kind == ListKind::Mlsd && !is_dir {
-                return Some(r(C::SYNTAX_ERROR_ARGS, format!("{shown}: Not a directory.")));
+                return Err(replies::mlsd_not_a_directory(shown));
             }
             let mut text = String::with_capacity(list.len() * 64);
             // Entries of a file or a pattern were filtered already.
@@ -265,38 +247,27 @@ pub(super) async fn list(s: &mut Session, arg: Option<&str>, kind: ListKind) -> 
         ListKind::Nlst => "NLST",
         ListKind::Mlsd => "MLSD",
     };
-    super::transfer::start(
-        s,
-        job,
-        r(C::FILE_STATUS_OK, "Here comes the directory listing."),
-        r(C::CLOSING_DATA, "Directory send OK."),
-        verb,
-        path.to_string(),
-    )
+    super::transfer::start(a, cx, job, verb, path.to_string(), Opening::Listing)
 }
 
-pub(super) async fn mlst(s: &mut Session, arg: Option<&str>) -> Answer {
-    tri!(s.require(Permission::List));
+pub(super) async fn mlst(a: &Account, cx: &Cx<'_>, arg: Option<&str>) -> Answer {
     let arg = arg.filter(|a| !a.trim().is_empty());
-    let path = tri!(s.resolve(arg.unwrap_or("")));
-    let store = tri!(s.store());
-    let m = match store.metadata(&path).await {
-        Ok(m) => m,
-        Err(e) => return Some(replies::storage_error(&e, arg.unwrap_or("."))),
-    };
-    let perms = s.user.as_ref().map(|u| u.permissions).unwrap_or_default();
+    let path = a.resolve(arg.unwrap_or(""))?;
+    let m = a.storage.metadata(&path).await.map_err(|e| replies::storage_error(&e, arg.unwrap_or(".")))?;
     let e = m.entry(path.as_str());
     let mut line = String::new();
     let role = if arg.is_none() && m.is_dir() { MlsxRole::CurrentDir } else { MlsxRole::Entry };
-    listing::format_mlsx_facts(&e, role, s.facts, &perm_fact(&e.kind, perms), &mut line);
-    Some(Reply::multi(C::FILE_ACTION_OK, format!("Listing {path}"), vec![line], "End"))
+    listing::format_mlsx_facts(&e, role, cx.xfer.facts, &perm_fact(&e.kind, a.user.permissions), &mut line);
+    Ok(replies::mlst(&path, line))
 }
 
-pub(super) async fn stat_path(s: &mut Session, arg: &str) -> Answer {
-    tri!(s.require(Permission::List));
-    let (flags, path_arg) = split_list_args(Some(arg));
-    let path = tri!(s.resolve(path_arg.unwrap_or("")));
-    let (is_dir, list) = tri!(entries(s, &path, path_arg.unwrap_or("."), flags.contains(['a', 'A'])).await);
+/// STAT path: the listing on the control connection. Its permission depends on the argument
+/// (STAT alone needs none), so it is checked here.
+pub(super) async fn stat_path(a: &Account, arg: &str) -> Answer {
+    a.require(Permission::List)?;
+    let args = ListArgs::parse(Some(arg));
+    let path = a.resolve(args.path.unwrap_or(""))?;
+    let (is_dir, list) = entries(a, &path, args.path.unwrap_or("."), args.all()).await?;
     let now = SystemTime::now();
     let mut lines = Vec::with_capacity(list.len());
     for (name, m) in &list {
@@ -305,21 +276,12 @@ pub(super) async fn stat_path(s: &mut Session, arg: &str) -> Answer {
         line.truncate(line.len() - 2);
         lines.push(line);
     }
-    let code = if is_dir { C::DIRECTORY_STATUS } else { C::FILE_STATUS };
-    Some(Reply::multi(code, format!("Status of {path}:"), lines, "End of status."))
+    Ok(replies::stat_path(&path, is_dir, lines))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn list_args() {
-        assert_eq!(split_list_args(None), (String::new(), None));
-        assert_eq!(split_list_args(Some("-la")), ("la".into(), None));
-        assert_eq!(split_list_args(Some("-l -a dir name")), ("la".into(), Some("dir name")));
-        assert_eq!(split_list_args(Some("dir")), (String::new(), Some("dir")));
-    }
 
     #[test]
     fn perm_facts() {

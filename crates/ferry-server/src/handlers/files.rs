@@ -4,70 +4,55 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_proto::command::SiteCommand;
 use ferry_proto::listing;
-use ferry_proto::{Reply, ReplyCode as C};
 
-use super::{tri, Answer};
+use super::Answer;
 use crate::auth::Permission;
-use crate::replies::{self, r};
-use crate::session::Session;
+use crate::replies;
+use crate::session::state::{Account, Pending};
+use crate::storage::Metadata;
 
-pub(super) async fn dele(s: &mut Session, arg: &str) -> Answer {
-    tri!(s.require(Permission::Delete));
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    let size = match &s.usage {
-        Some(_) => store.symlink_metadata(&path).await.ok().map(|m| m.size),
+pub(super) async fn dele(a: &Account, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    let size = match &a.usage {
+        Some(_) => a.storage.symlink_metadata(&path).await.ok().map(|m| m.size),
         None => None,
     };
-    Some(match store.remove_file(&path).await {
-        Ok(()) => {
-            if let (Some(usage), Some(size)) = (&s.usage, size) {
-                let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
-                u.bytes = u.bytes.saturating_sub(size);
-                u.files = u.files.saturating_sub(1);
-            }
-            r(C::FILE_ACTION_OK, "File deleted.")
-        }
-        Err(e) => replies::storage_error(&e, arg),
-    })
+    a.storage.remove_file(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
+    if let (Some(usage), Some(size)) = (&a.usage, size) {
+        let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
+        u.bytes = u.bytes.saturating_sub(size);
+        u.files = u.files.saturating_sub(1);
+    }
+    Ok(replies::deleted())
 }
 
-pub(super) async fn rnfr(s: &mut Session, arg: &str) -> Answer {
-    tri!(s.require(Permission::Rename));
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    Some(match store.symlink_metadata(&path).await {
-        Ok(_) if path.is_root() => replies::permission_denied(),
-        Ok(_) => {
-            s.rnfr = Some(path);
-            r(C::PENDING_FURTHER_INFO, "Ready for RNTO.")
-        }
-        Err(e) => replies::storage_error(&e, arg),
-    })
+pub(super) async fn rnfr(a: &mut Account, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    a.storage.symlink_metadata(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
+    if path.is_root() {
+        return Err(replies::permission_denied());
+    }
+    a.pending = Pending::RenameFrom(path);
+    Ok(replies::ready_for_rnto())
 }
 
-pub(super) async fn rnto(s: &mut Session, arg: &str) -> Answer {
-    let Some(from) = s.rnfr.take() else {
-        return Some(r(C::BAD_SEQUENCE, "RNFR required first."));
+pub(super) async fn rnto(a: &mut Account, arg: &str) -> Answer {
+    let Pending::RenameFrom(from) = std::mem::replace(&mut a.pending, Pending::Nothing) else {
+        // The policy let RNTO through only after RNFR.
+        return Err(replies::rnfr_first());
     };
-    tri!(s.require(Permission::Rename));
-    let to = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    Some(match store.rename(&from, &to).await {
-        Ok(()) => r(C::FILE_ACTION_OK, "Rename successful."),
-        Err(e) => replies::storage_error(&e, arg),
-    })
+    let to = a.resolve(arg)?;
+    a.storage.rename(&from, &to).await.map_err(|e| replies::storage_error(&e, arg))?;
+    Ok(replies::renamed())
 }
 
-pub(super) async fn size(s: &mut Session, arg: &str) -> Answer {
-    tri!(s.require(Permission::Read));
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    Some(match store.metadata(&path).await {
-        Ok(m) if m.is_dir() => r(C::FILE_UNAVAILABLE, format!("{arg}: Not a regular file.")),
-        Ok(m) => r(C::FILE_STATUS, m.size.to_string()),
-        Err(e) => replies::storage_error(&e, arg),
-    })
+pub(super) async fn size(a: &Account, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    match a.storage.metadata(&path).await {
+        Ok(m) if m.is_dir() => Err(replies::not_a_regular_file(arg)),
+        Ok(m) => Ok(replies::size(m.size)),
+        Err(e) => Err(replies::storage_error(&e, arg)),
+    }
 }
 
 /// Drops sub-second precision: MDTM answers `YYYYMMDDHHMMSS` exactly, which every client parses.
@@ -78,61 +63,37 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
     }
 }
 
-pub(super) async fn mdtm(s: &mut Session, arg: &str) -> Answer {
-    tri!(s.require(Permission::Read));
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    Some(match store.metadata(&path).await {
-        Ok(Metadata { modified: Some(t), .. }) => r(C::FILE_STATUS, listing::format_timeval(whole_seconds(t))),
-        Ok(_) => r(C::FILE_UNAVAILABLE, format!("{arg}: Modification time unknown.")),
-        Err(e) => replies::storage_error(&e, arg),
-    })
-}
-
-use crate::storage::Metadata;
-
-pub(super) async fn mfmt(s: &mut Session, time: SystemTime, arg: &str) -> Answer {
-    tri!(s.require(Permission::Write));
-    let path = tri!(s.resolve(arg));
-    let store = tri!(s.store());
-    if !store.capabilities().set_modified {
-        return Some(r(C::NOT_IMPLEMENTED, "MFMT is not supported by this storage."));
+pub(super) async fn mdtm(a: &Account, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    match a.storage.metadata(&path).await {
+        Ok(Metadata { modified: Some(t), .. }) => Ok(replies::mdtm(listing::format_timeval(whole_seconds(t)))),
+        Ok(_) => Err(replies::mtime_unknown(arg)),
+        Err(e) => Err(replies::storage_error(&e, arg)),
     }
-    Some(match store.set_modified(&path, time).await {
-        Ok(()) => r(C::FILE_STATUS, format!("Modify={}; {arg}", listing::format_timeval(time))),
-        Err(e) => replies::storage_error(&e, arg),
-    })
 }
 
-pub(super) async fn site(s: &mut Session, cmd: SiteCommand) -> Answer {
+pub(super) async fn mfmt(a: &Account, time: SystemTime, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    if !a.storage.capabilities().set_modified {
+        return Err(replies::unsupported_by_storage("MFMT"));
+    }
+    a.storage.set_modified(&path, time).await.map_err(|e| replies::storage_error(&e, arg))?;
+    Ok(replies::mfmt(listing::format_timeval(time), arg))
+}
+
+pub(super) async fn site(a: &Account, cmd: SiteCommand) -> Answer {
     match cmd {
-        SiteCommand::Help(_) => Some(Reply::multi(
-            C::HELP,
-            "SITE commands recognized:",
-            vec![
-                "CHMOD <mode> <path>   set Unix permission bits (octal)".into(),
-                "HELP                  this text".into(),
-            ],
-            "End of SITE help.",
-        )),
+        SiteCommand::Help(_) => Ok(replies::site_help()),
         SiteCommand::Chmod { mode, path: arg } => {
-            tri!(s.require(Permission::Write));
-            let path = tri!(s.resolve(&arg));
-            let store = tri!(s.store());
-            if !store.capabilities().chmod {
-                return Some(r(C::NOT_IMPLEMENTED, "SITE CHMOD is not supported by this storage."));
+            // The permission depends on the subcommand, so it is checked here.
+            a.require(Permission::Write)?;
+            let path = a.resolve(&arg)?;
+            if !a.storage.capabilities().chmod {
+                return Err(replies::unsupported_by_storage("SITE CHMOD"));
             }
-            Some(match store.set_mode(&path, mode).await {
-                Ok(()) => r(C::OK, format!("SITE CHMOD {mode:o} {arg}: permissions changed.")),
-                Err(e) => replies::storage_error(&e, &arg),
-            })
+            a.storage.set_mode(&path, mode).await.map_err(|e| replies::storage_error(&e, &arg))?;
+            Ok(replies::chmod_ok(mode, &arg))
         }
-        SiteCommand::Other(x) => {
-            let sub: String = x.split(' ').next().unwrap_or("").chars().take(16).collect();
-            Some(r(
-                C::PARAM_NOT_IMPLEMENTED,
-                format!("Unknown SITE command {}; try SITE HELP.", sub.to_ascii_uppercase()),
-            ))
-        }
+        SiteCommand::Other(x) => Err(replies::unknown_site(x.split(' ').next().unwrap_or(""))),
     }
 }

@@ -2,133 +2,87 @@
 
 use std::sync::atomic::Ordering;
 
-use ferry_proto::command::{OptsCommand, VERBS};
+use ferry_proto::command::spec::Feat;
+use ferry_proto::command::{OptsCommand, Verb, VERBS};
 use ferry_proto::listing::Facts;
-use ferry_proto::{Reply, ReplyCode as C};
+use ferry_proto::{Reply, ReplyCode};
 
-use super::Answer;
-use crate::replies::r;
-use crate::session::{Login, Session};
+use crate::datachan::DataSetup;
+use crate::replies::{self, DataStatus, Status};
+use crate::session::state::{Auth, Pending, Repr, TlsState};
+use crate::session::Cx;
 
-pub(super) fn syst() -> Answer {
-    Some(r(C::SYSTEM_TYPE, "UNIX Type: L8"))
+pub(super) fn syst() -> Reply {
+    replies::syst()
 }
 
-pub(super) fn feat(s: &mut Session) -> Answer {
-    let mut lines: Vec<String> = ["EPRT", "EPSV", "MDTM", "MFMT", "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"]
+/// FEAT (RFC 2389): the `FEAT` lines of the command rows, as this server and session offer them.
+pub(super) fn feat(cx: &Cx<'_>) -> Reply {
+    let tls = !matches!(cx.tls, TlsState::Unavailable);
+    // Object stores set modification times themselves.
+    let set_modified = cx.shared.config.storage.kind == crate::config::StorageKind::Local;
+    let mut lines: Vec<String> = Verb::ALL
         .iter()
-        .map(|x| x.to_string())
+        .filter_map(|v| match v.spec().feat {
+            Feat::None => None,
+            Feat::Always(line) => Some(line.to_string()),
+            Feat::WithTls(line) => tls.then(|| line.to_string()),
+            Feat::WithSetModified(line) => set_modified.then(|| line.to_string()),
+            Feat::MlstFacts => Some(cx.xfer.facts.feat_line()),
+        })
         .collect();
-    if s.shared.config.storage.kind != crate::config::StorageKind::Local {
-        // Object stores set modification times themselves.
-        lines.retain(|l| l != "MFMT");
-    }
-    let at = lines.iter().position(|l| l.as_str() > "MLST").unwrap_or(lines.len());
-    lines.insert(at, s.facts.feat_line());
-    if s.tls.is_some() && s.shared.config.tls.effective_policy() != crate::tls::TlsPolicy::Off {
-        lines.insert(0, "AUTH TLS".into());
-        lines.insert(5, "PBSZ".into());
-        lines.insert(6, "PROT".into());
-    }
-    Some(Reply::multi(C::SYSTEM_STATUS, "Extensions supported:", lines, "End"))
+    lines.sort();
+    replies::feat(lines)
 }
 
-pub(super) fn opts(s: &mut Session, o: OptsCommand) -> Answer {
-    Some(match o {
-        OptsCommand::Utf8(true) => r(C::OK, "Always in UTF8 mode."),
-        OptsCommand::Utf8(false) => r(C::PARAM_NOT_IMPLEMENTED, "UTF8 cannot be turned off; paths are UTF-8."),
+pub(super) fn opts(cx: &mut Cx<'_>, o: OptsCommand) -> Reply {
+    match o {
+        OptsCommand::Utf8(on) => replies::utf8(on),
         OptsCommand::Mlst(names) => {
-            s.facts = Facts::from_names(&names);
-            r(C::OK, format!("MLST OPTS {}", s.facts.enabled_names()))
+            cx.xfer.facts = Facts::from_names(&names);
+            replies::mlst_opts(&cx.xfer.facts.enabled_names())
         }
-        OptsCommand::Other(x) => {
-            r(C::SYNTAX_ERROR_ARGS, format!("Option not understood: {}", x.chars().take(40).collect::<String>()))
-        }
-    })
+        OptsCommand::Other(x) => replies::opts_unknown(&x),
+    }
 }
 
-pub(super) fn help(cmd: Option<&str>) -> Answer {
+/// HELP, and HELP verb: the list and the syntax come from the command rows.
+pub(super) fn help(cmd: Option<&str>) -> Reply {
     match cmd {
-        None => {
-            let mut lines = Vec::new();
-            for chunk in VERBS.chunks(8) {
-                lines
-                    .push(chunk.iter().map(|v| format!("{v:<5}")).collect::<Vec<_>>().join(" ").trim_end().to_string());
-            }
-            Some(Reply::multi(C::HELP, "The following commands are recognized:", lines, "Help OK."))
-        }
-        Some(c) => {
-            let up = c.to_ascii_uppercase();
-            if VERBS.contains(&up.as_str()) {
-                Some(r(C::HELP, format!("Syntax: {}", syntax(&up))))
-            } else {
-                Some(r(C::NOT_IMPLEMENTED, format!("Unknown command {}.", up.chars().take(16).collect::<String>())))
-            }
-        }
+        None => replies::help(VERBS),
+        Some(c) => match Verb::lookup(c) {
+            Some(v) => replies::help_syntax(v.spec().syntax),
+            None => replies::unknown_command(ReplyCode::NOT_IMPLEMENTED, &c.to_ascii_uppercase()),
+        },
     }
 }
 
-fn syntax(verb: &str) -> &'static str {
-    match verb {
-        "USER" => "USER <sp> username",
-        "PASS" => "PASS <sp> password",
-        "CWD" | "XCWD" => "CWD <sp> pathname",
-        "PORT" => "PORT <sp> h1,h2,h3,h4,p1,p2",
-        "EPRT" => "EPRT <sp> |proto|address|port|",
-        "EPSV" => "EPSV [<sp> 1|2|ALL]",
-        "TYPE" => "TYPE <sp> A|I|L 8",
-        "STRU" => "STRU <sp> F",
-        "MODE" => "MODE <sp> S",
-        "REST" => "REST <sp> byte-offset",
-        "RETR" | "STOR" | "APPE" | "DELE" | "RMD" | "MKD" | "XMKD" | "XRMD" | "RNFR" | "RNTO" | "SIZE" | "MDTM" => {
-            "<verb> <sp> pathname"
-        }
-        "LIST" | "NLST" | "MLSD" | "MLST" | "STAT" => "<verb> [<sp> pathname]",
-        "MFMT" => "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname",
-        "SITE" => "SITE <sp> CHMOD|HELP ...",
-        "OPTS" => "OPTS <sp> UTF8 ON | MLST facts",
-        "HELP" => "HELP [<sp> command]",
-        _ => "<verb> (no arguments)",
-    }
+pub(super) fn noop() -> Reply {
+    replies::noop()
 }
 
-pub(super) fn noop() -> Answer {
-    Some(r(C::OK, "NOOP ok."))
-}
-
-pub(super) fn stat(s: &mut Session) -> Answer {
-    if let Some(t) = &s.transfer {
+/// STAT without an argument: the running transfer's progress, or the session's state.
+pub(super) fn stat(auth: &Auth, cx: &Cx<'_>) -> Reply {
+    if let Some(t) = cx.running.as_ref() {
         let n = t.progress.load(Ordering::Relaxed);
-        return Some(r(
-            C::FILE_STATUS,
-            format!(
-                "Status: {} {} in progress, {} bytes transferred in {:.1}s.",
-                t.verb,
-                t.path,
-                n,
-                t.started.elapsed().as_secs_f64()
-            ),
-        ));
+        return replies::stat_transfer(t.info.verb, &t.info.path, n, t.started.elapsed().as_secs_f64());
     }
-    let mut lines = vec![format!("Connected from {}", s.peer.ip())];
-    match (&s.login, &s.user) {
-        (Login::Done, Some(u)) => {
-            lines.push(format!("Logged in as {}{}", u.name, if u.anonymous { " (anonymous)" } else { "" }))
-        }
-        _ => lines.push("Not logged in".into()),
-    }
-    lines.push(format!("TYPE: {}; STRUcture: File; MODE: Stream", if s.ascii { "ASCII" } else { "BINARY" }));
-    lines.push(format!("Working directory: {}", s.cwd));
-    lines.push(match &s.data {
-        None => "No data connection set up".into(),
-        Some(crate::datachan::DataSetup::Passive(l)) => {
-            format!("Passive mode, listening on port {}", l.local_addr().map(|a| a.port()).unwrap_or(0))
-        }
-        Some(crate::datachan::DataSetup::Active(a)) => format!("Active mode, will connect to {a}"),
-    });
-    if let Some(n) = s.rest {
-        lines.push(format!("Restart offset: {n}"));
-    }
-    lines.push(format!("Session time: {}s", s.connected_at.elapsed().as_secs()));
-    Some(Reply::multi(C::SYSTEM_STATUS, "Ferry FTP server status:", lines, "End of status."))
+    let account = auth.account();
+    let data = match &cx.xfer.data {
+        None => DataStatus::None,
+        Some(DataSetup::Passive(l)) => DataStatus::Passive(l.local_addr().map(|a| a.port()).unwrap_or(0)),
+        Some(DataSetup::Active(a)) => DataStatus::Active(*a),
+    };
+    replies::stat(&Status {
+        peer: cx.conn.peer,
+        user: account.map(|a| (a.user.name.as_str(), a.user.anonymous)),
+        ascii: cx.xfer.repr == Repr::Ascii,
+        cwd: account.map(|a| &a.cwd),
+        data,
+        rest: account.and_then(|a| match a.pending {
+            Pending::Rest(n) => Some(n),
+            _ => None,
+        }),
+        secs: cx.conn.since.elapsed().as_secs(),
+    })
 }

@@ -1,113 +1,83 @@
 //! One FTP session: a task that owns the control connection and all session state.
 //!
-//! The loop reads bytes, splits lines, parses commands, checks [`policy`], dispatches to the
-//! handlers in [`crate::handlers`], and writes every reply itself. A transfer runs as a future
-//! ([`crate::transfer`]) that the session's task polls beside the control connection; while it runs, ABOR, STAT, NOOP and QUIT are served at once and other
-//! commands wait in a short queue.
+//! The loop reads bytes, splits lines ([`ferry_proto::line`]), parses commands, checks each
+//! against its row ([`policy::check`]), runs it ([`crate::handlers::dispatch`]) and writes every
+//! reply itself. A transfer runs as a future ([`crate::transfer`]) that the session's task polls
+//! beside the control connection; while it runs, ABOR, STAT, NOOP and QUIT are served at once and
+//! other commands wait in a short queue.
 
-pub mod policy;
+mod control;
+pub(crate) mod policy;
+pub(crate) mod state;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_proto::line::{LineEvent, LineSplitter};
-use ferry_proto::listing::Facts;
-use ferry_proto::{Command, Reply, ReplyCode, VirtualPath};
+use ferry_proto::{Command, Reply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
-use tokio_util::sync::CancellationToken;
 
-use crate::auth::User;
-use crate::datachan::DataSetup;
+use crate::handlers::{self, Act};
 use crate::replies;
 use crate::server::Shared;
-use crate::storage::Storage;
 use crate::tls::Io;
-use crate::transfer::{Outcome, TransferError, TransferEvent};
+use crate::transfer::{Outcome, TransferEvent};
+use control::{recv_event, ControlStream, ReadChunk};
+use state::{Auth, Conn, Running, TlsState, Xfer};
 
 /// Commands that may wait behind a running transfer.
 const MAX_QUEUED: usize = 32;
 
 /// Whether the session goes on after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
+enum Flow {
     Continue,
     Close,
-    /// AUTH TLS was accepted: flush the 234, then hand the connection to TLS.
-    StartTls,
+    /// AUTH was accepted: flush the 234, then hand the connection to TLS; data connections are
+    /// protected from the start when `true` (`AUTH SSL`).
+    StartTls(bool),
 }
 
-/// Login progress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Login {
-    /// Nothing yet (or after REIN).
-    Fresh,
-    /// USER given, waiting for PASS.
-    NeedPassword(String),
-    /// Logged in.
-    Done,
-}
-
-/// A transfer in progress.
-pub(crate) struct Running {
-    /// The transfer itself ([`crate::transfer::run`]), polled by the session's own task: no
-    /// cross-thread wake-ups between the transfer and its 150 and 226 replies. `None` once done.
-    /// (In a `Mutex` only to make `Session` `Sync`; it is reached through `get_mut`, never locked.)
-    pub task: Option<std::sync::Mutex<TransferTask>>,
-    pub events: mpsc::Receiver<TransferEvent>,
-    pub cancel: CancellationToken,
-    pub progress: Arc<AtomicU64>,
-    /// The 150 text, sent when the data connection opens.
-    pub opening: Reply,
-    /// The 226 text on success.
-    pub success: Reply,
-    pub verb: &'static str,
-    pub path: String,
-    pub started: Instant,
-    pub abort_requested: bool,
-}
-
-/// A transfer's future.
-pub(crate) type TransferTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// The session state.
+/// The session: its parts, each typed ([`state`]).
 pub(crate) struct Session {
-    pub shared: Arc<Shared>,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub login: Login,
-    pub user: Option<User>,
-    pub storage: Option<Arc<dyn Storage>>,
-    pub cwd: VirtualPath,
-    pub ascii: bool,
-    pub rest: Option<u64>,
-    pub rnfr: Option<VirtualPath>,
-    pub data: Option<DataSetup>,
-    pub epsv_all: bool,
-    pub facts: Facts,
-    pub failed_logins: u32,
-    pub transfer: Option<Running>,
-    pub quit_pending: bool,
-    pub connected_at: Instant,
-    /// This session's TLS configuration (its own session cache), when TLS is configured.
-    pub tls: Option<crate::tls::SessionTls>,
-    /// Whether the control connection is protected.
-    pub control_tls: bool,
-    /// Whether PBSZ was sent (RFC 4217 section 8).
-    pub pbsz: bool,
-    /// Whether data connections are protected (PROT P).
-    pub prot_private: bool,
-    /// The account's session slot (per-account session limit), while logged in.
-    pub account_slot: Option<crate::limits::AccountSlot>,
-    /// The account's quota usage, when it has a quota.
-    pub usage: Option<Arc<std::sync::Mutex<crate::limits::Usage>>>,
+    shared: Arc<Shared>,
+    conn: Conn,
+    auth: Auth,
+    tls: TlsState,
+    xfer: Xfer,
+    running: Option<Running>,
     /// Replies waiting to be written, in one write.
     out: Vec<u8>,
+}
+
+/// What a handler sees of the session besides the login: split from [`Session`] so that a
+/// handler can hold the account and these at once.
+pub(crate) struct Cx<'a> {
+    /// Server-wide state and configuration.
+    pub shared: &'a Arc<Shared>,
+    /// The control connection.
+    pub conn: &'a mut Conn,
+    /// TLS on this session.
+    pub tls: &'a mut TlsState,
+    /// Transfer parameters.
+    pub xfer: &'a mut Xfer,
+    /// The running transfer.
+    pub running: &'a mut Option<Running>,
+}
+
+impl Cx<'_> {
+    /// Back to the just-connected state (`REIN`; `USER` while logged in keeps `failed_logins`).
+    /// The control connection's protection stays: TLS cannot be undone (RFC 4217 section 13).
+    pub fn reset(&mut self, auth: &mut Auth) {
+        *auth = Auth::Fresh;
+        self.conn.since = Instant::now();
+        *self.xfer = Xfer::new();
+        self.tls.rein();
+    }
 }
 
 /// Runs a session to its end. `implicit`: the listener is implicit FTPS (TLS before the greeting).
@@ -116,8 +86,7 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
         Err(_) => return,
     };
-    let tls = shared.tls.as_ref().map(|t| t.session_configs());
-    let mut s = Session::new(shared, peer, local, tls);
+    let mut s = Session::new(shared, peer, local);
     tracing::debug!(implicit, "connected");
     let mut io: Box<dyn Io> = Box::new(ControlStream(stream));
     if implicit {
@@ -129,11 +98,11 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
             }
         };
         // Implicit FTPS protects data connections from the start.
-        s.prot_private = true;
+        s.tls.protect(true);
     }
-    s.reply(Reply::new(ReplyCode::SERVICE_READY, s.shared.config.banner.clone()));
+    s.reply(replies::greeting(&s.shared.config.banner));
     let result = s.main_loop(io).await;
-    if let Some(mut t) = s.transfer.take() {
+    if let Some(mut t) = s.running.take() {
         // The control connection is gone: stop the transfer, and let it finish stopping (an upload
         // is abandoned safely).
         t.cancel.cancel();
@@ -148,40 +117,36 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, peer: SocketAddr, local: SocketAddr, tls: Option<crate::tls::SessionTls>) -> Self {
+    fn new(shared: Arc<Shared>, peer: SocketAddr, local: SocketAddr) -> Self {
+        let tls = TlsState::for_new_session(&shared);
         Self {
             shared,
-            peer,
-            local,
-            login: Login::Fresh,
-            user: None,
-            storage: None,
-            cwd: VirtualPath::root(),
-            ascii: false,
-            rest: None,
-            rnfr: None,
-            data: None,
-            epsv_all: false,
-            facts: Facts::default(),
-            failed_logins: 0,
-            transfer: None,
-            quit_pending: false,
-            connected_at: Instant::now(),
+            conn: Conn { peer, local, since: Instant::now(), failed_logins: 0 },
+            auth: Auth::Fresh,
             tls,
-            control_tls: false,
-            pbsz: false,
-            prot_private: false,
-            account_slot: None,
-            usage: None,
+            xfer: Xfer::new(),
+            running: None,
             out: Vec::new(),
         }
+    }
+
+    /// The login and the rest, borrowed apart.
+    pub(crate) fn split(&mut self) -> (&mut Auth, Cx<'_>) {
+        let cx = Cx {
+            shared: &self.shared,
+            conn: &mut self.conn,
+            tls: &mut self.tls,
+            xfer: &mut self.xfer,
+            running: &mut self.running,
+        };
+        (&mut self.auth, cx)
     }
 
     /// Runs the server side of a TLS handshake on the control connection.
     async fn tls_accept(&mut self, io: Box<dyn Io>) -> std::io::Result<Box<dyn Io>> {
         let config = self
             .tls
-            .as_ref()
+            .configs()
             .map(|t| t.control.clone())
             .ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
         let timeout = std::time::Duration::from_secs(self.shared.config.tls.handshake_timeout_secs);
@@ -189,35 +154,21 @@ impl Session {
         let stream = tokio::time::timeout(timeout, accept)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-        self.control_tls = true;
         tracing::debug!(version = ?stream.get_ref().1.protocol_version(), "control connection protected");
         Ok(Box::new(stream))
     }
 
     /// Queues a reply; it is written before the session next waits.
-    pub fn reply(&mut self, reply: Reply) {
+    fn reply(&mut self, reply: Reply) {
         tracing::debug!(code = reply.code.0, text = %reply.lines.join(" | "), "reply");
         reply.encode_into(&mut self.out);
     }
 
-    /// Back to the just-connected state (REIN).
-    /// The control connection's protection stays: TLS cannot be undone (RFC 4217 section 13).
-    pub fn reset(&mut self) {
-        let shared = self.shared.clone();
-        let (peer, local) = (self.peer, self.local);
-        let out = std::mem::take(&mut self.out);
-        let (tls, control_tls) = (self.tls.take(), self.control_tls);
-        *self = Self::new(shared, peer, local, tls);
-        self.control_tls = control_tls;
-        self.out = out;
-    }
-
     fn deadline(&self) -> TokioInstant {
         let limits = &self.shared.config.limits;
-        if self.login == Login::Done {
-            TokioInstant::now() + limits.idle_timeout()
-        } else {
-            TokioInstant::from_std(self.connected_at) + limits.login_timeout()
+        match self.auth {
+            Auth::LoggedIn(_) => TokioInstant::now() + limits.idle_timeout(),
+            _ => TokioInstant::from_std(self.conn.since) + limits.login_timeout(),
         }
     }
 
@@ -231,7 +182,7 @@ impl Session {
         let shutdown = self.shared.shutdown.clone();
         loop {
             // Serve queued commands while no transfer runs.
-            while self.transfer.is_none() {
+            while self.running.is_none() {
                 let Some(line) = queue.pop_front() else { break };
                 let flow = self.handle_line(&line).await;
                 match self.after(flow, io, &mut splitter, &mut queue).await? {
@@ -245,7 +196,7 @@ impl Session {
                 self.out.clear();
             }
             let deadline = self.deadline();
-            let transfer_running = self.transfer.is_some();
+            let transfer_running = self.running.is_some();
             tokio::select! {
                 data = ReadChunk(&mut io) => {
                     let data = data?;
@@ -274,17 +225,15 @@ impl Session {
                         let line = match event {
                             LineEvent::Line(l) => l,
                             LineEvent::TooLong => {
-                                self.reply(Reply::new(ReplyCode::SYNTAX_ERROR, "Command line too long."));
+                                self.reply(replies::line_too_long());
                                 continue;
                             }
                         };
-                        if self.transfer.is_some() || !queue.is_empty() {
-                            let immediate = Command::parse(&line)
-                                .map(|c| policy::during_transfer(&c) == policy::DuringTransfer::Immediate)
-                                .unwrap_or(false);
-                            if !(immediate && self.transfer.is_some()) {
+                        if self.running.is_some() || !queue.is_empty() {
+                            let immediate = Command::parse(&line).map(|c| policy::immediate(&c)).unwrap_or(false);
+                            if !(immediate && self.running.is_some()) {
                                 if queue.len() >= MAX_QUEUED {
-                                    self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Too many commands queued."));
+                                    self.reply(replies::too_many_queued());
                                     return self.flush_and_close(&mut io).await;
                                 }
                                 queue.push_back(line);
@@ -292,7 +241,7 @@ impl Session {
                             }
                         }
                         let flow = self.handle_line(&line).await;
-                        let starts_tls = flow == Flow::StartTls;
+                        let starts_tls = matches!(flow, Flow::StartTls(_));
                         match self.after(flow, io, &mut splitter, &mut queue).await? {
                             Some(next) => io = next,
                             None => return Ok(()),
@@ -302,18 +251,21 @@ impl Session {
                         }
                     }
                 }
-                event = recv_event(&mut self.transfer), if transfer_running => {
+                event = recv_event(&mut self.running), if transfer_running => {
                     if self.transfer_event(event) == Flow::Close {
                         return self.flush_and_close(&mut io).await;
                     }
                 }
                 () = tokio::time::sleep_until(deadline), if !transfer_running => {
-                    let text = if self.login == Login::Done { "Timeout: closing control connection." } else { "Login timeout." };
-                    self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, text));
+                    let reply = match self.auth {
+                        Auth::LoggedIn(_) => replies::idle_timeout(),
+                        _ => replies::login_timeout(),
+                    };
+                    self.reply(reply);
                     return self.flush_and_close(&mut io).await;
                 }
                 () = shutdown.cancelled(), if !transfer_running => {
-                    self.reply(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down."));
+                    self.reply(replies::shutting_down());
                     return self.flush_and_close(&mut io).await;
                 }
             }
@@ -335,7 +287,7 @@ impl Session {
                 self.flush_and_close(&mut io).await?;
                 Ok(None)
             }
-            Flow::StartTls => {
+            Flow::StartTls(private_data) => {
                 io.write_all(&self.out).await?;
                 io.flush().await?;
                 self.out.clear();
@@ -344,7 +296,10 @@ impl Session {
                 *splitter = LineSplitter::new(self.shared.config.limits.max_line);
                 queue.clear();
                 match Box::pin(self.tls_accept(io)).await {
-                    Ok(io) => Ok(Some(io)),
+                    Ok(io) => {
+                        self.tls.protect(private_data);
+                        Ok(Some(io))
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "TLS handshake failed");
                         Ok(None)
@@ -360,42 +315,43 @@ impl Session {
         io.shutdown().await
     }
 
+    /// One line: parse, keep or clear what is pending, check, run, reply.
     async fn handle_line(&mut self, line: &[u8]) -> Flow {
-        match Command::parse(line) {
-            Ok(cmd) => {
-                if matches!(cmd, Command::Pass(_)) {
-                    tracing::debug!("command PASS ****");
-                } else {
-                    tracing::debug!(command = %cmd, "command");
-                }
-                if policy::access(&cmd) == policy::Access::LoggedIn && self.login != Login::Done {
-                    self.reply(replies::not_logged_in());
-                    return Flow::Continue;
-                }
-                // Boxed: an idle session's task then holds only the small loop state, not the
-                // largest handler's.
-                let flow = Box::pin(crate::handlers::dispatch(self, cmd)).await;
-                // A listener that PASV/EPSV just opened learns which load balancers must put a
-                // PROXY header on the data connections they relay to it.
-                if let (Some(trust), Some(DataSetup::Passive(l))) = (&self.shared.proxy, &mut self.data) {
-                    l.expect_proxy_from(trust.clone());
-                }
-                flow
-            }
+        let cmd = match Command::parse(line) {
+            Ok(cmd) => cmd,
             Err(e) => {
                 tracing::debug!(error = %e, "unparsable command");
-                let text = match e.reply_code() {
-                    ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED => {
-                        "Network protocol not supported, use (1,2).".to_string()
-                    }
-                    ReplyCode::SYNTAX_ERROR => match &e {
-                        ferry_proto::ParseError::Unknown(v) => format!("Unknown command {v}."),
-                        _ => "Syntax error, command unrecognized.".to_string(),
-                    },
-                    _ => format!("Syntax error in parameters: {e}."),
-                };
-                self.reply(Reply::new(e.reply_code(), text));
+                self.reply(replies::parse_error(&e));
+                return Flow::Continue;
+            }
+        };
+        tracing::debug!(command = %cmd.redacted(), "command");
+        if let Some(a) = self.auth.account_mut() {
+            policy::keep_pending(&mut a.pending, &cmd);
+        }
+        if let Err(reply) = policy::check(self, &cmd) {
+            self.reply(reply);
+            return Flow::Continue;
+        }
+        // Boxed: an idle session's task then holds only the small loop state, not the largest
+        // handler's.
+        match Box::pin(handlers::dispatch(self, cmd)).await {
+            Ok(Act::Reply(reply)) | Err(reply) => {
+                self.reply(reply);
                 Flow::Continue
+            }
+            Ok(Act::Transfer(running)) => {
+                self.running = Some(*running);
+                Flow::Continue
+            }
+            Ok(Act::Later) => Flow::Continue,
+            Ok(Act::Close(replies)) => {
+                replies.into_iter().for_each(|r| self.reply(r));
+                Flow::Close
+            }
+            Ok(Act::StartTls { reply, private_data }) => {
+                self.reply(reply);
+                Flow::StartTls(private_data)
             }
         }
     }
@@ -403,8 +359,8 @@ impl Session {
     fn transfer_event(&mut self, event: Option<TransferEvent>) -> Flow {
         match event {
             Some(TransferEvent::Opened) => {
-                if let Some(t) = &self.transfer {
-                    let opening = t.opening.clone();
+                if let Some(t) = &self.running {
+                    let opening = replies::opening(&t.info.opening);
                     self.reply(opening);
                 }
                 Flow::Continue
@@ -413,7 +369,7 @@ impl Session {
             None => {
                 // The task ended without a result (it panicked): report and go on.
                 tracing::error!("transfer task ended without an outcome");
-                self.transfer = None;
+                self.running = None;
                 self.reply(replies::local_error());
                 Flow::Continue
             }
@@ -421,121 +377,24 @@ impl Session {
     }
 
     fn transfer_done(&mut self, outcome: Outcome) -> Flow {
-        let Some(t) = self.transfer.take() else { return Flow::Continue };
+        let Some(t) = self.running.take() else { return Flow::Continue };
         let secs = outcome.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { outcome.bytes as f64 / secs } else { 0.0 };
+        let (verb, path) = (t.info.verb, &t.info.path);
         match &outcome.result {
             Ok(()) => {
-                tracing::info!(verb = t.verb, path = %t.path, bytes = outcome.bytes, secs, rate_bps = rate as u64, "transfer complete");
-                self.reply(t.success);
+                let rate = if secs > 0.0 { outcome.bytes as f64 / secs } else { 0.0 };
+                tracing::info!(verb, %path, bytes = outcome.bytes, secs, rate_bps = rate as u64, "transfer complete");
             }
-            Err(e) => {
-                tracing::info!(verb = t.verb, path = %t.path, bytes = outcome.bytes, secs, error = %e, "transfer failed");
-                let reply = match e {
-                    TransferError::Connect(_) => replies::cant_open_data(),
-                    TransferError::Aborted | TransferError::Data(_) => replies::transfer_aborted(),
-                    TransferError::Storage(se) => replies::storage_error(se, &t.path),
-                    TransferError::Tls(why) if why.contains("reuse") => Reply::new(
-                        ReplyCode::NETWORK_PROTOCOL_NOT_SUPPORTED,
-                        "Data connection refused: it must resume the control connection's TLS session (enable TLS session reuse in your client).",
-                    ),
-                    TransferError::Tls(_) => Reply::new(ReplyCode::CANT_OPEN_DATA, "TLS handshake on the data connection failed."),
-                };
-                self.reply(reply);
-            }
+            Err(e) => tracing::info!(verb, %path, bytes = outcome.bytes, secs, error = %e, "transfer failed"),
         }
-        if t.abort_requested {
+        self.reply(replies::transfer_done(&t.info.opening, &outcome.result, path));
+        if t.then.abort {
             self.reply(replies::abor_ok());
         }
-        if self.quit_pending {
+        if t.then.quit {
             self.reply(replies::goodbye());
             return Flow::Close;
         }
         Flow::Continue
     }
-}
-
-/// Reads what the control connection has, without holding a buffer while it waits: the bytes go
-/// into a buffer on the stack of `poll` and come out as a `Vec` of their length. An idle session
-/// (thousands of them wait here) so costs no read buffer. `AsyncRead` writes to the buffer only when
-/// it returns `Ready`, so nothing is lost when `poll` returns `Pending`, TLS included.
-struct ReadChunk<'a>(&'a mut Box<dyn Io>);
-
-impl std::future::Future for ReadChunk<'_> {
-    type Output = std::io::Result<Vec<u8>>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        let mut stack = [0u8; 1024];
-        let mut buf = tokio::io::ReadBuf::new(&mut stack);
-        std::task::ready!(std::pin::Pin::new(&mut **self.0).poll_read(cx, &mut buf))?;
-        std::task::Poll::Ready(Ok(buf.filled().to_vec()))
-    }
-}
-
-/// The control connection's TCP stream.
-///
-/// Reads go through `try_read`, which keeps the socket's readiness after a short read. tokio's own
-/// `read` drops readiness whenever it gets fewer bytes than asked for, on the assumption that the
-/// socket is empty. A read that stops at a TCP urgent mark breaks that assumption: clients send
-/// the Telnet "Synch" before ABOR as urgent data (RFC 959 section 4.1.3), and the kernel returns
-/// the bytes before the mark on their own. With tokio's assumption, the `ABOR` after the mark
-/// would wait, unread, until the client sent something else.
-struct ControlStream(TcpStream);
-
-impl tokio::io::AsyncRead for ControlStream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        loop {
-            std::task::ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return std::task::Poll::Ready(Ok(()));
-                }
-                // Readiness is cleared now; the next poll_read_ready registers the waker.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return std::task::Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for ControlStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-/// Drives the running transfer and returns its next event.
-async fn recv_event(transfer: &mut Option<Running>) -> Option<TransferEvent> {
-    let Some(t) = transfer else { return std::future::pending().await };
-    std::future::poll_fn(|cx| {
-        if let Some(task) = t.task.as_mut() {
-            let task = task.get_mut().unwrap_or_else(|p| p.into_inner());
-            if task.as_mut().poll(cx).is_ready() {
-                t.task = None;
-            }
-        }
-        t.events.poll_recv(cx)
-    })
-    .await
 }

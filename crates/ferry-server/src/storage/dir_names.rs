@@ -66,7 +66,7 @@ fn trusted_fs(dir: &Dir) -> bool {
     const BTRFS: i64 = 0x9123_683E;
     const TMPFS: i64 = 0x0102_1994;
     rustix::fs::fstatfs(dir).is_ok_and(|s| {
-        #[allow(clippy::unnecessary_cast)]
+        #[allow(clippy::unnecessary_cast, reason = "f_type is i64 on x86_64 but not on every target")]
         let t = s.f_type as i64;
         [EXT4, XFS, BTRFS, TMPFS].contains(&t)
     })

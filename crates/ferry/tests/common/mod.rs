@@ -1,5 +1,5 @@
 //! Test harness: starts `ferry serve` on port 0 and talks raw FTP to it.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses its own part of the harness")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

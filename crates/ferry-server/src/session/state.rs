@@ -1,0 +1,261 @@
+//! The parts a session is made of, each typed so that an impossible state cannot be written:
+//! a login is [`Auth`] (no account without a login, no login without an account), the control
+//! connection's protection is [`TlsState`], a pending `REST` or `RNFR` is one [`Pending`], and a
+//! running transfer is [`Running`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferry_proto::listing::Facts;
+use ferry_proto::{Reply, VirtualPath};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Permission, User};
+use crate::datachan::DataSetup;
+use crate::limits::{AccountSlot, Usage};
+use crate::replies;
+use crate::server::Shared;
+use crate::storage::Storage;
+use crate::tls::SessionTls;
+use crate::transfer::TransferEvent;
+
+/// The control connection: who is at either end, since when, and how many logins failed on it.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The client (from a PROXY header when a trusted balancer relays).
+    pub peer: SocketAddr,
+    /// This end of the control connection.
+    pub local: SocketAddr,
+    /// When it was accepted, or last went back to the just-connected state (`REIN`, `USER`
+    /// while logged in): the login timeout and `STAT`'s session time count from here.
+    pub since: Instant,
+    /// Failed logins on this connection since it opened (or since `REIN`).
+    pub failed_logins: u32,
+}
+
+/// Where the login stands.
+pub(crate) enum Auth {
+    /// Nothing yet (or after `REIN`).
+    Fresh,
+    /// `USER` given, waiting for `PASS`.
+    NeedPassword(String),
+    /// Logged in.
+    LoggedIn(Box<Account>),
+}
+
+impl Auth {
+    /// The account, when logged in.
+    pub fn account(&self) -> Option<&Account> {
+        match self {
+            Self::LoggedIn(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The account, when logged in.
+    pub fn account_mut(&mut self) -> Option<&mut Account> {
+        match self {
+            Self::LoggedIn(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// A logged-in account: the user, their view of the storage, where they are in it, and what they
+/// have pending.
+pub(crate) struct Account {
+    /// Who.
+    pub user: User,
+    /// Their storage, rooted at their root.
+    pub storage: Arc<dyn Storage>,
+    /// Their quota usage, when they have a quota.
+    pub usage: Option<Arc<Mutex<Usage>>>,
+    /// The working directory.
+    pub cwd: VirtualPath,
+    /// A `REST` offset or an `RNFR` name waiting for its command.
+    pub pending: Pending,
+    /// This session's place in the account's session limit; released on drop.
+    _slot: AccountSlot,
+}
+
+impl Account {
+    /// An account just logged in, at its root.
+    pub fn new(user: User, storage: Arc<dyn Storage>, usage: Option<Arc<Mutex<Usage>>>, slot: AccountSlot) -> Self {
+        Self { user, storage, usage, cwd: VirtualPath::root(), pending: Pending::Nothing, _slot: slot }
+    }
+
+    /// Resolves a client path against the working directory.
+    pub fn resolve(&self, arg: &str) -> Result<VirtualPath, Reply> {
+        self.cwd.join(arg).map_err(|_| replies::bad_path())
+    }
+
+    /// Checks a permission (for the commands whose permission depends on their argument; the
+    /// others are checked by the policy).
+    pub fn require(&self, p: Permission) -> Result<(), Reply> {
+        if self.user.permissions.has(p) {
+            Ok(())
+        } else {
+            Err(replies::permission_denied())
+        }
+    }
+
+    /// Takes a pending `REST` offset (0 when none).
+    pub fn take_rest(&mut self) -> u64 {
+        match std::mem::replace(&mut self.pending, Pending::Nothing) {
+            Pending::Rest(n) => n,
+            other => {
+                self.pending = other;
+                0
+            }
+        }
+    }
+}
+
+/// A `REST` or an `RNFR` waiting for the command it prepares. At most one is ever pending: each
+/// command keeps one kind and clears the other ([`ferry_proto::command::spec::Keeps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// Nothing.
+    Nothing,
+    /// `REST n` (n > 0) for the next `RETR`/`STOR`/`APPE`.
+    Rest(u64),
+    /// `RNFR path` for the next `RNTO`.
+    RenameFrom(VirtualPath),
+}
+
+/// TLS on this session.
+pub(crate) enum TlsState {
+    /// The server offers no TLS (no certificate, or the policy is off).
+    Unavailable,
+    /// TLS is offered; the control connection is still in the clear.
+    Offered(SessionTls),
+    /// The control connection is protected; data connections too when `private_data` (`PROT P`).
+    Protected {
+        /// This session's configurations (its own session cache).
+        configs: SessionTls,
+        /// `PROT P` (or implicit FTPS, or `AUTH SSL`).
+        private_data: bool,
+    },
+}
+
+impl TlsState {
+    /// For a new connection to this server.
+    pub fn for_new_session(shared: &Shared) -> Self {
+        match &shared.tls {
+            Some(tls) if shared.config.tls.effective_policy() != crate::tls::TlsPolicy::Off => {
+                Self::Offered(tls.session_configs())
+            }
+            _ => Self::Unavailable,
+        }
+    }
+
+    /// Whether the control connection is protected.
+    pub fn control_protected(&self) -> bool {
+        matches!(self, Self::Protected { .. })
+    }
+
+    /// The configurations for protected data connections (`PROT P` in force).
+    pub fn private_data(&self) -> Option<&SessionTls> {
+        match self {
+            Self::Protected { configs, private_data: true } => Some(configs),
+            _ => None,
+        }
+    }
+
+    /// The control connection's configuration, when TLS is offered.
+    pub fn configs(&self) -> Option<&SessionTls> {
+        match self {
+            Self::Unavailable => None,
+            Self::Offered(c) | Self::Protected { configs: c, .. } => Some(c),
+        }
+    }
+
+    /// After a TLS handshake on the control connection.
+    pub fn protect(&mut self, private_data: bool) {
+        if let Self::Offered(c) | Self::Protected { configs: c, .. } = self {
+            *self = Self::Protected { configs: c.clone(), private_data };
+        }
+    }
+
+    /// After `REIN`: TLS cannot be undone (RFC 4217 section 13), `PROT` goes back to clear.
+    pub fn rein(&mut self) {
+        if let Self::Protected { private_data, .. } = self {
+            *private_data = false;
+        }
+    }
+}
+
+/// `TYPE`: how file bytes are represented on the data connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repr {
+    /// `TYPE A`: line endings converted to CRLF.
+    Ascii,
+    /// `TYPE I`: byte-exact.
+    Binary,
+}
+
+/// The transfer parameters set before a transfer.
+#[derive(Debug)]
+pub(crate) struct Xfer {
+    /// `TYPE`.
+    pub repr: Repr,
+    /// `OPTS MLST`: the facts MLSx lines carry.
+    pub facts: Facts,
+    /// The data connection set up by `PORT`/`EPRT`/`PASV`/`EPSV`, used by the next transfer.
+    pub data: Option<DataSetup>,
+    /// `EPSV ALL` was sent: only `EPSV` may set up data connections (RFC 2428 section 4).
+    pub epsv_all: bool,
+}
+
+impl Xfer {
+    /// The parameters of a new session.
+    pub fn new() -> Self {
+        Self { repr: Repr::Binary, facts: Facts::default(), data: None, epsv_all: false }
+    }
+}
+
+/// What a running transfer is: for its replies, `STAT` and its log line.
+#[derive(Debug)]
+pub(crate) struct TransferInfo {
+    /// The command.
+    pub verb: &'static str,
+    /// The path it works on.
+    pub path: String,
+    /// What its 150 and 226 say.
+    pub opening: replies::Opening,
+}
+
+/// A transfer in progress.
+pub(crate) struct Running {
+    /// The transfer itself ([`crate::transfer::run`]), polled by the session's own task: no
+    /// cross-thread wake-ups between the transfer and its 150 and 226 replies. `None` once done.
+    /// (In a `Mutex` only to make the session `Sync`; it is reached through `get_mut`, never locked.)
+    pub task: Option<Mutex<TransferTask>>,
+    /// Its events: the data connection opened, the transfer ended.
+    pub events: mpsc::Receiver<TransferEvent>,
+    /// Cancelled by `ABOR`, or when the control connection goes.
+    pub cancel: CancellationToken,
+    /// Bytes moved so far (for `STAT`).
+    pub progress: Arc<AtomicU64>,
+    /// What it is.
+    pub info: TransferInfo,
+    /// When it started.
+    pub started: Instant,
+    /// What the client asked for while it ran.
+    pub then: Then,
+}
+
+/// What the client asked for during a transfer, done when it ends (RFC 959 section 4.1.3).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Then {
+    /// `ABOR`: a 226 follows the transfer's own reply.
+    pub abort: bool,
+    /// `QUIT`: the connection closes after the transfer's reply.
+    pub quit: bool,
+}
+
+/// A transfer's future.
+pub(crate) type TransferTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
