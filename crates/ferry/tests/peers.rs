@@ -373,7 +373,7 @@ fn get_of_a_missing_file_keeps_the_local_file() {
 #[test]
 fn missing_servers_fail_with_the_install_hint() {
     // Not a server test: pins the message a machine without the servers gets.
-    let result = std::panic::catch_unwind(|| servers::binary(&["ferry-no-such-ftpd"], &[]));
+    let result = std::panic::catch_unwind(|| servers::require(&["ferry-no-such-ftpd"], &[]));
     let msg = result.err().and_then(|e| e.downcast_ref::<String>().cloned()).unwrap_or_default();
     assert!(msg.contains("scripts/install-peer-servers.sh"), "{msg}");
 }

@@ -10,82 +10,13 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{client_config, make_cert, read_file, Ferry};
-use ferry_proto::reply::ReplyParser;
-use ferry_proto::Reply;
+use common::{client_config, make_cert, read_file, tls_wrap, Ctrl, Ferry};
 
 fn start(cert: &Path, key: &Path, extra: &[&str]) -> Ferry {
     let mut args = vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
     args.extend_from_slice(extra);
     Ferry::start(&args)
 }
-
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-fn tls_wrap(sock: TcpStream, config: &Arc<rustls::ClientConfig>) -> Tls {
-    let conn = rustls::ClientConnection::new(config.clone(), "127.0.0.1".try_into().unwrap()).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, sock);
-    // Drive the handshake.
-    while s.conn.is_handshaking() {
-        s.conn.complete_io(&mut s.sock).unwrap();
-    }
-    s
-}
-
-/// A control connection that can be upgraded with AUTH TLS.
-struct Ctl {
-    plain: Option<TcpStream>,
-    tls: Option<Tls>,
-    parser: ReplyParser,
-}
-
-impl Ctl {
-    fn connect(f: &Ferry) -> Self {
-        let s = TcpStream::connect(f.addr).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
-        let mut c = Self { plain: Some(s), tls: None, parser: ReplyParser::new() };
-        assert_eq!(c.read().code.0, 220);
-        c
-    }
-    fn io(&mut self) -> &mut dyn ReadWrite {
-        match (&mut self.tls, &mut self.plain) {
-            (Some(t), _) => t,
-            (None, Some(p)) => p,
-            _ => unreachable!(),
-        }
-    }
-    fn read(&mut self) -> Reply {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(r) = self.parser.next_reply().unwrap() {
-                return r;
-            }
-            let n = self.io().read(&mut buf).unwrap();
-            assert!(n > 0, "connection closed");
-            self.parser.feed(&buf[..n]);
-        }
-    }
-    fn ok(&mut self, line: &str, code: u16) -> Reply {
-        self.io().write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.io().flush().unwrap();
-        let r = self.read();
-        assert_eq!(r.code.0, code, "{line} -> {r:?}");
-        r
-    }
-    fn auth_tls(&mut self, config: &Arc<rustls::ClientConfig>) {
-        self.ok("AUTH TLS", 234);
-        let plain = self.plain.take().unwrap();
-        self.tls = Some(tls_wrap(plain, config));
-    }
-    fn epsv(&mut self) -> TcpStream {
-        let r = self.ok("EPSV", 229);
-        let port = ferry_proto::addr::parse_epsv_reply(&r.lines[0]).unwrap();
-        TcpStream::connect(("127.0.0.1", port)).unwrap()
-    }
-}
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 fn ferry_cli(args: &[&str], cwd: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).current_dir(cwd).output().unwrap()
@@ -97,7 +28,7 @@ fn feat_advertises_tls_and_protected_transfers_work() {
     let f = start(&cert, &key, &[]);
     std::fs::write(f.path("secret.txt"), b"over tls").unwrap();
     let config = client_config(&cert);
-    let mut c = Ctl::connect(&f);
+    let mut c = Ctrl::greeted(f.addr);
     let feat = c.ok("FEAT", 211);
     for x in ["AUTH TLS", "PBSZ", "PROT"] {
         assert!(feat.lines.iter().any(|l| l == x), "{x} in {feat:?}");
@@ -111,7 +42,7 @@ fn feat_advertises_tls_and_protected_transfers_work() {
     c.ok("PROT P", 200);
     c.ok("CCC", 534);
     // Same client configuration: the data handshake resumes the control session.
-    let data = c.epsv();
+    let data = c.epsv_connect();
     c.ok("RETR secret.txt", 150);
     let mut d = tls_wrap(data, &config);
     let mut got = Vec::new();
@@ -129,13 +60,13 @@ fn a_data_connection_that_does_not_resume_the_session_is_refused() {
     let (_d, cert, key) = make_cert();
     let f = start(&cert, &key, &[]);
     std::fs::write(f.path("secret.txt"), b"for the session owner").unwrap();
-    let mut c = Ctl::connect(&f);
+    let mut c = Ctrl::greeted(f.addr);
     c.auth_tls(&client_config(&cert));
     c.ok("USER alice", 331);
     c.ok("PASS secret", 230);
     c.ok("PBSZ 0", 200);
     c.ok("PROT P", 200);
-    let data = c.epsv();
+    let data = c.epsv_connect();
     c.ok("RETR secret.txt", 150);
     // A fresh configuration: a full handshake, as a thief who raced to the port would make.
     let conn = rustls::ClientConnection::new(client_config(&cert), "127.0.0.1".try_into().unwrap()).unwrap();
@@ -153,19 +84,19 @@ fn a_data_connection_that_does_not_resume_the_session_is_refused() {
 fn required_policy() {
     let (_d, cert, key) = make_cert();
     let f = start(&cert, &key, &["--tls-policy", "required"]);
-    let mut plain = Ctl::connect(&f);
+    let mut plain = Ctrl::greeted(f.addr);
     plain.ok("USER alice", 530);
     let config = client_config(&cert);
-    let mut c = Ctl::connect(&f);
+    let mut c = Ctrl::greeted(f.addr);
     c.auth_tls(&config);
     c.ok("USER alice", 331);
     c.ok("PASS secret", 230);
     c.ok("PBSZ 0", 200);
     c.ok("PROT C", 534);
-    let _d = c.epsv();
+    let _d = c.epsv_connect();
     c.ok("LIST", 521);
     c.ok("PROT P", 200);
-    let data = c.epsv();
+    let data = c.epsv_connect();
     c.ok("NLST", 150);
     let mut d = tls_wrap(data, &config);
     let mut got = Vec::new();
@@ -192,15 +123,15 @@ fn per_user_tls_requirement() {
     let text = std::fs::read_to_string(&users).unwrap().replace("name = \"bob\"", "name = \"bob\"\ntls = \"required\"");
     std::fs::write(&users, text).unwrap();
     let f = start(&cert, &key, &["--users", users.to_str().unwrap()]);
-    let mut plain = Ctl::connect(&f);
+    let mut plain = Ctrl::greeted(f.addr);
     plain.ok("USER bob", 331);
     let r = plain.ok("PASS pw", 530);
     assert!(r.lines[0].contains("TLS"), "{r:?}");
-    let mut c = Ctl::connect(&f);
+    let mut c = Ctrl::greeted(f.addr);
     c.auth_tls(&client_config(&cert));
     c.ok("USER bob", 331);
     c.ok("PASS pw", 230);
-    let _d = c.epsv();
+    let _d = c.epsv_connect();
     c.ok("LIST", 521);
 }
 

@@ -13,14 +13,15 @@
 //! Session limits are raised to 5000 in all and per IP; ProFTPD's `mod_delay` (which pads every
 //! login to hide timing) is off, as reverse DNS is everywhere.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use ferry_testkit::peers::{self, Login, Setup};
 
 use crate::cleanup;
 
@@ -63,27 +64,21 @@ impl Kind {
 
     /// The binary, if installed.
     pub fn binary(self, ferry: &Path) -> Option<PathBuf> {
-        let (names, dirs): (&[&str], &[&str]) = match self {
-            Kind::Ferry | Kind::FerryNoFsync => return ferry.is_file().then(|| ferry.to_path_buf()),
-            Kind::Floor => return std::env::current_exe().ok(),
-            Kind::Vsftpd => (&["vsftpd"], &["/usr/sbin", "/usr/local/sbin", "/opt/ferry-peers/vsftpd/usr/sbin"]),
-            Kind::PureFtpd => {
-                (&["pure-ftpd"], &["/usr/sbin", "/usr/local/sbin", "/opt/ferry-peers/pure-ftpd/usr/sbin"])
-            }
-            Kind::ProFtpd => {
-                (&["proftpd"], &["/usr/sbin", "/usr/local/sbin", "/opt/ferry-peers/proftpd-core/usr/sbin"])
-            }
-        };
-        let path = std::env::var("PATH").unwrap_or_default();
-        for name in names {
-            for dir in dirs.iter().copied().chain(path.split(':')) {
-                let p = Path::new(dir).join(name);
-                if p.is_file() {
-                    return Some(p);
-                }
-            }
+        match self.peer() {
+            Some(p) => p.binary(),
+            None if self == Kind::Floor => std::env::current_exe().ok(),
+            None => ferry.is_file().then(|| ferry.to_path_buf()),
         }
-        None
+    }
+
+    /// The peer server this is (`None` for Ferry and the floor).
+    fn peer(self) -> Option<peers::Kind> {
+        match self {
+            Kind::Vsftpd => Some(peers::Kind::Vsftpd),
+            Kind::PureFtpd => Some(peers::Kind::PureFtpd),
+            Kind::ProFtpd => Some(peers::Kind::ProFtpd),
+            Kind::Ferry | Kind::FerryNoFsync | Kind::Floor => None,
+        }
     }
 }
 
@@ -91,29 +86,7 @@ impl Kind {
 const BENCH_HASH: &str =
     "$6$ferrybench$HW02LIlSntvEIhnh4b9ZRA7u1XG3ZPnEgUx1V9dj9xGSbjWvru.o0j6ImqDBDTwDBpmU8U4MTTLBjyFR8wl.90";
 
-/// The unprivileged user the peers run sessions as and own uploads with.
-#[derive(Debug, Clone)]
-pub struct Owner {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// `ftp` (created by the vsftpd package), else `nobody`, from /etc/passwd.
-pub fn server_user() -> Option<Owner> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    for want in ["ftp", "nobody"] {
-        for line in passwd.lines() {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() >= 4 && f[0] == want {
-                if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
-                    return Some(Owner { name: want.into(), uid, gid });
-                }
-            }
-        }
-    }
-    None
-}
+pub use peers::{server_user, Owner};
 
 /// A running server, stopped (by its PID) on [`Server::stop`] or drop.
 pub struct Server {
@@ -154,7 +127,7 @@ impl Server {
     fn try_start(kind: Kind, bin: &Path, root: &Path, owner: Option<&Owner>) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix(&format!("ferry-bench-{}-", kind.name())).tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        let port = free_port()?;
+        let port = peers::free_port(Ipv4Addr::LOCALHOST.into())?;
         let slot = match kind {
             Kind::Vsftpd => 0,
             Kind::PureFtpd => 1,
@@ -198,9 +171,27 @@ impl Server {
                     .arg(format!("{}-{}", passive.0, passive.1));
                 (cmd, "bench", "bench")
             }
-            Kind::Vsftpd => (vsftpd(bin, dir.path(), root, port, passive, owner)?, "anonymous", ""),
-            Kind::PureFtpd => (pureftpd(bin, dir.path(), root, port, passive, owner)?, "bench", "bench"),
-            Kind::ProFtpd => (proftpd(bin, dir.path(), root, port, passive, owner)?, "bench", "bench"),
+            Kind::Vsftpd | Kind::PureFtpd | Kind::ProFtpd => {
+                let owner = owner.with_context(|| format!("{} needs an `ftp` or `nobody` user", kind.name()))?;
+                let setup = Setup {
+                    kind: kind.peer().context("a peer server")?,
+                    bin,
+                    dir: dir.path(),
+                    root,
+                    addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                    passive,
+                    owner,
+                    login: Login { user: "bench", crypt: BENCH_HASH },
+                    max_sessions: 5000,
+                    idle_secs: 600,
+                    log_protocol: false,
+                };
+                let cmd = peers::command(&setup)?;
+                match kind {
+                    Kind::Vsftpd => (cmd, "anonymous", ""),
+                    _ => (cmd, "bench", "bench"),
+                }
+            }
         };
         let out = std::fs::File::create(&log)?;
         cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);
@@ -224,37 +215,20 @@ impl Server {
 
     /// Polls until the server greets with 220 (10 s at most); returns the greeting.
     fn wait_ready(&mut self) -> Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                let log = self.log();
+        let expected = match self.kind.peer() {
+            Some(p) => p.greeting(),
+            None if self.kind == Kind::Floor => "floor",
+            None => "",
+        };
+        let Some(child) = self.child.as_mut() else { bail!("{} is not running", self.kind.name()) };
+        match peers::wait_ready(child, self.addr, expected, Duration::from_secs(10)) {
+            Ok(greeting) => Ok(greeting),
+            Err(why) => {
                 if let Some(c) = self.child.take() {
                     cleanup::unregister(c.id());
                 }
-                bail!("{} exited with {status} before greeting:\n{log}", self.kind.name());
+                bail!("{}: {why}:\n{}", self.kind.name(), self.log())
             }
-            if Instant::now() > deadline {
-                bail!("{}: no 220 greeting on {} within 10 s:\n{}", self.kind.name(), self.addr, self.log());
-            }
-            if let Ok(stream) = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)) {
-                use std::io::{BufRead, BufReader, Write};
-                stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-                let mut line = String::new();
-                BufReader::new(&stream).read_line(&mut line)?;
-                let _ = (&stream).write_all(b"QUIT\r\n");
-                let expected = match self.kind {
-                    Kind::Ferry | Kind::FerryNoFsync => "220",
-                    Kind::Vsftpd => "vsFTPd",
-                    Kind::PureFtpd => "220",
-                    Kind::ProFtpd => "ProFTPD",
-                    Kind::Floor => "floor",
-                };
-                if line.starts_with("220") && line.contains(expected) {
-                    return Ok(line.trim_end().trim_start_matches("220").trim_start_matches(['-', ' ']).to_string());
-                }
-                bail!("unexpected greeting on {}: {line:?}", self.addr);
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -292,171 +266,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn vsftpd(
-    bin: &Path,
-    dir: &Path,
-    root: &Path,
-    port: u16,
-    passive: (u16, u16),
-    owner: Option<&Owner>,
-) -> Result<Command> {
-    let owner = owner.context("vsftpd needs an `ftp` or `nobody` user")?;
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty)?;
-    let conf = format!(
-        "listen=YES
-listen_ipv6=NO
-listen_address=127.0.0.1
-listen_port={port}
-background=NO
-anonymous_enable=YES
-local_enable=NO
-no_anon_password=YES
-ftp_username={user}
-anon_root={root}
-write_enable=YES
-anon_upload_enable=YES
-anon_mkdir_write_enable=YES
-anon_other_write_enable=YES
-anon_world_readable_only=NO
-anon_umask=022
-pasv_enable=YES
-pasv_min_port={low}
-pasv_max_port={high}
-port_enable=YES
-connect_from_port_20=NO
-use_sendfile=YES
-seccomp_sandbox=NO
-isolate=NO
-isolate_network=NO
-secure_chroot_dir={empty}
-dirmessage_enable=NO
-max_clients=5000
-max_per_ip=5000
-idle_session_timeout=600
-data_connection_timeout=60
-syslog_enable=NO
-xferlog_enable=YES
-xferlog_std_format=NO
-vsftpd_log_file={log}
-",
-        user = owner.name,
-        root = root.display(),
-        low = passive.0,
-        high = passive.1,
-        empty = empty.display(),
-        log = dir.join("xfer.log").display(),
-    );
-    let path = dir.join("vsftpd.conf");
-    std::fs::write(&path, conf)?;
-    let mut cmd = Command::new(bin);
-    cmd.arg(path);
-    Ok(cmd)
-}
-
-fn pureftpd(
-    bin: &Path,
-    dir: &Path,
-    root: &Path,
-    port: u16,
-    passive: (u16, u16),
-    owner: Option<&Owner>,
-) -> Result<Command> {
-    let owner = owner.context("Pure-FTPd needs an `ftp` or `nobody` user")?;
-    let pure_pw = bin.parent().and_then(|p| p.parent()).map(|usr| usr.join("bin/pure-pw")).filter(|p| p.is_file());
-    let pure_pw = pure_pw.unwrap_or_else(|| PathBuf::from("pure-pw"));
-    // The passwd format pure-pw writes; "/./" marks the chroot point. Written by hand: `pure-pw
-    // useradd` would hash with argon2id tuned to take seconds per login.
-    let passwd = dir.join("pureftpd.passwd");
-    std::fs::write(
-        &passwd,
-        format!("bench:{BENCH_HASH}:{}:{}::{}/./::::::::::::\n", owner.uid, owner.gid, root.display()),
-    )?;
-    let pdb = dir.join("pureftpd.pdb");
-    let out = Command::new(&pure_pw).arg("mkdb").arg(&pdb).arg("-f").arg(&passwd).output()?;
-    if !out.status.success() {
-        bail!("pure-pw mkdb: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let mut cmd = Command::new(bin);
-    cmd.arg("-l")
-        .arg(format!("puredb:{}", pdb.display()))
-        .arg("-S")
-        .arg(format!("127.0.0.1,{port}"))
-        .arg("-p")
-        .arg(format!("{}:{}", passive.0, passive.1))
-        // No anonymous, chroot, no DNS, no syslog, 5000 sessions in all and per IP, idle 10 min,
-        // listings up to 100,000 entries, transfer log in CLF.
-        .args(["-E", "-A", "-H", "-f", "none", "-u", "1", "-c", "5000", "-C", "5000", "-I", "10"])
-        .args(["-L", "100000:5"])
-        .arg("-O")
-        .arg(format!("clf:{}", dir.join("xfer.log").display()));
-    Ok(cmd)
-}
-
-fn proftpd(
-    bin: &Path,
-    dir: &Path,
-    root: &Path,
-    port: u16,
-    passive: (u16, u16),
-    owner: Option<&Owner>,
-) -> Result<Command> {
-    let owner = owner.context("ProFTPD needs an `ftp` or `nobody` user")?;
-    let passwd = dir.join("passwd");
-    std::fs::write(&passwd, format!("bench:{BENCH_HASH}:{}:{}::{}:/bin/sh\n", owner.uid, owner.gid, root.display()))?;
-    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600))?;
-    let group = dir.join("group");
-    std::fs::write(&group, format!("{}:x:{}:\n", owner.name, owner.gid))?;
-    std::fs::set_permissions(&group, std::fs::Permissions::from_mode(0o600))?;
-    let conf = format!(
-        "ServerType standalone
-DefaultServer on
-ServerName \"ferry-bench\"
-Port {port}
-DefaultAddress 127.0.0.1
-SocketBindTight on
-UseIPv6 off
-User {user}
-Group {group_name}
-Umask 022
-MaxInstances 5000
-PassivePorts {low} {high}
-UseReverseDNS off
-DelayEngine off
-AuthPAM off
-AuthOrder mod_auth_file.c
-AuthUserFile {passwd}
-AuthGroupFile {groupfile}
-RequireValidShell off
-DefaultRoot ~
-AllowOverwrite on
-UseSendfile on
-ScoreboardFile {dir}/proftpd.scoreboard
-PidFile {dir}/proftpd.pid
-WtmpLog off
-SystemLog {dir}/proftpd.log
-TransferLog {dir}/xfer.log
-TimeoutIdle 600
-TimeoutNoTransfer 600
-",
-        user = owner.name,
-        group_name = owner.name,
-        low = passive.0,
-        high = passive.1,
-        passwd = passwd.display(),
-        groupfile = group.display(),
-        dir = dir.display(),
-    );
-    let path = dir.join("proftpd.conf");
-    std::fs::write(&path, conf)?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("-n").arg("-q").arg("-c").arg(path);
-    Ok(cmd)
 }

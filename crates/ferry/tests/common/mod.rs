@@ -1,14 +1,14 @@
 //! Test harness: starts `ferry serve` on port 0 and talks raw FTP to it.
-#![allow(dead_code, reason = "each test binary uses its own part of the harness")]
+#![allow(dead_code, unused_imports, reason = "each test binary uses its own part of the harness")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ferry_proto::reply::ReplyParser;
-use ferry_proto::Reply;
+pub use ferry_testkit::ctrl::tls_wrap;
+pub use ferry_testkit::{random_bytes, Ctrl};
 
 /// A running `ferry serve`, stopped (SIGTERM) on drop.
 pub struct Ferry {
@@ -105,93 +105,6 @@ impl Drop for Ferry {
     }
 }
 
-/// A raw control connection.
-pub struct Ctrl {
-    pub stream: TcpStream,
-    parser: ReplyParser,
-}
-
-impl Ctrl {
-    pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Self { stream, parser: ReplyParser::new() }
-    }
-
-    pub fn connect_stream(stream: TcpStream) -> Self {
-        Self { stream, parser: ReplyParser::new() }
-    }
-
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
-    }
-
-    pub fn send(&mut self, line: &str) {
-        self.send_raw(format!("{line}\r\n").as_bytes());
-    }
-
-    /// Reads one reply (panics on timeout or close).
-    pub fn read(&mut self) -> Reply {
-        self.try_read().expect("a reply")
-    }
-
-    /// Reads one reply, `None` when the server closed the connection.
-    pub fn try_read(&mut self) -> Option<Reply> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(r) = self.parser.next_reply().expect("well-formed reply") {
-                return Some(r);
-            }
-            match self.stream.read(&mut buf) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.parser.feed(&buf[..n]),
-            }
-        }
-    }
-
-    /// Sends a command and checks the reply code.
-    pub fn ok(&mut self, line: &str, code: u16) -> Reply {
-        self.send(line);
-        let r = self.read();
-        assert_eq!(r.code.0, code, "{line} -> {r:?}");
-        r
-    }
-
-    /// EPSV, connect to the announced port.
-    pub fn epsv_connect(&mut self) -> TcpStream {
-        let r = self.ok("EPSV", 229);
-        let port = ferry_proto::addr::parse_epsv_reply(&r.lines[0]).unwrap();
-        let peer = self.stream.peer_addr().unwrap();
-        TcpStream::connect((peer.ip(), port)).unwrap()
-    }
-
-    /// PASV, connect to the announced address.
-    pub fn pasv_connect(&mut self) -> TcpStream {
-        let r = self.ok("PASV", 227);
-        let addr = ferry_proto::addr::parse_pasv_reply(&r.lines[0]).unwrap();
-        TcpStream::connect(addr).unwrap()
-    }
-
-    /// Runs a download command over EPSV and returns the bytes.
-    pub fn download(&mut self, cmd: &str) -> Vec<u8> {
-        let mut data = self.epsv_connect();
-        self.ok(cmd, 150);
-        let mut out = Vec::new();
-        data.read_to_end(&mut out).unwrap();
-        assert_eq!(self.read().code.0, 226);
-        out
-    }
-
-    /// Runs an upload command over EPSV.
-    pub fn upload(&mut self, cmd: &str, bytes: &[u8]) -> Reply {
-        let mut data = self.epsv_connect();
-        self.ok(cmd, 150);
-        data.write_all(bytes).unwrap();
-        drop(data);
-        self.read()
-    }
-}
-
 /// A listener for active-mode tests.
 pub fn active_listener(ip: &str) -> TcpListener {
     TcpListener::bind((ip, 0)).unwrap()
@@ -199,19 +112,6 @@ pub fn active_listener(ip: &str) -> TcpListener {
 
 pub fn read_file(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
-}
-
-/// Deterministic pseudo-random bytes (xorshift), for byte-exact transfer checks.
-pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Asserts two directory trees hold the same names and bytes.
@@ -254,19 +154,7 @@ pub fn make_cert() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf
 
 /// A rustls client configuration that trusts `cert` (PEM).
 pub fn client_config(cert: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    ferry_testkit::client_config(cert).expect("a usable certificate")
 }
 
 /// Starts `ferry serve` with a plain and an implicit-FTPS listener on loopback (user alice:secret,
