@@ -1,12 +1,20 @@
 //! One row per command: its names, its `HELP` syntax, its `FEAT` line, and the rules a server
 //! applies before running it (login, permission, data connection, what it may do during a
-//! transfer, what pending `REST`/`RNFR` it keeps).
+//! transfer, what pending `REST`/`RNFR` it keeps); and the parser of its argument. A line goes from
+//! bytes to a checked-ready [`Command`] in this file: [`Command::parse`] finds the verb by name
+//! ([`Verb::lookup`]) and parses its argument ([`Verb::parse_args`]).
 //!
-//! [`Verb::spec`] is an exhaustive `match`: a new [`Verb`] does not compile until its row is
-//! written. [`VERBS`] (for `HELP`), `FEAT` and the server's policy are derived from the rows and
-//! never listed a second time.
+//! [`Verb::spec`] and [`Verb::parse_args`] are exhaustive matches: a new [`Verb`] does not compile
+//! until its row and its parser are written. [`VERBS`] (for `HELP`), `FEAT` and the server's
+//! policy are derived from the rows and never listed a second time.
 
-use super::Verb;
+use crate::addr::{self, EpsvArg};
+use crate::listing;
+
+use super::args::{bad, parse_u64};
+use super::{
+    Command, OptsCommand, ParseError, Password, ProtLevel, SiteCommand, Structure, TransferMode, TransferType, Verb,
+};
 
 /// Whether a command needs a login (RFC 959 section 5.4 lists what may come before `USER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +274,109 @@ impl Verb {
         let key = &key[..name.len()];
         NAMES.binary_search_by(|(n, _)| n.as_bytes().cmp(key)).ok().map(|i| NAMES[i].1)
     }
+}
+
+impl Command {
+    /// Parses one line (without CRLF). The verb is case-insensitive; the argument is everything
+    /// after the first space, kept verbatim (file names may contain spaces).
+    pub fn parse(line: &[u8]) -> Result<Self, ParseError> {
+        let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
+        if line.contains('\0') {
+            // No FTP argument can hold a NUL (RFC 959 section 4.1.3; RFC 2640 section 3.1).
+            return Err(ParseError::BadArgument { verb: "command", why: "NUL byte in the command line" });
+        }
+        let line = line.trim_start_matches(' ');
+        if line.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        let (name, arg) = match line.find(' ') {
+            Some(i) => (&line[..i], Some(&line[i + 1..])),
+            None => (line, None),
+        };
+        let verb = Verb::lookup(name).ok_or_else(|| ParseError::Unknown(printable(name)))?;
+        // An argument of only spaces counts as none.
+        verb.parse_args(arg.filter(|a| !a.trim().is_empty()))
+    }
+}
+
+impl Verb {
+    /// Builds the command from its argument (`None` when the line has none). One arm per verb: the
+    /// argument's parser and what a missing or malformed one is.
+    pub fn parse_args(self, arg: Option<&str>) -> Result<Command, ParseError> {
+        use Command as C;
+        let name = self.spec().name;
+        let need = || arg.map(str::to_string).ok_or(ParseError::MissingArgument(name));
+        let opt = || arg.map(str::to_string);
+        let number = |why| parse_u64(need()?.trim()).ok_or(bad(name, why));
+        Ok(match self {
+            Verb::User => C::User(need()?),
+            Verb::Pass => C::Pass(Password(arg.unwrap_or("").to_string())),
+            Verb::Acct => C::Acct(need()?),
+            Verb::Cwd => C::Cwd(need()?),
+            Verb::Cdup => C::Cdup,
+            Verb::Smnt => C::Smnt(need()?),
+            Verb::Rein => C::Rein,
+            Verb::Quit => C::Quit,
+            Verb::Port => C::Port(addr::parse_port(&need()?).map_err(|_| bad(name, "expected h1,h2,h3,h4,p1,p2"))?),
+            Verb::Pasv => C::Pasv,
+            Verb::Type => C::Type(TransferType::parse(&need()?)?),
+            Verb::Stru => C::Stru(Structure::parse(&need()?)?),
+            Verb::Mode => C::Mode(TransferMode::parse(&need()?)?),
+            Verb::Retr => C::Retr(need()?),
+            Verb::Stor => C::Stor(need()?),
+            Verb::Stou => C::Stou(opt()),
+            Verb::Appe => C::Appe(need()?),
+            Verb::Allo => {
+                let a = need()?;
+                let first = a.split_whitespace().next().unwrap_or("");
+                C::Allo(parse_u64(first).ok_or(bad(name, "expected a byte count"))?)
+            }
+            Verb::Rest => C::Rest(number("expected a byte offset")?),
+            Verb::Rnfr => C::Rnfr(need()?),
+            Verb::Rnto => C::Rnto(need()?),
+            Verb::Abor => C::Abor,
+            Verb::Dele => C::Dele(need()?),
+            Verb::Rmd => C::Rmd(need()?),
+            Verb::Mkd => C::Mkd(need()?),
+            Verb::Pwd => C::Pwd,
+            Verb::List => C::List(opt()),
+            Verb::Nlst => C::Nlst(opt()),
+            Verb::Site => C::Site(SiteCommand::parse(&need()?)?),
+            Verb::Syst => C::Syst,
+            Verb::Stat => C::Stat(opt()),
+            Verb::Help => C::Help(opt().map(|s| s.trim().to_string())),
+            Verb::Noop => C::Noop,
+            Verb::Feat => C::Feat,
+            Verb::Opts => C::Opts(OptsCommand::parse(&need()?)),
+            Verb::Eprt => C::Eprt(addr::parse_eprt(&need()?).map_err(|e| match e {
+                addr::AddrError::UnknownProtocol(_) => ParseError::UnknownNetProto,
+                addr::AddrError::Malformed => bad(name, "expected |proto|address|port|"),
+            })?),
+            Verb::Epsv => C::Epsv(EpsvArg::parse(arg).map_err(|_| bad(name, "expected 1, 2 or ALL"))?),
+            Verb::Size => C::Size(need()?),
+            Verb::Mdtm => C::Mdtm(need()?),
+            Verb::Mlst => C::Mlst(opt()),
+            Verb::Mlsd => C::Mlsd(opt()),
+            Verb::Mfmt => {
+                let a = need()?;
+                let (t, p) = a.split_once(' ').ok_or(ParseError::MissingArgument(name))?;
+                let t = listing::parse_timeval(t).ok_or(bad(name, "expected YYYYMMDDHHMMSS[.sss] path"))?;
+                if p.is_empty() {
+                    return Err(ParseError::MissingArgument(name));
+                }
+                C::Mfmt(t, p.to_string())
+            }
+            Verb::Host => C::Host(need()?.trim().to_string()),
+            Verb::Auth => C::Auth(need()?.trim().to_ascii_uppercase()),
+            Verb::Pbsz => C::Pbsz(number("expected a number")?),
+            Verb::Prot => C::Prot(ProtLevel::parse(&need()?)?),
+            Verb::Ccc => C::Ccc,
+        })
+    }
+}
+
+fn printable(s: &str) -> String {
+    s.chars().take(16).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
 }
 
 /// How many names and aliases there are.

@@ -90,8 +90,13 @@ impl UsersFile {
     /// Reads and validates a users file.
     pub fn load(path: &Path) -> Result<Self, UsersFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| UsersFileError::Io { path: path.into(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates the text of a users file; errors name `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, UsersFileError> {
         let file: Self =
-            toml::from_str(&text).map_err(|e| UsersFileError::Invalid { path: path.into(), message: e.to_string() })?;
+            toml::from_str(text).map_err(|e| UsersFileError::Invalid { path: path.into(), message: e.to_string() })?;
         let mut seen = std::collections::HashSet::new();
         for u in &file.users {
             if u.name.is_empty() || u.name.chars().any(|c| c.is_control() || c == ' ') {
@@ -119,11 +124,15 @@ impl UsersFile {
         Ok(file)
     }
 
+    /// The text [`UsersFile::save`] writes (`path` names the file in an error).
+    pub fn to_text(&self, path: &Path) -> Result<String, UsersFileError> {
+        toml::to_string_pretty(self).map_err(|e| UsersFileError::Invalid { path: path.into(), message: e.to_string() })
+    }
+
     /// Writes the file atomically with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), UsersFileError> {
         let io = |source| UsersFileError::Io { path: path.into(), source };
-        let text = toml::to_string_pretty(self)
-            .map_err(|e| UsersFileError::Invalid { path: path.into(), message: e.to_string() })?;
+        let text = self.to_text(path)?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("users")));
         {

@@ -7,11 +7,11 @@ use ferry_proto::Reply;
 use super::{Act, Answer};
 use crate::replies;
 use crate::session::policy::tls_required;
+use crate::session::state::Cx;
 use crate::session::state::{Account, Auth, TlsState};
-use crate::session::Cx;
 use crate::tls::TlsPolicy;
 
-pub(super) fn user(auth: &mut Auth, cx: &mut Cx<'_>, name: String) -> Answer {
+pub(crate) fn user(auth: &mut Auth, cx: &mut Cx<'_>, name: String) -> Answer {
     if tls_policy(cx) == TlsPolicy::Required && !cx.tls.control_protected() {
         return Err(replies::tls_required_before_user());
     }
@@ -24,7 +24,7 @@ pub(super) fn user(auth: &mut Auth, cx: &mut Cx<'_>, name: String) -> Answer {
     Ok(reply)
 }
 
-pub(super) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> Act {
+pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> Act {
     let name = match auth {
         Auth::NeedPassword(n) => std::mem::take(n),
         Auth::LoggedIn(_) => return replies::already_logged_in().into(),
@@ -86,17 +86,17 @@ async fn failed_login(cx: &mut Cx<'_>, name: &str, reason: &str) -> Act {
     replies::login_incorrect().into()
 }
 
-pub(super) fn acct(auth: &Auth) -> Reply {
+pub(crate) fn acct(auth: &Auth) -> Reply {
     replies::acct(matches!(auth, Auth::LoggedIn(_)))
 }
 
-pub(super) fn rein(auth: &mut Auth, cx: &mut Cx<'_>) -> Reply {
+pub(crate) fn rein(auth: &mut Auth, cx: &mut Cx<'_>) -> Reply {
     cx.reset(auth);
     cx.conn.failed_logins = 0;
     replies::rein()
 }
 
-pub(super) fn quit(cx: &mut Cx<'_>) -> Act {
+pub(crate) fn quit(cx: &mut Cx<'_>) -> Act {
     if let Some(t) = cx.running.as_mut() {
         // RFC 959: the transfer finishes, its reply is sent, then the connection closes.
         t.then.quit = true;
@@ -105,7 +105,7 @@ pub(super) fn quit(cx: &mut Cx<'_>) -> Act {
     Act::Close(vec![replies::goodbye()])
 }
 
-pub(super) fn host() -> Reply {
+pub(crate) fn host() -> Reply {
     replies::host_unsupported()
 }
 
@@ -117,7 +117,7 @@ fn tls_policy(cx: &Cx<'_>) -> TlsPolicy {
 }
 
 /// AUTH TLS / AUTH SSL (RFC 4217 section 4).
-pub(super) fn auth(cx: &mut Cx<'_>, mechanism: &str) -> Act {
+pub(crate) fn auth(cx: &mut Cx<'_>, mechanism: &str) -> Act {
     match cx.tls {
         TlsState::Unavailable => replies::tls_not_configured().into(),
         TlsState::Protected { .. } => replies::already_tls().into(),
@@ -130,12 +130,12 @@ pub(super) fn auth(cx: &mut Cx<'_>, mechanism: &str) -> Act {
 }
 
 /// PBSZ (RFC 4217 section 8): always 0 for TLS.
-pub(super) fn pbsz() -> Reply {
+pub(crate) fn pbsz() -> Reply {
     replies::pbsz_ok()
 }
 
 /// PROT (RFC 4217 section 9).
-pub(super) fn prot(auth: &Auth, cx: &mut Cx<'_>, level: ProtLevel) -> Reply {
+pub(crate) fn prot(auth: &Auth, cx: &mut Cx<'_>, level: ProtLevel) -> Reply {
     let required = tls_required(cx.shared, cx.tls, auth);
     let TlsState::Protected { private_data, .. } = cx.tls else {
         // The policy let PROT through only on a protected control connection.
@@ -157,6 +157,6 @@ pub(super) fn prot(auth: &Auth, cx: &mut Cx<'_>, level: ProtLevel) -> Reply {
 
 /// CCC (RFC 4217 section 12.3): refused; a clear control channel after AUTH would expose commands
 /// again.
-pub(super) fn ccc() -> Reply {
+pub(crate) fn ccc() -> Reply {
     replies::ccc_refused()
 }

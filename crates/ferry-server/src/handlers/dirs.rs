@@ -10,12 +10,12 @@ use futures_util::StreamExt;
 use super::Answer;
 use crate::auth::{Permission, Permissions};
 use crate::replies::{self, Opening};
+use crate::session::state::Cx;
 use crate::session::state::{Account, Running};
-use crate::session::Cx;
 use crate::storage::{Metadata, Pages, StorageError};
 use crate::transfer::Job;
 
-pub(super) async fn cwd(a: &mut Account, arg: &str) -> Answer {
+pub(crate) async fn cwd(a: &mut Account, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     match a.storage.metadata(&path).await {
         Ok(m) if m.is_dir() => {
@@ -27,22 +27,22 @@ pub(super) async fn cwd(a: &mut Account, arg: &str) -> Answer {
     }
 }
 
-pub(super) fn cdup(a: &mut Account) -> Reply {
+pub(crate) fn cdup(a: &mut Account) -> Reply {
     a.cwd = a.cwd.parent();
     replies::directory_changed(&a.cwd, true)
 }
 
-pub(super) fn pwd(a: &Account) -> Reply {
+pub(crate) fn pwd(a: &Account) -> Reply {
     replies::pwd(&a.cwd)
 }
 
-pub(super) async fn mkd(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn mkd(a: &Account, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     a.storage.create_dir(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
     Ok(replies::created(&path))
 }
 
-pub(super) async fn rmd(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn rmd(a: &Account, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     match a.storage.symlink_metadata(&path).await {
         Ok(m) if !m.is_dir() => return Err(replies::not_a_directory(arg)),
@@ -53,13 +53,13 @@ pub(super) async fn rmd(a: &Account, arg: &str) -> Answer {
     Ok(replies::directory_removed())
 }
 
-pub(super) fn smnt() -> Reply {
+pub(crate) fn smnt() -> Reply {
     replies::smnt()
 }
 
 /// Which listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ListKind {
+pub(crate) enum ListKind {
     List,
     Nlst,
     Mlsd,
@@ -210,7 +210,7 @@ async fn send_pages<T: Send + 'static>(
 }
 
 /// LIST, NLST and MLSD: a transfer of the listing.
-pub(super) async fn list(
+pub(crate) async fn list(
     a: &mut Account,
     cx: &mut Cx<'_>,
     arg: Option<&str>,
@@ -250,7 +250,7 @@ pub(super) async fn list(
     super::transfer::start(a, cx, job, verb, path.to_string(), Opening::Listing)
 }
 
-pub(super) async fn mlst(a: &Account, cx: &Cx<'_>, arg: Option<&str>) -> Answer {
+pub(crate) async fn mlst(a: &Account, cx: &Cx<'_>, arg: Option<&str>) -> Answer {
     let arg = arg.filter(|a| !a.trim().is_empty());
     let path = a.resolve(arg.unwrap_or(""))?;
     let m = a.storage.metadata(&path).await.map_err(|e| replies::storage_error(&e, arg.unwrap_or(".")))?;
@@ -263,7 +263,7 @@ pub(super) async fn mlst(a: &Account, cx: &Cx<'_>, arg: Option<&str>) -> Answer 
 
 /// STAT path: the listing on the control connection. Its permission depends on the argument
 /// (STAT alone needs none), so it is checked here.
-pub(super) async fn stat_path(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn stat_path(a: &Account, arg: &str) -> Answer {
     a.require(Permission::List)?;
     let args = ListArgs::parse(Some(arg));
     let path = a.resolve(args.path.unwrap_or(""))?;

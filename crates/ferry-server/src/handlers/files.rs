@@ -11,7 +11,7 @@ use crate::replies;
 use crate::session::state::{Account, Pending};
 use crate::storage::Metadata;
 
-pub(super) async fn dele(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn dele(a: &Account, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     let size = match &a.usage {
         Some(_) => a.storage.symlink_metadata(&path).await.ok().map(|m| m.size),
@@ -26,7 +26,7 @@ pub(super) async fn dele(a: &Account, arg: &str) -> Answer {
     Ok(replies::deleted())
 }
 
-pub(super) async fn rnfr(a: &mut Account, arg: &str) -> Answer {
+pub(crate) async fn rnfr(a: &mut Account, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     a.storage.symlink_metadata(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
     if path.is_root() {
@@ -36,7 +36,7 @@ pub(super) async fn rnfr(a: &mut Account, arg: &str) -> Answer {
     Ok(replies::ready_for_rnto())
 }
 
-pub(super) async fn rnto(a: &mut Account, arg: &str) -> Answer {
+pub(crate) async fn rnto(a: &mut Account, arg: &str) -> Answer {
     let Pending::RenameFrom(from) = std::mem::replace(&mut a.pending, Pending::Nothing) else {
         // The policy let RNTO through only after RNFR.
         return Err(replies::rnfr_first());
@@ -46,7 +46,7 @@ pub(super) async fn rnto(a: &mut Account, arg: &str) -> Answer {
     Ok(replies::renamed())
 }
 
-pub(super) async fn size(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn size(a: &Account, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     match a.storage.metadata(&path).await {
         Ok(m) if m.is_dir() => Err(replies::not_a_regular_file(arg)),
@@ -63,7 +63,7 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
     }
 }
 
-pub(super) async fn mdtm(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn mdtm(a: &Account, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     match a.storage.metadata(&path).await {
         Ok(Metadata { modified: Some(t), .. }) => Ok(replies::mdtm(listing::format_timeval(whole_seconds(t)))),
@@ -72,7 +72,7 @@ pub(super) async fn mdtm(a: &Account, arg: &str) -> Answer {
     }
 }
 
-pub(super) async fn mfmt(a: &Account, time: SystemTime, arg: &str) -> Answer {
+pub(crate) async fn mfmt(a: &Account, time: SystemTime, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     if !a.storage.capabilities().set_modified {
         return Err(replies::unsupported_by_storage("MFMT"));
@@ -81,7 +81,7 @@ pub(super) async fn mfmt(a: &Account, time: SystemTime, arg: &str) -> Answer {
     Ok(replies::mfmt(listing::format_timeval(time), arg))
 }
 
-pub(super) async fn site(a: &Account, cmd: SiteCommand) -> Answer {
+pub(crate) async fn site(a: &Account, cmd: SiteCommand) -> Answer {
     match cmd {
         SiteCommand::Help(_) => Ok(replies::site_help()),
         SiteCommand::Chmod { mode, path: arg } => {

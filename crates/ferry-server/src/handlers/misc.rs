@@ -9,15 +9,15 @@ use ferry_proto::{Reply, ReplyCode};
 
 use crate::datachan::DataSetup;
 use crate::replies::{self, DataStatus, Status};
+use crate::session::state::Cx;
 use crate::session::state::{Auth, Pending, Repr, TlsState};
-use crate::session::Cx;
 
-pub(super) fn syst() -> Reply {
+pub(crate) fn syst() -> Reply {
     replies::syst()
 }
 
 /// FEAT (RFC 2389): the `FEAT` lines of the command rows, as this server and session offer them.
-pub(super) fn feat(cx: &Cx<'_>) -> Reply {
+pub(crate) fn feat(cx: &Cx<'_>) -> Reply {
     let tls = !matches!(cx.tls, TlsState::Unavailable);
     // Object stores set modification times themselves.
     let set_modified = cx.shared.config.storage.kind == crate::config::StorageKind::Local;
@@ -35,7 +35,7 @@ pub(super) fn feat(cx: &Cx<'_>) -> Reply {
     replies::feat(lines)
 }
 
-pub(super) fn opts(cx: &mut Cx<'_>, o: OptsCommand) -> Reply {
+pub(crate) fn opts(cx: &mut Cx<'_>, o: OptsCommand) -> Reply {
     match o {
         OptsCommand::Utf8(on) => replies::utf8(on),
         OptsCommand::Mlst(names) => {
@@ -47,7 +47,7 @@ pub(super) fn opts(cx: &mut Cx<'_>, o: OptsCommand) -> Reply {
 }
 
 /// HELP, and HELP verb: the list and the syntax come from the command rows.
-pub(super) fn help(cmd: Option<&str>) -> Reply {
+pub(crate) fn help(cmd: Option<&str>) -> Reply {
     match cmd {
         None => replies::help(VERBS),
         Some(c) => match Verb::lookup(c) {
@@ -57,12 +57,12 @@ pub(super) fn help(cmd: Option<&str>) -> Reply {
     }
 }
 
-pub(super) fn noop() -> Reply {
+pub(crate) fn noop() -> Reply {
     replies::noop()
 }
 
 /// STAT without an argument: the running transfer's progress, or the session's state.
-pub(super) fn stat(auth: &Auth, cx: &Cx<'_>) -> Reply {
+pub(crate) fn stat(auth: &Auth, cx: &Cx<'_>) -> Reply {
     if let Some(t) = cx.running.as_ref() {
         let n = t.progress.load(Ordering::Relaxed);
         return replies::stat_transfer(t.info.verb, &t.info.path, n, t.started.elapsed().as_secs_f64());

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Act, Answer};
 use crate::datachan::{self, DataPlan, DataSetup};
 use crate::replies::{self, Opening};
+use crate::session::state::Cx;
 use crate::session::state::{Account, Pending, Repr, Running, Then, TransferInfo};
-use crate::session::Cx;
 use crate::storage::{StorageError, WriteMode, TEMP_PREFIX};
 use crate::transfer::{self, Job};
 
@@ -30,11 +30,11 @@ fn active(a: &Account, cx: &mut Cx<'_>, target: SocketAddr, verb: &str) -> Reply
     replies::active_ok(verb)
 }
 
-pub(super) fn port(a: &Account, cx: &mut Cx<'_>, target: SocketAddrV4) -> Reply {
+pub(crate) fn port(a: &Account, cx: &mut Cx<'_>, target: SocketAddrV4) -> Reply {
     active(a, cx, SocketAddr::V4(target), "PORT")
 }
 
-pub(super) fn eprt(a: &Account, cx: &mut Cx<'_>, target: SocketAddr) -> Reply {
+pub(crate) fn eprt(a: &Account, cx: &mut Cx<'_>, target: SocketAddr) -> Reply {
     let control = NetProto::of(cx.conn.peer.ip());
     if NetProto::of(target.ip()) != control {
         return replies::network_protocol_not_supported(Some(control));
@@ -62,7 +62,7 @@ async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     }
 }
 
-pub(super) async fn pasv(cx: &mut Cx<'_>) -> Answer {
+pub(crate) async fn pasv(cx: &mut Cx<'_>) -> Answer {
     let announce = match (cx.shared.config.passive.address, cx.conn.local.ip()) {
         (Some(IpAddr::V4(a)), IpAddr::V4(_)) => a,
         (_, IpAddr::V4(local)) => local,
@@ -72,7 +72,7 @@ pub(super) async fn pasv(cx: &mut Cx<'_>) -> Answer {
     Ok(replies::passive(SocketAddrV4::new(announce, port)))
 }
 
-pub(super) async fn epsv(cx: &mut Cx<'_>, arg: EpsvArg) -> Answer {
+pub(crate) async fn epsv(cx: &mut Cx<'_>, arg: EpsvArg) -> Answer {
     let control = NetProto::of(cx.conn.local.ip());
     match arg {
         EpsvArg::All => {
@@ -89,7 +89,7 @@ pub(super) async fn epsv(cx: &mut Cx<'_>, arg: EpsvArg) -> Answer {
     Ok(replies::extended_passive(port))
 }
 
-pub(super) fn type_(cx: &mut Cx<'_>, t: TransferType) -> Reply {
+pub(crate) fn type_(cx: &mut Cx<'_>, t: TransferType) -> Reply {
     let repr = match t {
         TransferType::Ascii(FormatControl::NonPrint) => Repr::Ascii,
         TransferType::Image | TransferType::Local(8) => Repr::Binary,
@@ -99,24 +99,24 @@ pub(super) fn type_(cx: &mut Cx<'_>, t: TransferType) -> Reply {
     replies::type_set(t, Some(repr == Repr::Ascii))
 }
 
-pub(super) fn stru(st: Structure) -> Reply {
+pub(crate) fn stru(st: Structure) -> Reply {
     replies::stru(st == Structure::File)
 }
 
-pub(super) fn mode(m: TransferMode) -> Reply {
+pub(crate) fn mode(m: TransferMode) -> Reply {
     replies::mode(m == TransferMode::Stream)
 }
 
-pub(super) fn rest(a: &mut Account, n: u64) -> Reply {
+pub(crate) fn rest(a: &mut Account, n: u64) -> Reply {
     a.pending = if n > 0 { Pending::Rest(n) } else { Pending::Nothing };
     replies::rest(n)
 }
 
-pub(super) fn allo() -> Reply {
+pub(crate) fn allo() -> Reply {
     replies::allo()
 }
 
-pub(super) fn abor(cx: &mut Cx<'_>) -> Act {
+pub(crate) fn abor(cx: &mut Cx<'_>) -> Act {
     if let Some(t) = cx.running.as_mut() {
         t.then.abort = true;
         t.cancel.cancel();
@@ -129,7 +129,7 @@ pub(super) fn abor(cx: &mut Cx<'_>) -> Act {
 
 /// Starts a transfer on the data connection set up earlier (the policy checked there is one,
 /// protected as required).
-pub(super) fn start(
+pub(crate) fn start(
     a: &Account,
     cx: &mut Cx<'_>,
     job: Job,
@@ -171,7 +171,7 @@ pub(super) fn start(
     })
 }
 
-pub(super) async fn retr(a: &mut Account, cx: &mut Cx<'_>, arg: &str) -> Result<Running, Reply> {
+pub(crate) async fn retr(a: &mut Account, cx: &mut Cx<'_>, arg: &str) -> Result<Running, Reply> {
     let path = a.resolve(arg)?;
     let offset = a.take_rest();
     let (source, size) = match a.storage.read(&path, offset).await {
@@ -189,7 +189,7 @@ pub(super) async fn retr(a: &mut Account, cx: &mut Cx<'_>, arg: &str) -> Result<
 
 /// Which upload command, with its argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StoreKind<'a> {
+pub(crate) enum StoreKind<'a> {
     Stor(&'a str),
     Appe(&'a str),
     Stou(Option<&'a str>),
@@ -209,7 +209,7 @@ async fn unique_name(a: &Account, dir: &VirtualPath, base: &str) -> Result<Virtu
     Err(replies::no_unique_name())
 }
 
-pub(super) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>) -> Result<Running, Reply> {
+pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>) -> Result<Running, Reply> {
     let (path, arg) = match kind {
         StoreKind::Stou(None) => {
             let cwd = a.cwd.clone();

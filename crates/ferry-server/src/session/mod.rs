@@ -1,16 +1,17 @@
 //! One FTP session: a task that owns the control connection and all session state.
 //!
-//! The loop reads bytes, splits lines ([`ferry_proto::line`]), parses commands, checks each
-//! against its row ([`policy::check`]), runs it ([`crate::handlers::dispatch`]) and writes every
+//! The loop reads bytes, splits lines ([`ferry_proto::line`]), parses commands
+//! ([`ferry_proto::command::spec`]), checks each against its row ([`policy::check`]), runs it
+//! (`dispatch`, the one `match` from command to handler in [`crate::handlers`]) and writes every
 //! reply itself. A transfer runs as a future ([`crate::transfer`]) that the session's task polls
 //! beside the control connection; while it runs, ABOR, STAT, NOOP and QUIT are served at once and
 //! other commands wait in a short queue.
 
-mod control;
 pub(crate) mod policy;
 pub(crate) mod state;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,13 +22,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
 
-use crate::handlers::{self, Act};
+use crate::handlers::{auth, dirs, files, misc, transfer, Act, Handled};
 use crate::replies;
 use crate::server::Shared;
 use crate::tls::Io;
 use crate::transfer::{Outcome, TransferEvent};
-use control::{recv_event, ControlStream, ReadChunk};
-use state::{Auth, Conn, Running, TlsState, Xfer};
+use state::{Account, Auth, Conn, Cx, Running, TlsState, Xfer};
 
 /// Commands that may wait behind a running transfer.
 const MAX_QUEUED: usize = 32;
@@ -52,32 +52,6 @@ pub(crate) struct Session {
     running: Option<Running>,
     /// Replies waiting to be written, in one write.
     out: Vec<u8>,
-}
-
-/// What a handler sees of the session besides the login: split from [`Session`] so that a
-/// handler can hold the account and these at once.
-pub(crate) struct Cx<'a> {
-    /// Server-wide state and configuration.
-    pub shared: &'a Arc<Shared>,
-    /// The control connection.
-    pub conn: &'a mut Conn,
-    /// TLS on this session.
-    pub tls: &'a mut TlsState,
-    /// Transfer parameters.
-    pub xfer: &'a mut Xfer,
-    /// The running transfer.
-    pub running: &'a mut Option<Running>,
-}
-
-impl Cx<'_> {
-    /// Back to the just-connected state (`REIN`; `USER` while logged in keeps `failed_logins`).
-    /// The control connection's protection stays: TLS cannot be undone (RFC 4217 section 13).
-    pub fn reset(&mut self, auth: &mut Auth) {
-        *auth = Auth::Fresh;
-        self.conn.since = Instant::now();
-        *self.xfer = Xfer::new();
-        self.tls.rein();
-    }
 }
 
 /// Runs a session to its end. `implicit`: the listener is implicit FTPS (TLS before the greeting).
@@ -335,7 +309,7 @@ impl Session {
         }
         // Boxed: an idle session's task then holds only the small loop state, not the largest
         // handler's.
-        match Box::pin(handlers::dispatch(self, cmd)).await {
+        match Box::pin(dispatch(self, cmd)).await {
             Ok(Act::Reply(reply)) | Err(reply) => {
                 self.reply(reply);
                 Flow::Continue
@@ -397,4 +371,155 @@ impl Session {
         }
         Flow::Continue
     }
+}
+
+// ---- Dispatch -------------------------------------------------------------------------------
+
+/// The account of a command that needs a login: the policy checked that there is one.
+fn account(auth: &mut Auth) -> Result<&mut Account, Reply> {
+    auth.account_mut().ok_or_else(replies::not_logged_in)
+}
+
+/// Runs one command that passed the policy check.
+async fn dispatch(s: &mut Session, cmd: Command) -> Handled {
+    use Command as C;
+    let (auth, mut cx) = s.split();
+    let cx = &mut cx;
+    Ok(match cmd {
+        C::User(name) => auth::user(auth, cx, name)?.into(),
+        C::Pass(pw) => auth::pass(auth, cx, pw.0).await,
+        C::Acct(_) => auth::acct(auth).into(),
+        C::Rein => auth::rein(auth, cx).into(),
+        C::Quit => auth::quit(cx),
+        C::Host(_) => auth::host().into(),
+        C::Auth(m) => auth::auth(cx, &m),
+        C::Pbsz(_) => auth::pbsz().into(),
+        C::Prot(level) => auth::prot(auth, cx, level).into(),
+        C::Ccc => auth::ccc().into(),
+        C::Syst => misc::syst().into(),
+        C::Feat => misc::feat(cx).into(),
+        C::Opts(o) => misc::opts(cx, o).into(),
+        C::Help(c) => misc::help(c.as_deref()).into(),
+        C::Noop => misc::noop().into(),
+        C::Stat(None) => misc::stat(auth, cx).into(),
+        C::Stat(Some(p)) => dirs::stat_path(account(auth)?, &p).await?.into(),
+        C::Cwd(p) => dirs::cwd(account(auth)?, &p).await?.into(),
+        C::Cdup => dirs::cdup(account(auth)?).into(),
+        C::Pwd => dirs::pwd(account(auth)?).into(),
+        C::Mkd(p) => dirs::mkd(account(auth)?, &p).await?.into(),
+        C::Rmd(p) => dirs::rmd(account(auth)?, &p).await?.into(),
+        C::Smnt(_) => dirs::smnt().into(),
+        C::List(a) => dirs::list(account(auth)?, cx, a.as_deref(), dirs::ListKind::List).await?.into(),
+        C::Nlst(a) => dirs::list(account(auth)?, cx, a.as_deref(), dirs::ListKind::Nlst).await?.into(),
+        C::Mlsd(a) => dirs::list(account(auth)?, cx, a.as_deref(), dirs::ListKind::Mlsd).await?.into(),
+        C::Mlst(a) => dirs::mlst(account(auth)?, cx, a.as_deref()).await?.into(),
+        C::Dele(p) => files::dele(account(auth)?, &p).await?.into(),
+        C::Rnfr(p) => files::rnfr(account(auth)?, &p).await?.into(),
+        C::Rnto(p) => files::rnto(account(auth)?, &p).await?.into(),
+        C::Size(p) => files::size(account(auth)?, &p).await?.into(),
+        C::Mdtm(p) => files::mdtm(account(auth)?, &p).await?.into(),
+        C::Mfmt(t, p) => files::mfmt(account(auth)?, t, &p).await?.into(),
+        C::Site(sc) => files::site(account(auth)?, sc).await?.into(),
+        C::Port(a) => transfer::port(account(auth)?, cx, a).into(),
+        C::Eprt(a) => transfer::eprt(account(auth)?, cx, a).into(),
+        C::Pasv => transfer::pasv(cx).await?.into(),
+        C::Epsv(a) => transfer::epsv(cx, a).await?.into(),
+        C::Type(t) => transfer::type_(cx, t).into(),
+        C::Stru(st) => transfer::stru(st).into(),
+        C::Mode(m) => transfer::mode(m).into(),
+        C::Rest(n) => transfer::rest(account(auth)?, n).into(),
+        C::Allo(_) => transfer::allo().into(),
+        C::Retr(p) => transfer::retr(account(auth)?, cx, &p).await?.into(),
+        C::Stor(p) => transfer::store(account(auth)?, cx, transfer::StoreKind::Stor(&p)).await?.into(),
+        C::Appe(p) => transfer::store(account(auth)?, cx, transfer::StoreKind::Appe(&p)).await?.into(),
+        C::Stou(p) => transfer::store(account(auth)?, cx, transfer::StoreKind::Stou(p.as_deref())).await?.into(),
+        C::Abor => transfer::abor(cx),
+    })
+}
+
+// ---- The control connection's byte stream -----------------------------------------------------
+
+/// Reads what the control connection has, without holding a buffer while it waits: the bytes go
+/// into a buffer on the stack of `poll` and come out as a `Vec` of their length. An idle session
+/// (thousands of them wait here) so costs no read buffer. `AsyncRead` writes to the buffer only when
+/// it returns `Ready`, so nothing is lost when `poll` returns `Pending`, TLS included.
+struct ReadChunk<'a>(&'a mut Box<dyn Io>);
+
+impl Future for ReadChunk<'_> {
+    type Output = std::io::Result<Vec<u8>>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let mut stack = [0u8; 1024];
+        let mut buf = tokio::io::ReadBuf::new(&mut stack);
+        std::task::ready!(std::pin::Pin::new(&mut **self.0).poll_read(cx, &mut buf))?;
+        std::task::Poll::Ready(Ok(buf.filled().to_vec()))
+    }
+}
+
+/// The control connection's TCP stream.
+///
+/// Reads go through `try_read`, which keeps the socket's readiness after a short read. tokio's own
+/// `read` drops readiness whenever it gets fewer bytes than asked for, on the assumption that the
+/// socket is empty. A read that stops at a TCP urgent mark breaks that assumption: clients send
+/// the Telnet "Synch" before ABOR as urgent data (RFC 959 section 4.1.3), and the kernel returns
+/// the bytes before the mark on their own. With tokio's assumption, the `ABOR` after the mark
+/// would wait, unread, until the client sent something else.
+struct ControlStream(TcpStream);
+
+impl tokio::io::AsyncRead for ControlStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                // Readiness is cleared now; the next poll_read_ready registers the waker.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return std::task::Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ControlStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Drives the running transfer and returns its next event.
+async fn recv_event(transfer: &mut Option<Running>) -> Option<TransferEvent> {
+    let Some(t) = transfer else { return std::future::pending().await };
+    std::future::poll_fn(|cx| {
+        if let Some(task) = t.task.as_mut() {
+            let task = task.get_mut().unwrap_or_else(|p| p.into_inner());
+            if task.as_mut().poll(cx).is_ready() {
+                t.task = None;
+            }
+        }
+        t.events.poll_recv(cx)
+    })
+    .await
 }

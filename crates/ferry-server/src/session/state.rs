@@ -259,3 +259,29 @@ pub(crate) struct Then {
 
 /// A transfer's future.
 pub(crate) type TransferTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// What a handler sees of the session besides the login: split from [`Session`] so that a
+/// handler can hold the account and these at once.
+pub(crate) struct Cx<'a> {
+    /// Server-wide state and configuration.
+    pub shared: &'a Arc<Shared>,
+    /// The control connection.
+    pub conn: &'a mut Conn,
+    /// TLS on this session.
+    pub tls: &'a mut TlsState,
+    /// Transfer parameters.
+    pub xfer: &'a mut Xfer,
+    /// The running transfer.
+    pub running: &'a mut Option<Running>,
+}
+
+impl Cx<'_> {
+    /// Back to the just-connected state (`REIN`; `USER` while logged in keeps `failed_logins`).
+    /// The control connection's protection stays: TLS cannot be undone (RFC 4217 section 13).
+    pub fn reset(&mut self, auth: &mut Auth) {
+        *auth = Auth::Fresh;
+        self.conn.since = Instant::now();
+        *self.xfer = Xfer::new();
+        self.tls.rein();
+    }
+}
