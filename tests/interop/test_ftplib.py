@@ -171,6 +171,20 @@ def test_size_and_mdtm(ferry):
     ftp.quit()
 
 
+def test_hash_matches_hashlib(ferry):
+    """HASH (draft-bryan-ftpext-hash-02): 213 SHA-256 0-<size> <hex> <path>, the digest Python computes."""
+    data = write_random(ferry.root / "h.bin", 1_234_567)
+    ftp = ftp_connect(ferry)
+    feats = [l.strip() for l in ftp.sendcmd("FEAT").split("\n")]
+    assert "HASH SHA-256*" in feats, feats
+    assert reply(ftp, "HASH h.bin") == f"213 SHA-256 0-{len(data)} {sha256(data)} h.bin"
+    up = os.urandom(333_333)
+    ftp.storbinary("STOR up.bin", io.BytesIO(up))
+    assert reply(ftp, "HASH up.bin") == f"213 SHA-256 0-{len(up)} {sha256(up)} up.bin"
+    assert code(reply(ftp, "HASH nope.bin")) == 550
+    ftp.quit()
+
+
 def test_mfmt_then_mdtm(ferry):
     write_random(ferry.root / "t.txt", 10)
     ftp = ftp_connect(ferry)

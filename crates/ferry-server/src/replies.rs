@@ -571,6 +571,12 @@ pub fn mdtm(timeval: String) -> Reply {
     r(C::FILE_STATUS, timeval)
 }
 
+/// 213 for HASH (draft-bryan-ftpext-hash-02 section 3): the algorithm, the byte range hashed
+/// (`0-size`), the digest in lower-case hex, the path.
+pub fn hash(algorithm: &str, size: u64, hex: &str, path: &str) -> Reply {
+    r(C::FILE_STATUS, format!("{algorithm} 0-{size} {hex} {path}"))
+}
+
 /// 550 for MDTM of a file whose time the storage does not know.
 pub fn mtime_unknown(path: &str) -> Reply {
     r(C::FILE_UNAVAILABLE, format!("{path}: Modification time unknown."))

@@ -165,6 +165,31 @@ fn mfmt_sets_and_mdtm_reads_and_chmod_changes_mode() {
 }
 
 #[test]
+fn hash_answers_the_sha256_of_a_file() {
+    let f = Ferry::start(&[]);
+    std::fs::write(f.path("hello.txt"), b"hello\n").unwrap();
+    std::fs::create_dir(f.path("dir")).unwrap();
+    let mut c = f.connect();
+    assert_eq!(c.read().code.0, 220);
+    c.ok("HASH hello.txt", 530);
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    let feat = c.ok("FEAT", 211);
+    assert!(feat.lines.iter().any(|l| l == "HASH SHA-256*"), "{feat:?}");
+    // sha256sum of "hello\n"; the range is the whole file, 6 bytes.
+    let r = c.ok("HASH hello.txt", 213);
+    let want = "SHA-256 0-6 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 hello.txt";
+    assert_eq!(r.lines, [want]);
+    c.ok("HASH nope.txt", 550);
+    c.ok("HASH dir", 550);
+    c.ok("HASH", 501);
+    let up = random_bytes(300_000, 21);
+    assert_eq!(c.upload("STOR up.bin", &up).code.0, 226);
+    let r = c.ok("HASH up.bin", 213);
+    assert!(r.lines[0].starts_with("SHA-256 0-300000 "), "{r:?}");
+}
+
+#[test]
 fn transfers_in_every_data_mode() {
     let f = Ferry::start(&[]);
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();

@@ -151,6 +151,8 @@ commands! {
     Prot(ProtLevel),
     /// `CCC` (RFC 2228): clear the control channel.
     Ccc,
+    /// `HASH path` (draft-bryan-ftpext-hash-02): the file's digest.
+    Hash(String),
 }
 
 /// Why a line is not a command.
@@ -235,7 +237,8 @@ impl fmt::Display for Command {
             | Self::Size(a)
             | Self::Mdtm(a)
             | Self::Host(a)
-            | Self::Auth(a) => write!(f, "{v} {a}"),
+            | Self::Auth(a)
+            | Self::Hash(a) => write!(f, "{v} {a}"),
             Self::Pass(p) => write!(f, "PASS {}", p.0),
             Self::Stou(a)
             | Self::List(a)

@@ -254,6 +254,7 @@ impl Verb {
                 row("MFMT", "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname").op(P::Write).feat(Feat::WithSetModified("MFMT"))
             }
             V::Host => row("HOST", "HOST <sp> hostname").before_login(),
+            V::Hash => row("HASH", "HASH <sp> pathname").op(P::Read).feat(Feat::Always("HASH SHA-256*")),
             // Security (RFC 2228, RFC 4217).
             V::Auth => row("AUTH", "AUTH <sp> TLS").before_login().feat(Feat::WithTls("AUTH TLS")),
             V::Pbsz => row("PBSZ", "PBSZ <sp> 0").before_login().needs(Needs::ControlTls).feat(Feat::WithTls("PBSZ")),
@@ -371,6 +372,7 @@ impl Verb {
             Verb::Pbsz => C::Pbsz(number("expected a number")?),
             Verb::Prot => C::Prot(ProtLevel::parse(&need()?)?),
             Verb::Ccc => C::Ccc,
+            Verb::Hash => C::Hash(need()?),
         })
     }
 }

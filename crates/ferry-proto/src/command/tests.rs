@@ -266,6 +266,7 @@ fn command_of(v: Verb) -> BoxedStrategy<Command> {
         .prop_map(C::Prot)
         .boxed(),
         Verb::Ccc => Just(C::Ccc).boxed(),
+        Verb::Hash => path().prop_map(C::Hash).boxed(),
     }
 }
 

@@ -420,6 +420,7 @@ async fn dispatch(s: &mut Session, cmd: Command) -> Handled {
         C::Mdtm(p) => files::mdtm(account(auth)?, &p).await?.into(),
         C::Mfmt(t, p) => files::mfmt(account(auth)?, t, &p).await?.into(),
         C::Site(sc) => files::site(account(auth)?, sc).await?.into(),
+        C::Hash(p) => files::hash(account(auth)?, &p).await?.into(),
         C::Port(a) => transfer::port(account(auth)?, cx, a).into(),
         C::Eprt(a) => transfer::eprt(account(auth)?, cx, a).into(),
         C::Pasv => transfer::pasv(cx).await?.into(),
