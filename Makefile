@@ -1,7 +1,7 @@
 # Ferry: `make check` is exactly what CI runs (.ci/run).
-.PHONY: check deps lint test interop fuzz-smoke run bench bench-quick
+.PHONY: check deps lint test interop fuzz-smoke fuzz-long run bench bench-quick
 
-check: deps lint test interop
+check: deps lint test fuzz-smoke interop
 
 deps:
 	bash scripts/install-test-deps.sh
@@ -23,9 +23,15 @@ interop:
 	cargo build -p ferry
 	python3 -m pytest tests/interop -q
 
-# Fuzzing (see docs/fuzzing.md): build every target, or run each for SECONDS (default 20).
+# Fuzzing (see docs/fuzzing.md): run every target for SECONDS each (10 in `make check`).
+SECONDS ?= 10
 fuzz-smoke:
 	bash scripts/fuzz-smoke.sh $(SECONDS)
+
+# Every fuzz target for RUNS executions (default 1,000,000; docs/fuzzing.md has the last figures).
+RUNS ?= 1000000
+fuzz-long:
+	bash scripts/fuzz-long.sh $(RUNS)
 
 run:
 	cargo run --release -p ferry -- serve

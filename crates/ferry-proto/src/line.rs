@@ -80,6 +80,12 @@ impl LineSplitter {
                     _ => Telnet::Data,
                 },
                 Telnet::Option => Telnet::Data,
+                Telnet::Sub | Telnet::SubIac if b == b'\n' => {
+                    // FTP negotiates no Telnet option, so a subnegotiation has no business running
+                    // into a line ending: a stray `IAC SB` must not swallow every command after it.
+                    self.push(b);
+                    Telnet::Data
+                }
                 Telnet::Sub if b == IAC => Telnet::SubIac,
                 Telnet::Sub => Telnet::Sub,
                 Telnet::SubIac if b == SE => Telnet::Data,
@@ -175,6 +181,17 @@ mod tests {
             vec![LineEvent::Line(b"RETR a\xffb".to_vec())]
         );
         assert_eq!(lines(&[&[255, 250, 24, 1, 255, 240], b"NOOP\r\n"], 100), vec![l("NOOP")]);
+    }
+
+    #[test]
+    fn a_subnegotiation_ends_with_the_line() {
+        // IAC SB ... IAC SE is dropped; an unterminated IAC SB (found by the session fuzz
+        // target: the commands after it went unanswered) ends at the line ending.
+        assert_eq!(lines(&[&[255, 250, 1, 2, 255, 240], b"NOOP\r\n"], 100), vec![l("NOOP")]);
+        assert_eq!(
+            lines(&[&[253, 255, 250], b"\r\nNOOP\r\nQUIT\r\n"], 100),
+            vec![LineEvent::Line(vec![253]), l("NOOP"), l("QUIT")]
+        );
     }
 
     #[test]

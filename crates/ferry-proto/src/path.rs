@@ -135,13 +135,14 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
     while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // A `*` in the pattern is a wildcard even where the name has a `*` too.
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ni;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
         } else if let Some(sp) = star {
             pi = sp + 1;
             mark += 1;
@@ -187,6 +188,11 @@ mod tests {
         assert!(glob_match("a?c*", "abcdef"));
         assert!(glob_match("*", ""));
         assert!(!glob_match("a", "b"));
+        // Found by the glob_match fuzz target: a `*` in the name took the pattern's `*` as a
+        // literal, and the rest of the name then matched nothing.
+        assert!(glob_match("*", "* "));
+        assert!(glob_match("a*", "a*b"));
+        assert!(glob_match("*b", "**b"));
     }
 
     #[test]
