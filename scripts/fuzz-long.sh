@@ -21,6 +21,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
+. "$root/scripts/fuzz-flags.sh"
 targets=("$@")
 if ((${#targets[@]} == 0)); then
     mapfile -t targets < <(cargo fuzz list)
@@ -30,7 +31,7 @@ for target in "${targets[@]}"; do
     cargo fuzz build "$target" >/dev/null 2>&1 || cargo fuzz build "$target"
     log="$(mktemp)"
     start=$(date +%s)
-    if cargo fuzz run "$target" -- -runs="$runs" -print_final_stats=1 >"$log" 2>&1; then
+    if cargo fuzz run "$target" -- -runs="$runs" -print_final_stats=1 $(extra_flags "$target") >"$log" 2>&1; then
         status=ok
     else
         status=CRASH
@@ -41,7 +42,7 @@ for target in "${targets[@]}"; do
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 || true)
     echo "fuzz-long: $target $status: ${done_line:-no summary} (${secs}s wall, $cov)"
     if [ "$status" = CRASH ]; then
-        grep -E 'panicked|ERROR|SUMMARY' "$log" | head -5 >&2
+        grep -E 'panicked|ERROR|SUMMARY' "$log" | head -5 >&2 || tail -20 "$log" >&2
     fi
     rm -f "$log"
 done

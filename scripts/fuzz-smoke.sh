@@ -26,13 +26,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
+. "$root/scripts/fuzz-flags.sh"
 targets=$(cargo fuzz list)
 failed=()
 for target in $targets; do
     echo "fuzz-smoke: $target for ${secs}s" >&2
     # Build first so the time limit is spent fuzzing, not compiling.
     cargo fuzz build "$target"
-    if ! cargo fuzz run "$target" -- -max_total_time="$secs" -print_final_stats=1; then
+    if ! cargo fuzz run "$target" -- -max_total_time="$secs" -print_final_stats=1 $(extra_flags "$target"); then
         failed+=("$target")
     fi
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, pytest, and
-# HAProxy (tests/interop/test_haproxy.py). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
+# Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, rclone,
+# ncftp, pytest, aioftp, and HAProxy (tests/interop/test_haproxy.py). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
 # it on a fresh machine).
 #
 # HAProxy is only ever run by the tests, as a foreground process on loopback (`haproxy -f CFG -db`):
@@ -12,11 +12,14 @@ set -euo pipefail
 have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
 
 need=()
-for tool in curl lftp wget; do
+for tool in curl lftp wget rclone; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         need+=("$tool")
     fi
 done
+if ! command -v ncftpput >/dev/null 2>&1; then
+    need+=(ncftp)
+fi
 if ! have_haproxy; then
     need+=(haproxy)
 fi
@@ -48,7 +51,7 @@ if [ "${#need[@]}" -gt 0 ]; then
         fi
     fi
 else
-    echo "install-test-deps: curl, lftp, wget and haproxy already present"
+    echo "install-test-deps: curl, lftp, wget, rclone, ncftp and haproxy already present"
 fi
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
@@ -56,6 +59,15 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install pytest
 else
     echo "install-test-deps: pytest already present"
+fi
+
+# aioftp: an asyncio client that completes the data connection's TLS handshake before it sends the
+# transfer command (tests/interop/test_ftps.py).
+if ! python3 -c 'import aioftp' >/dev/null 2>&1; then
+    echo "install-test-deps: installing aioftp"
+    python3 -m pip install 'aioftp>=0.22'
+else
+    echo "install-test-deps: aioftp already present"
 fi
 
 # The S3 tests (tests/interop/test_s3.py, scripts/garage-start.sh) sign requests with curl --aws-sigv4
@@ -68,5 +80,8 @@ fi
 curl --version | head -n 1
 lftp --version | head -n 1
 wget --version | head -n 1
+rclone version | head -n 1
+ncftpput -v 2>&1 | head -n 1 || true
+python3 -c 'import aioftp; print("aioftp", aioftp.__version__)'
 "$(command -v haproxy || echo /usr/sbin/haproxy)" -v | head -n 1
 python3 -m pytest --version

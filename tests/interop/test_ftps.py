@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from conftest import FERRY_BIN
-from interop_util import Raw, file_sha256, make_tree, run, sha256, tool, tree_digest, write_random
+from interop_util import Raw, file_sha256, make_tree, run, sha256, tool, tree_digest, wait_for, write_random
 
 
 @pytest.fixture
@@ -225,3 +225,105 @@ def test_auth_tls_without_certificate(ferry, tmp_path):
     )
     assert cp.returncode == 0, cp.stderr
     assert out.read_bytes() == data
+
+
+# ---------------------------------------------------------------- rclone (Go's TLS client)
+#
+# Go's TLS client resumes TLS 1.2 sessions only with session tickets (RFC 5077), never by session
+# ID; rclone's `disable_tls13` (a common workaround setting) makes every data connection depend on
+# a TLS 1.2 ticket issued on the control connection.
+
+
+@pytest.fixture
+def ftps_implicit(ferry_factory, cert):
+    c, k = cert
+    server = ferry_factory(["--tls-cert", str(c), "--tls-key", str(k), "--implicit-tls-listen", "127.0.0.1:0"])
+    server.cacert = c
+    line = wait_for(lambda: next((l for l in server.stdout_lines if l.startswith("listening (implicit FTPS) on ")), None))
+    assert line, server.stdout_lines
+    server.implicit_port = int(line.rsplit(":", 1)[1])
+    return server
+
+
+def rclone(server, tmp_path, *args, port=None, explicit=True, tls13=True, timeout=120):
+    """Runs rclone against an on-the-fly FTP remote `:ftp,...:` for the server (no config file)."""
+    obscured = run([tool("rclone"), "obscure", server.password]).stdout.decode().strip()
+    opts = [
+        "host=127.0.0.1",
+        f"port={port or server.port}",
+        f"user={server.user}",
+        f"pass={obscured}",
+        "explicit_tls=true" if explicit else "tls=true",
+        "no_check_certificate=true",
+    ]
+    if not tls13:
+        opts.append("disable_tls13=true")
+    remote = ":ftp," + ",".join(opts) + ":"
+    conf = tmp_path / "rclone.conf"
+    conf.touch()
+    argv = [tool("rclone"), "--config", str(conf), "--low-level-retries", "1", "--retries", "1"]
+    argv += [a.replace("REMOTE:", remote) for a in args]
+    return run(argv, timeout=timeout)
+
+
+@pytest.mark.parametrize("mode", ["explicit-tls1.2", "implicit-tls1.2", "explicit-tls1.3"])
+def test_rclone_lists_downloads_and_uploads(ftps_implicit, tmp_path, mode):
+    server = ftps_implicit
+    explicit = mode.startswith("explicit")
+    kw = dict(explicit=explicit, tls13=mode.endswith("1.3"), port=None if explicit else server.implicit_port)
+    data = write_random(server.root / "dl.bin", 1_500_000)
+    cp = rclone(server, tmp_path, "lsf", "REMOTE:", **kw)
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    assert cp.stdout.decode().split() == ["dl.bin"]
+    out = tmp_path / "got.bin"
+    cp = rclone(server, tmp_path, "copyto", "REMOTE:dl.bin", str(out), **kw)
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    assert file_sha256(out) == sha256(data)
+    src = tmp_path / "up.bin"
+    up = write_random(src, 1_200_000)
+    cp = rclone(server, tmp_path, "copyto", str(src), "REMOTE:sub/up.bin", **kw)
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    assert file_sha256(server.root / "sub" / "up.bin") == sha256(up)
+    assert "refused a protected data connection" not in server.stderr_text()
+
+
+# ---------------------------------------------------------------- aioftp (TLS before the command)
+#
+# aioftp opens the data connection and completes its TLS handshake before it sends LIST/RETR/STOR;
+# most clients send the command first and start TLS after the 150. The server must serve both.
+
+
+def aioftp_session(server, actions):
+    import asyncio
+
+    import aioftp
+
+    async def main():
+        ctx = tls_context(server.cacert)
+        ctx.check_hostname = False
+        client = aioftp.Client(socket_timeout=20)
+        await client.connect("127.0.0.1", server.port)
+        await client.upgrade_to_tls(ctx)
+        await client.login(server.user, server.password)
+        try:
+            return await actions(client)
+        finally:
+            await client.quit()
+
+    return asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_aioftp_lists_downloads_and_uploads_over_tls(ftps, tmp_path):
+    data = write_random(ftps.root / "dl.bin", 1_000_000)
+    local_up = tmp_path / "up.bin"
+    up = write_random(local_up, 700_000)
+
+    async def actions(client):
+        names = sorted(str(p) for p, _ in await client.list())
+        await client.download("dl.bin", tmp_path / "got.bin", write_into=True)
+        await client.upload(local_up, "up.bin", write_into=True)
+        return names
+
+    assert aioftp_session(ftps, actions) == ["dl.bin"]
+    assert file_sha256(tmp_path / "got.bin") == sha256(data)
+    assert file_sha256(ftps.root / "up.bin") == sha256(up)

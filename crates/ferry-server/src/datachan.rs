@@ -17,8 +17,87 @@ use crate::replies::ActiveRefusal;
 pub enum DataSetup {
     /// `PASV`/`EPSV`: the client connects to this listener.
     Passive(PassiveListener),
+    /// `PASV`/`EPSV` under `PROT P`: the connection is accepted, and its TLS handshake run, as
+    /// soon as the client makes it, whether or not the transfer command has come yet.
+    PassiveTls(EarlyTls),
     /// `PORT`/`EPRT`: the server connects to this address.
     Active(SocketAddr),
+}
+
+impl DataSetup {
+    /// The passive port, if this is passive mode.
+    pub fn passive_port(&self) -> Option<u16> {
+        match self {
+            Self::Passive(l) => l.local_addr().ok().map(|a| a.port()),
+            Self::PassiveTls(e) => Some(e.port),
+            Self::Active(_) => None,
+        }
+    }
+}
+
+/// A protected data connection being accepted ahead of its transfer command.
+///
+/// Some clients (asyncio's, aioftp) connect and complete the TLS handshake before they send
+/// `RETR`/`STOR`/`LIST`; others send the command, wait for the 150 and only then start TLS. One task
+/// serves both orders: it accepts the client's connection (the peer checks of [`DataPlan`]), waits
+/// for the client's first bytes without a time limit (a client of the second kind sends its
+/// `ClientHello` only after the 150), then runs the handshake within its timeout. It is aborted
+/// when dropped (a new `PASV`, `ABOR`, the end of the session).
+#[derive(Debug)]
+pub struct EarlyTls {
+    port: u16,
+    accepted: Option<tokio::sync::oneshot::Receiver<()>>,
+    task: tokio::task::JoinHandle<Result<DataTlsStream, crate::transfer::TransferError>>,
+}
+
+/// A protected data connection.
+pub type DataTlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+impl EarlyTls {
+    /// Starts accepting on `listener` for the client at `control_peer` (any address with
+    /// `allow_any_peer`), with TLS as `tls` says.
+    pub fn start(
+        listener: PassiveListener,
+        control_peer: IpAddr,
+        allow_any_peer: bool,
+        tls: crate::transfer::DataTls,
+    ) -> io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let stream = accept_client(listener, control_peer, allow_any_peer)
+                .await
+                .map_err(crate::transfer::TransferError::Connect)?;
+            let _ = tx.send(());
+            // The client of the usual order sends its ClientHello after the 150: wait for it
+            // without the handshake's time limit (the transfer's own timeout bounds the wait).
+            stream.readable().await.map_err(crate::transfer::TransferError::Data)?;
+            crate::transfer::accept_data_tls(stream, &tls).await
+        });
+        Ok(Self { port, accepted: Some(rx), task })
+    }
+
+    /// Waits until the client has connected.
+    pub async fn accepted(&mut self) -> io::Result<()> {
+        match self.accepted.take() {
+            Some(rx) => rx.await.map_err(|_| io::Error::other("the data connection was not accepted")),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the handshake's end: the protected stream, or why not.
+    pub async fn finish(mut self) -> Result<DataTlsStream, crate::transfer::TransferError> {
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(crate::transfer::TransferError::Connect(io::Error::other(e))),
+        }
+    }
+}
+
+impl Drop for EarlyTls {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Everything needed to open a data connection, owned by the transfer task.
@@ -109,7 +188,7 @@ pub fn active_target_allowed(
 
 impl DataPlan {
     /// Opens the data connection (accepting or connecting) within the timeout.
-    pub async fn open(self) -> io::Result<TcpStream> {
+    pub async fn open(self) -> io::Result<DataConnection> {
         let timeout = self.timeout;
         match tokio::time::timeout(timeout, self.open_inner()).await {
             Ok(r) => r,
@@ -117,36 +196,13 @@ impl DataPlan {
         }
     }
 
-    async fn open_inner(self) -> io::Result<TcpStream> {
+    async fn open_inner(self) -> io::Result<DataConnection> {
         let stream = match self.setup {
-            DataSetup::Passive(PassiveListener { listener, proxy }) => loop {
-                let (mut stream, from) = listener.accept().await?;
-                let mut client = from.ip().to_canonical();
-                if let Some(trust) = proxy.as_ref().filter(|t| t.trusts(client)) {
-                    // Relayed by a load balancer: its header names the client. The header is read
-                    // even with allow_any_peer, or it would be taken as file data.
-                    use ferry_proto::proxy::{Addresses, Header};
-                    match trust.read_header(&mut stream).await {
-                        Ok(Header { addresses: Addresses::Proxied { source, .. }, .. }) => {
-                            client = source.ip().to_canonical();
-                        }
-                        Ok(h) => {
-                            tracing::warn!(%from, addresses = ?h.addresses, "refused passive data connection: PROXY header without a client address");
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::warn!(%from, error = %e, "refused passive data connection from a trusted balancer");
-                            continue;
-                        }
-                    }
-                }
-                if self.allow_any_peer || client == self.control_peer.to_canonical() {
-                    break stream;
-                }
-                // Someone else raced the client to the port: refuse, keep waiting for the client.
-                tracing::warn!(%from, %client, expected = %self.control_peer, "refused passive data connection from a foreign address");
-                drop(stream);
-            },
+            DataSetup::Passive(listener) => accept_client(listener, self.control_peer, self.allow_any_peer).await?,
+            DataSetup::PassiveTls(mut early) => {
+                early.accepted().await?;
+                return Ok(DataConnection::Tls(early));
+            }
             DataSetup::Active(target) => {
                 let local_ip = self.control_local.ip();
                 let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -180,13 +236,67 @@ impl DataPlan {
             }
         };
         stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok(DataConnection::Tcp(stream))
     }
+}
+
+/// An open data connection: plain TCP (TLS, if any, is still to come), or a protected one whose
+/// handshake began when the client connected.
+#[derive(Debug)]
+pub enum DataConnection {
+    /// TCP.
+    Tcp(TcpStream),
+    /// Accepted early; [`EarlyTls::finish`] gives the protected stream.
+    Tls(EarlyTls),
+}
+
+/// Accepts the client's data connection on a passive listener: from the control connection's
+/// client (its address in a trusted balancer's PROXY header), or from anyone with
+/// `allow_any_peer`. Anyone else's connection is closed, and the wait goes on for the client.
+async fn accept_client(listener: PassiveListener, control_peer: IpAddr, allow_any_peer: bool) -> io::Result<TcpStream> {
+    let PassiveListener { listener, proxy } = listener;
+    let stream = loop {
+        let (mut stream, from) = listener.accept().await?;
+        let mut client = from.ip().to_canonical();
+        if let Some(trust) = proxy.as_ref().filter(|t| t.trusts(client)) {
+            // Relayed by a load balancer: its header names the client. The header is read
+            // even with allow_any_peer, or it would be taken as file data.
+            use ferry_proto::proxy::{Addresses, Header};
+            match trust.read_header(&mut stream).await {
+                Ok(Header { addresses: Addresses::Proxied { source, .. }, .. }) => {
+                    client = source.ip().to_canonical();
+                }
+                Ok(h) => {
+                    tracing::warn!(%from, addresses = ?h.addresses, "refused passive data connection: PROXY header without a client address");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(%from, error = %e, "refused passive data connection from a trusted balancer");
+                    continue;
+                }
+            }
+        }
+        if allow_any_peer || client == control_peer.to_canonical() {
+            break stream;
+        }
+        // Someone else raced the client to the port: refuse, keep waiting for the client.
+        tracing::warn!(%from, %client, expected = %control_peer, "refused passive data connection from a foreign address");
+        drop(stream);
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tcp(c: DataConnection) -> TcpStream {
+        match c {
+            DataConnection::Tcp(s) => s,
+            DataConnection::Tls(_) => panic!("a plain connection was expected"),
+        }
+    }
 
     #[tokio::test]
     async fn passive_range_is_respected() {
@@ -214,7 +324,7 @@ mod tests {
         thief.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         let thief = thief.connect(addr).await.unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
-        let server_side = task.await.unwrap().unwrap();
+        let server_side = tcp(task.await.unwrap().unwrap());
         assert_eq!(server_side.peer_addr().unwrap(), client.local_addr().unwrap());
         drop(thief);
     }
@@ -255,7 +365,7 @@ mod tests {
         let mut client = from("127.0.0.3").await.unwrap();
         client.write_all(&header("127.0.0.5:4000")).await.unwrap();
         client.write_all(b"file bytes").await.unwrap();
-        let mut server_side = task.await.unwrap().unwrap();
+        let mut server_side = tcp(task.await.unwrap().unwrap());
         assert_eq!(server_side.peer_addr().unwrap(), client.local_addr().unwrap());
         let mut got = [0u8; 10];
         server_side.read_exact(&mut got).await.unwrap();

@@ -459,9 +459,9 @@ pub fn transfer_done(o: &Opening, result: &Result<(), TransferError>, path: &str
             r(C::TRANSFER_ABORTED, "Connection closed; transfer aborted.")
         }
         Err(TransferError::Storage(e)) => storage_error(e, path),
-        Err(TransferError::Tls(why)) if why.contains("reuse") => r(
+        Err(TransferError::NotResumed) => r(
             C::NETWORK_PROTOCOL_NOT_SUPPORTED,
-            "Data connection refused: it must resume the control connection's TLS session (enable TLS session reuse in your client).",
+            "Data connection refused: its TLS handshake did not resume this control connection's session.",
         ),
         Err(TransferError::Tls(_)) => r(C::CANT_OPEN_DATA, "TLS handshake on the data connection failed."),
     }
@@ -766,7 +766,7 @@ mod tests {
         assert_eq!(transfer_done(&listing, &refused, "/").code, C::CANT_OPEN_DATA);
         let full = Err(TransferError::Storage(StorageError::NoSpace));
         assert_eq!(transfer_done(&listing, &full, "/f").code, C::EXCEEDED_STORAGE);
-        let reuse = Err(TransferError::Tls("session reuse required".into()));
+        let reuse = Err(TransferError::NotResumed);
         assert_eq!(transfer_done(&listing, &reuse, "/").code, C::NETWORK_PROTOCOL_NOT_SUPPORTED);
         let unique = Opening::Unique { name: "ftp1".into() };
         assert!(transfer_done(&unique, &Ok(()), "/ftp1").text().contains("ftp1"));

@@ -98,14 +98,21 @@ impl Tls {
     }
 
     /// The configurations for one control connection and for its data connections. They share a
-    /// session cache of their own, so a data connection can resume only a session born on this
-    /// control connection. Tickets may be used more than once: OpenSSL- and GnuTLS-based clients
+    /// session cache and a ticket key of their own, so a data connection can resume only a
+    /// session born on this control connection: by session ID or TLS 1.3 ticket (the cache), or by
+    /// a TLS 1.2 ticket (RFC 5077), which Go's TLS client (rclone) requires and which only this
+    /// session's key opens. Tickets may be used more than once: OpenSSL- and GnuTLS-based clients
     /// (curl, lftp, Python) resume every data connection from the control connection's session.
     /// Early data (0-RTT), the case single-use tickets protect against, is off.
     pub fn session_configs(&self) -> SessionTls {
         let base = self.base.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut control = (*base).clone();
         control.session_storage = Arc::new(ReusableSessions(ServerSessionMemoryCache::new(32)));
+        match rustls::crypto::ring::Ticketer::new() {
+            Ok(ticketer) => control.ticketer = ticketer,
+            // Without a ticket key clients resume by session ID, as before.
+            Err(e) => tracing::warn!(error = %e, "no TLS session-ticket key for this session"),
+        }
         let mut data = control.clone();
         // No tickets on data connections: a client that only writes (an upload) never reads them,
         // and closing with them unread makes the kernel reset the connection, losing the end of

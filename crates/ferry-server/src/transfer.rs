@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::datachan::DataPlan;
+use crate::datachan::{DataConnection, DataPlan, DataTlsStream};
 use crate::limits::Throttle;
 use crate::storage::{ReadHandle, StorageError, Upload};
 
@@ -84,10 +84,13 @@ pub enum TransferError {
     /// Reading or writing the file failed.
     #[error("storage: {0}")]
     Storage(StorageError),
-    /// The data connection's TLS handshake failed, or did not resume the control connection's
-    /// session when that is required.
+    /// The data connection's TLS handshake failed.
     #[error("data connection TLS: {0}")]
     Tls(String),
+    /// The data connection's TLS handshake did not resume a session of this control connection,
+    /// and that is required.
+    #[error("data connection TLS: did not resume the control connection's session")]
+    NotResumed,
 }
 
 /// A data connection: plain TCP (which may use `sendfile`) or TLS.
@@ -162,27 +165,49 @@ pub async fn run(
             return;
         }
     };
-    // 150 goes out before the data TLS handshake: clients start it only after the 1xx reply.
+    // 150 goes out before the data TLS handshake: most clients start it only after the 1xx reply.
     let _ = events.send(TransferEvent::Opened).await;
     let started = Instant::now();
-    let result = match tls {
-        None => run_job(stream, job, rate, &progress, &cancel, timeout).await,
-        Some(tls) => {
-            let accepted = tokio::select! {
-                r = accept_data_tls(stream, &tls) => r,
-                () = cancel.cancelled() => Err(TransferError::Aborted),
-            };
-            match accepted {
-                Ok(s) => run_job(s, job, rate, &progress, &cancel, timeout).await,
-                Err(e) => {
-                    abandon(job).await;
-                    Err(e)
+    let result = match (stream, tls) {
+        (DataConnection::Tcp(s), None) => run_job(s, job, rate, &progress, &cancel, timeout).await,
+        (DataConnection::Tcp(s), Some(tls)) => {
+            protected(accept_data_tls(s, &tls), job, rate, &progress, &cancel, timeout).await
+        }
+        // Accepted when the client connected, its handshake maybe done already.
+        (DataConnection::Tls(early), _) => {
+            let finish = async move {
+                match tokio::time::timeout(timeout, early.finish()).await {
+                    Ok(r) => r,
+                    Err(_) => Err(TransferError::Tls("handshake timed out".into())),
                 }
-            }
+            };
+            protected(finish, job, rate, &progress, &cancel, timeout).await
         }
     };
     let outcome = Outcome { bytes: progress.load(Ordering::Relaxed), elapsed: started.elapsed(), result };
     let _ = events.send(TransferEvent::Done(outcome)).await;
+}
+
+/// Runs `job` once `handshake` gives the protected stream.
+async fn protected(
+    handshake: impl std::future::Future<Output = Result<DataTlsStream, TransferError>>,
+    job: Job,
+    rate: Option<u64>,
+    progress: &Arc<AtomicU64>,
+    cancel: &CancellationToken,
+    timeout: Duration,
+) -> Result<(), TransferError> {
+    let accepted = tokio::select! {
+        r = handshake => r,
+        () = cancel.cancelled() => Err(TransferError::Aborted),
+    };
+    match accepted {
+        Ok(s) => run_job(s, job, rate, progress, cancel, timeout).await,
+        Err(e) => {
+            abandon(job).await;
+            Err(e)
+        }
+    }
 }
 
 async fn abandon(job: Job) {
@@ -196,10 +221,9 @@ async fn fail(job: Job, e: TransferError, events: &mpsc::Sender<TransferEvent>) 
     let _ = events.send(TransferEvent::Done(Outcome { bytes: 0, elapsed: Duration::ZERO, result: Err(e) })).await;
 }
 
-async fn accept_data_tls(
-    stream: TcpStream,
-    tls: &DataTls,
-) -> Result<tokio_rustls::server::TlsStream<TcpStream>, TransferError> {
+/// Runs the server side of a data connection's TLS handshake, and refuses a session that did not
+/// resume one of this control connection's when reuse is required.
+pub(crate) async fn accept_data_tls(stream: TcpStream, tls: &DataTls) -> Result<DataTlsStream, TransferError> {
     let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream);
     let s = match tokio::time::timeout(tls.timeout, accept).await {
         Ok(Ok(s)) => s,
@@ -209,7 +233,7 @@ async fn accept_data_tls(
     let kind = s.get_ref().1.handshake_kind();
     if tls.require_reuse && kind != Some(rustls::HandshakeKind::Resumed) {
         tracing::warn!("refused a protected data connection that did not resume the control connection's TLS session");
-        return Err(TransferError::Tls("session reuse required".into()));
+        return Err(TransferError::NotResumed);
     }
     Ok(s)
 }

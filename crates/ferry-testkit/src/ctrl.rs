@@ -136,6 +136,8 @@ pub type TlsData = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// Runs a client TLS handshake on `sock` (for data connections under `PROT P`).
 pub fn tls_wrap(sock: TcpStream, config: &Arc<rustls::ClientConfig>) -> TlsData {
+    // A server that never answers fails the test instead of hanging it.
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let conn = rustls::ClientConnection::new(config.clone(), "127.0.0.1".try_into().unwrap()).unwrap();
     let mut s = rustls::StreamOwned::new(conn, sock);
     while s.conn.is_handshaking() {

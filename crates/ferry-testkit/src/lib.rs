@@ -27,6 +27,14 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 
 /// A rustls client configuration that trusts the certificates in the PEM file `cert`.
 pub fn client_config(cert: &std::path::Path) -> std::io::Result<std::sync::Arc<rustls::ClientConfig>> {
+    client_config_with(cert, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`client_config`] for the TLS versions given (`&[&rustls::version::TLS12]`: TLS 1.2 only).
+pub fn client_config_with(
+    cert: &std::path::Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::io::Result<std::sync::Arc<rustls::ClientConfig>> {
     use rustls_pki_types::pem::PemObject;
     let bad = |e: &dyn std::fmt::Display| std::io::Error::other(format!("{}: {e}", cert.display()));
     let mut roots = rustls::RootCertStore::empty();
@@ -36,7 +44,7 @@ pub fn client_config(cert: &std::path::Path) -> std::io::Result<std::sync::Arc<r
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     Ok(std::sync::Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .map_err(|e| bad(&e))?
             .with_root_certificates(roots)
             .with_no_client_auth(),

@@ -182,6 +182,7 @@ fn a_trusted_address_without_a_valid_header_is_closed_before_the_greeting() {
 fn passive_data_through_the_balancer_carries_the_client_header() {
     let f = Ferry::start(&["--proxy-trusted", BALANCER]);
     let mut c = relayed_login(&f, Version::V2, "127.0.0.5:40001");
+    c.ok("TYPE I", 200);
     let body = common::random_bytes(100_000, 7);
 
     // Upload: the balancer relays the data connection with the client's header; someone else's

@@ -195,6 +195,8 @@ fn transfers_in_every_data_mode() {
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();
     std::fs::write(f.path("big"), &content).unwrap();
     let mut c = f.login();
+    // Sessions start in TYPE A (RFC 959); clients send TYPE I before binary transfers.
+    c.ok("TYPE I", 200);
     // EPSV
     assert_eq!(c.download("RETR big"), content);
     // PASV

@@ -80,6 +80,100 @@ fn a_data_connection_that_does_not_resume_the_session_is_refused() {
     c.ok("NOOP", 200);
 }
 
+/// A session logged in over TLS made with `config`, with `PBSZ 0` and `PROT P`.
+fn protected_login(f: &Ferry, config: &Arc<rustls::ClientConfig>) -> Ctrl {
+    let mut c = Ctrl::greeted(f.addr);
+    c.auth_tls(config);
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    c.ok("PBSZ 0", 200);
+    c.ok("PROT P", 200);
+    c.ok("TYPE I", 200);
+    c
+}
+
+#[test]
+fn tls12_tickets_resume_only_on_their_own_control_connection() {
+    let (_d, cert, key) = make_cert();
+    let f = start(&cert, &key, &[]);
+    std::fs::write(f.path("f.txt"), b"twelve").unwrap();
+    let tls12 = || ferry_testkit::client_config_with(&cert, &[&rustls::version::TLS12]).unwrap();
+    // A's data connection resumes A's session from the ticket A's handshake was given (Go's TLS
+    // client, rclone's, resumes TLS 1.2 in no other way).
+    let a_config = tls12();
+    let mut a = protected_login(&f, &a_config);
+    let data = a.epsv_connect();
+    a.ok("RETR f.txt", 150);
+    let mut d = tls_wrap(data, &a_config);
+    assert_eq!(d.conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(d.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert_eq!(got, b"twelve");
+    assert_eq!(a.read().code.0, 226);
+    // B's data connection, made by a thief holding A's ticket: B's key cannot open it, the
+    // handshake is a full one, and the connection is refused.
+    let mut b = protected_login(&f, &tls12());
+    let data = b.epsv_connect();
+    b.ok("RETR f.txt", 150);
+    let conn = rustls::ClientConnection::new(a_config.clone(), "127.0.0.1".try_into().unwrap()).unwrap();
+    let mut stolen = rustls::StreamOwned::new(conn, data);
+    let mut got = Vec::new();
+    let _ = stolen.read_to_end(&mut got);
+    assert!(got.is_empty(), "no data for a ticket of another control connection");
+    let r = b.read();
+    assert_eq!(r.code.0, 522, "{r:?}");
+    b.ok("NOOP", 200);
+    a.ok("NOOP", 200);
+}
+
+#[test]
+fn the_data_handshake_may_come_before_or_after_the_command() {
+    let (_d, cert, key) = make_cert();
+    let f = start(&cert, &key, &[]);
+    let body = common::random_bytes(300_000, 16);
+    std::fs::write(f.path("f.bin"), &body).unwrap();
+    let config = client_config(&cert);
+    let mut c = protected_login(&f, &config);
+    // Four data connections: the four TLS 1.3 tickets of the control connection, each of which
+    // rustls's client uses once.
+    for tls_first in [true, false] {
+        // Download.
+        let data = c.epsv_connect();
+        let mut d = if tls_first {
+            // asyncio clients (aioftp): connect, complete the handshake, then send the command.
+            let d = tls_wrap(data, &config);
+            c.ok("RETR f.bin", 150);
+            d
+        } else {
+            c.ok("RETR f.bin", 150);
+            tls_wrap(data, &config)
+        };
+        assert_eq!(d.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+        let mut got = Vec::new();
+        let _ = d.read_to_end(&mut got);
+        assert!(got == body, "tls_first={tls_first}: {} bytes", got.len());
+        assert_eq!(c.read().code.0, 226, "tls_first={tls_first}");
+        // Upload.
+        let name = format!("up-{tls_first}.bin");
+        let data = c.epsv_connect();
+        let mut d = if tls_first {
+            let d = tls_wrap(data, &config);
+            c.ok(&format!("STOR {name}"), 150);
+            d
+        } else {
+            c.ok(&format!("STOR {name}"), 150);
+            tls_wrap(data, &config)
+        };
+        d.write_all(&body).unwrap();
+        d.conn.send_close_notify();
+        d.flush().unwrap();
+        drop(d);
+        assert_eq!(c.read().code.0, 226, "tls_first={tls_first}");
+        assert!(read_file(&f.path(&name)) == body, "tls_first={tls_first}");
+    }
+}
+
 #[test]
 fn required_policy() {
     let (_d, cert, key) = make_cert();

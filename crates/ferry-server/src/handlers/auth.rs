@@ -122,10 +122,10 @@ pub(crate) fn auth(cx: &mut Cx<'_>, mechanism: &str) -> Act {
         TlsState::Unavailable => replies::tls_not_configured().into(),
         TlsState::Protected { .. } => replies::already_tls().into(),
         // The old AUTH SSL / TLS-P drafts also protect data connections.
-        TlsState::Offered(_) if matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") => {
+        TlsState::Offered if matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") => {
             Act::StartTls { reply: replies::auth_ok(mechanism), private_data: matches!(mechanism, "SSL" | "TLS-P") }
         }
-        TlsState::Offered(_) => replies::unknown_mechanism().into(),
+        TlsState::Offered => replies::unknown_mechanism().into(),
     }
 }
 

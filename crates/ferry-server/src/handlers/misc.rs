@@ -70,8 +70,8 @@ pub(crate) fn stat(auth: &Auth, cx: &Cx<'_>) -> Reply {
     let account = auth.account();
     let data = match &cx.xfer.data {
         None => DataStatus::None,
-        Some(DataSetup::Passive(l)) => DataStatus::Passive(l.local_addr().map(|a| a.port()).unwrap_or(0)),
         Some(DataSetup::Active(a)) => DataStatus::Active(*a),
+        Some(passive) => DataStatus::Passive(passive.passive_port().unwrap_or(0)),
     };
     replies::stat(&Status {
         peer: cx.conn.peer,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Act, Answer};
-use crate::datachan::{self, DataPlan, DataSetup};
+use crate::datachan::{self, DataPlan, DataSetup, EarlyTls};
 use crate::replies::{self, Opening};
 use crate::session::state::Cx;
 use crate::session::state::{Account, Pending, Repr, Running, Then, TransferInfo};
@@ -42,24 +42,39 @@ pub(crate) fn eprt(a: &Account, cx: &mut Cx<'_>, target: SocketAddr) -> Reply {
     active(a, cx, target, "EPRT")
 }
 
-/// Opens a passive listener for the next transfer; its port.
+/// Opens a passive listener for the next transfer; its port. Under `PROT P` the client's
+/// connection is accepted, and its TLS handshake run, as soon as it comes ([`EarlyTls`]).
 async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     cx.xfer.data = None;
-    match datachan::bind_passive(cx.conn.local.ip(), cx.shared.config.passive.ports).await {
-        Ok(mut l) => {
-            let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-            // Load balancers relaying data connections to it must put a PROXY header first.
-            if let Some(trust) = &cx.shared.proxy {
-                l.expect_proxy_from(trust.clone());
-            }
-            cx.xfer.data = Some(DataSetup::Passive(l));
-            Ok(port)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot bind a passive port");
-            Err(replies::no_passive_port())
-        }
+    let no_port = |e: std::io::Error| {
+        tracing::warn!(error = %e, "cannot bind a passive port");
+        replies::no_passive_port()
+    };
+    let mut l = datachan::bind_passive(cx.conn.local.ip(), cx.shared.config.passive.ports).await.map_err(no_port)?;
+    let port = l.local_addr().map_err(no_port)?.port();
+    // Load balancers relaying data connections to it must put a PROXY header first.
+    if let Some(trust) = &cx.shared.proxy {
+        l.expect_proxy_from(trust.clone());
     }
+    let setup = match data_tls(cx) {
+        Some(tls) => {
+            let allow_any = cx.shared.config.passive.allow_any_peer_unsafe;
+            DataSetup::PassiveTls(EarlyTls::start(l, cx.conn.peer.ip(), allow_any, tls).map_err(no_port)?)
+        }
+        None => DataSetup::Passive(l),
+    };
+    cx.xfer.data = Some(setup);
+    Ok(port)
+}
+
+/// TLS for the next data connection, when `PROT P` is in force.
+fn data_tls(cx: &Cx<'_>) -> Option<transfer::DataTls> {
+    let config = &cx.shared.config;
+    cx.tls.private_data().map(|c| transfer::DataTls {
+        config: c.data.clone(),
+        require_reuse: !config.tls.allow_data_without_reuse_unsafe,
+        timeout: std::time::Duration::from_secs(config.tls.handshake_timeout_secs),
+    })
 }
 
 pub(crate) async fn pasv(cx: &mut Cx<'_>) -> Answer {
@@ -138,12 +153,8 @@ pub(crate) fn start(
     opening: Opening,
 ) -> Result<Running, Reply> {
     let setup = cx.xfer.data.take().ok_or_else(replies::no_data_setup)?;
+    let tls = data_tls(cx);
     let config = &cx.shared.config;
-    let tls = cx.tls.private_data().map(|c| transfer::DataTls {
-        config: c.data.clone(),
-        require_reuse: !config.tls.allow_data_without_reuse_unsafe,
-        timeout: std::time::Duration::from_secs(config.tls.handshake_timeout_secs),
-    });
     let plan = DataPlan {
         setup,
         control_peer: cx.conn.peer.ip(),

@@ -64,15 +64,14 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     tracing::debug!(implicit, "connected");
     let mut io: Box<dyn Io> = Box::new(ControlStream(stream));
     if implicit {
-        io = match s.tls_accept(io).await {
+        // Implicit FTPS protects data connections from the start.
+        io = match s.tls_accept(io, true).await {
             Ok(io) => io,
             Err(e) => {
                 tracing::debug!(error = %e, "implicit TLS handshake failed");
                 return;
             }
         };
-        // Implicit FTPS protects data connections from the start.
-        s.tls.protect(true);
     }
     s.reply(replies::greeting(&s.shared.config.banner));
     let result = s.main_loop(io).await;
@@ -116,19 +115,22 @@ impl Session {
         (&mut self.auth, cx)
     }
 
-    /// Runs the server side of a TLS handshake on the control connection.
-    async fn tls_accept(&mut self, io: Box<dyn Io>) -> std::io::Result<Box<dyn Io>> {
-        let config = self
+    /// Runs the server side of a TLS handshake on the control connection; on success the session
+    /// is protected, its data connections too when `private_data`.
+    async fn tls_accept(&mut self, io: Box<dyn Io>, private_data: bool) -> std::io::Result<Box<dyn Io>> {
+        let configs = self
+            .shared
             .tls
-            .configs()
-            .map(|t| t.control.clone())
+            .as_ref()
+            .map(|t| t.session_configs())
             .ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
         let timeout = std::time::Duration::from_secs(self.shared.config.tls.handshake_timeout_secs);
-        let accept = tokio_rustls::TlsAcceptor::from(config).accept(io);
+        let accept = tokio_rustls::TlsAcceptor::from(configs.control.clone()).accept(io);
         let stream = tokio::time::timeout(timeout, accept)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         tracing::debug!(version = ?stream.get_ref().1.protocol_version(), "control connection protected");
+        self.tls.protect(configs, private_data);
         Ok(Box::new(stream))
     }
 
@@ -269,11 +271,8 @@ impl Session {
                 // taken as if it had come over TLS.
                 *splitter = LineSplitter::new(self.shared.config.limits.max_line);
                 queue.clear();
-                match Box::pin(self.tls_accept(io)).await {
-                    Ok(io) => {
-                        self.tls.protect(private_data);
-                        Ok(Some(io))
-                    }
+                match Box::pin(self.tls_accept(io, private_data)).await {
+                    Ok(io) => Ok(Some(io)),
                     Err(e) => {
                         tracing::debug!(error = %e, "TLS handshake failed");
                         Ok(None)

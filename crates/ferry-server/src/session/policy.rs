@@ -65,7 +65,7 @@ pub(crate) fn keep_pending(pending: &mut Pending, cmd: &Command) {
 /// Whether this session must use TLS, for the control connection and for data: the server's
 /// policy says so, or the account does.
 pub(crate) fn tls_required(shared: &Shared, tls: &TlsState, auth: &Auth) -> bool {
-    let server = tls.configs().is_some() && shared.config.tls.effective_policy() == TlsPolicy::Required;
+    let server = tls.available() && shared.config.tls.effective_policy() == TlsPolicy::Required;
     server || auth.account().is_some_and(|a| a.user.tls_required)
 }
 

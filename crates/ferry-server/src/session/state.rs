@@ -131,10 +131,11 @@ pub(crate) enum TlsState {
     /// The server offers no TLS (no certificate, or the policy is off).
     Unavailable,
     /// TLS is offered; the control connection is still in the clear.
-    Offered(SessionTls),
+    Offered,
     /// The control connection is protected; data connections too when `private_data` (`PROT P`).
     Protected {
-        /// This session's configurations (its own session cache).
+        /// This session's configurations (its own session cache and ticket key), made when its
+        /// control connection's handshake began, so a plain session costs none.
         configs: SessionTls,
         /// `PROT P` (or implicit FTPS, or `AUTH SSL`).
         private_data: bool,
@@ -145,11 +146,14 @@ impl TlsState {
     /// For a new connection to this server.
     pub fn for_new_session(shared: &Shared) -> Self {
         match &shared.tls {
-            Some(tls) if shared.config.tls.effective_policy() != crate::tls::TlsPolicy::Off => {
-                Self::Offered(tls.session_configs())
-            }
+            Some(_) if shared.config.tls.effective_policy() != crate::tls::TlsPolicy::Off => Self::Offered,
             _ => Self::Unavailable,
         }
+    }
+
+    /// Whether TLS is offered on this session (whether or not it is in use yet).
+    pub fn available(&self) -> bool {
+        !matches!(self, Self::Unavailable)
     }
 
     /// Whether the control connection is protected.
@@ -165,19 +169,9 @@ impl TlsState {
         }
     }
 
-    /// The control connection's configuration, when TLS is offered.
-    pub fn configs(&self) -> Option<&SessionTls> {
-        match self {
-            Self::Unavailable => None,
-            Self::Offered(c) | Self::Protected { configs: c, .. } => Some(c),
-        }
-    }
-
-    /// After a TLS handshake on the control connection.
-    pub fn protect(&mut self, private_data: bool) {
-        if let Self::Offered(c) | Self::Protected { configs: c, .. } = self {
-            *self = Self::Protected { configs: c.clone(), private_data };
-        }
+    /// After a TLS handshake on the control connection with `configs`.
+    pub fn protect(&mut self, configs: SessionTls, private_data: bool) {
+        *self = Self::Protected { configs, private_data };
     }
 
     /// After `REIN`: TLS cannot be undone (RFC 4217 section 13), `PROT` goes back to clear.
@@ -211,9 +205,10 @@ pub(crate) struct Xfer {
 }
 
 impl Xfer {
-    /// The parameters of a new session.
+    /// The parameters of a new session (and after `REIN`): `TYPE A`, the default representation
+    /// type of RFC 959 sections 3.1.1.1 and 5.1. Clients that want bytes send `TYPE I` first.
     pub fn new() -> Self {
-        Self { repr: Repr::Binary, facts: Facts::default(), data: None, epsv_all: false }
+        Self { repr: Repr::Ascii, facts: Facts::default(), data: None, epsv_all: false }
     }
 }
 
