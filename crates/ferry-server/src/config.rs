@@ -269,14 +269,72 @@ impl TryFrom<String> for PortRange {
     }
 }
 
+/// sshd-style `MaxStartups` for connections that have not logged in yet (see
+/// [`Limits::max_startups_per_ip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MaxStartups {
+    /// Below this many, every new connection is admitted.
+    pub start: u32,
+    /// From `start` on, the percentage of new connections refused (rising linearly to 100).
+    pub rate: u32,
+    /// At this many, every new connection is refused.
+    pub full: u32,
+}
+
+impl MaxStartups {
+    /// Whether a new connection is admitted while `waiting` from its address have not logged in;
+    /// `roll` is a number in `0..100` drawn at random.
+    pub fn admits(self, waiting: u32, roll: u32) -> bool {
+        if waiting < self.start {
+            return true;
+        }
+        if waiting >= self.full {
+            return false;
+        }
+        let span = u64::from(self.full - self.start);
+        let refused = u64::from(self.rate) + u64::from(100 - self.rate) * u64::from(waiting - self.start) / span;
+        u64::from(roll) >= refused
+    }
+}
+
+impl std::str::FromStr for MaxStartups {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{v:?} is not a number"));
+        let parts: Vec<&str> = s.split(':').collect();
+        let m = match parts[..] {
+            [n] => Self { start: num(n)?, rate: 100, full: num(n)? },
+            [a, r, f] => Self { start: num(a)?, rate: num(r)?, full: num(f)? },
+            _ => return Err(format!("expected START:RATE:FULL or N, got {s:?}")),
+        };
+        if m.full == 0 || m.start > m.full || m.rate > 100 {
+            return Err(format!("{s:?}: need 1 <= FULL, START <= FULL and RATE <= 100"));
+        }
+        Ok(m)
+    }
+}
+
+impl TryFrom<String> for MaxStartups {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|e| format!("limits.max_startups_per_ip: {e}"))
+    }
+}
+
 /// Limits and timeouts.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Sessions at once, in all (421 beyond).
     pub max_sessions: usize,
-    /// Sessions at once from one IP address (421 beyond).
+    /// Sessions at once from one IP address, logged in or not (421 beyond); 0, the default, is no
+    /// limit: one address is often many people (a company's or a carrier's NAT, a CI farm).
     pub max_sessions_per_ip: usize,
+    /// Sessions from one IP address that have not logged in yet, like sshd's `MaxStartups`:
+    /// `"start:rate:full"` refuses a new connection (421) with probability `rate`% once `start`
+    /// are waiting, rising to 100% at `full`; `"N"` is `"N:100:N"`. Default `"32:30:64"`.
+    pub max_startups_per_ip: MaxStartups,
     /// Seconds from connect to a successful login.
     pub login_timeout_secs: u64,
     /// Seconds without a command before the session is closed (421).
@@ -306,7 +364,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_sessions: 1024,
-            max_sessions_per_ip: 32,
+            max_sessions_per_ip: 0,
+            max_startups_per_ip: MaxStartups { start: 32, rate: 30, full: 64 },
             login_timeout_secs: 60,
             idle_timeout_secs: 900,
             data_timeout_secs: 60,
@@ -379,9 +438,6 @@ impl Config {
         if self.limits.max_sessions == 0 {
             return err("limits.max_sessions: must be at least 1");
         }
-        if self.limits.max_sessions_per_ip == 0 {
-            return err("limits.max_sessions_per_ip: must be at least 1");
-        }
         if self.limits.max_line < 64 {
             return err("limits.max_line: must be at least 64");
         }
@@ -435,6 +491,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_startups_spec_and_early_drop() {
+        let m: MaxStartups = "10:30:20".parse().unwrap();
+        assert_eq!(m, MaxStartups { start: 10, rate: 30, full: 20 });
+        assert_eq!("4".parse::<MaxStartups>().unwrap(), MaxStartups { start: 4, rate: 100, full: 4 });
+        for bad in ["", "1:2", "5:10:4", "1:101:2", "0", "a:b:c"] {
+            assert!(bad.parse::<MaxStartups>().is_err(), "{bad}");
+        }
+        assert!((0..100).all(|roll| m.admits(9, roll)));
+        assert!((0..100).all(|roll| !m.admits(20, roll)));
+        // At START, RATE% are refused; halfway to FULL, 65%.
+        assert_eq!((0..100).filter(|&roll| !m.admits(10, roll)).count(), 30);
+        assert_eq!((0..100).filter(|&roll| !m.admits(15, roll)).count(), 65);
+        let strict: MaxStartups = "4".parse().unwrap();
+        assert!(strict.admits(3, 99) && !strict.admits(4, 0));
+    }
 
     #[test]
     fn defaults_are_valid_and_secure() {

@@ -33,6 +33,8 @@ pub enum Refusal {
     TooManyUsers,
     /// `max_sessions_per_ip` reached.
     TooManyFromAddress,
+    /// `max_startups_per_ip`: too many connections from the address have not logged in.
+    TooManyStartups,
     /// The address is banned after failed logins.
     Banned,
 }
@@ -43,6 +45,7 @@ impl Refusal {
         match self {
             Self::TooManyUsers => "Too many users connected; try again later.",
             Self::TooManyFromAddress => "Too many connections from your address; try again later.",
+            Self::TooManyStartups => "Too many connections from your address have not logged in; try again later.",
             Self::Banned => "Too many failed logins from your address; try again later.",
         }
     }

@@ -38,8 +38,17 @@ pub(crate) struct Shared {
     /// Open root directories, shared by the sessions rooted there.
     roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
     total: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    per_ip: Mutex<HashMap<IpAddr, PerIp>>,
     next_id: AtomicU64,
+}
+
+/// The sessions of one client address.
+#[derive(Debug, Default, Clone, Copy)]
+struct PerIp {
+    /// All of them.
+    sessions: usize,
+    /// Those not logged in (yet, or again after REIN).
+    startups: u32,
 }
 
 impl Shared {
@@ -80,7 +89,7 @@ impl Shared {
             return Err(Refusal::TooManyUsers);
         }
         self.total.fetch_add(1, Ordering::Relaxed);
-        Ok(Admission { shared: self.clone(), ip: None })
+        Ok(Admission { shared: self.clone(), ip: None, logged_in: false })
     }
 
     /// Sessions now.
@@ -102,29 +111,59 @@ fn s3_prefix(server_root: &std::path::Path, root: &std::path::Path) -> String {
         .join("/")
 }
 
-/// A counted connection; uncounted when dropped.
+/// A counted connection; uncounted when dropped. It is held by its session, which reports its
+/// logins so that the limit on connections that have not logged in counts the right ones.
 #[derive(Debug)]
 pub(crate) struct Admission {
     shared: Arc<Shared>,
     /// The client address it counts for; `None` while a PROXY header is awaited.
     ip: Option<IpAddr>,
+    /// Whether the session is logged in (then it no longer counts as a startup).
+    logged_in: bool,
 }
 
 impl Admission {
-    /// Counts the connection for the client's address: refused while the address is banned or
-    /// has its most sessions.
+    /// Counts the connection for the client's address: refused while the address is banned, has
+    /// its most sessions, or too many of its connections have not logged in yet.
     fn attribute(&mut self, ip: IpAddr) -> Result<(), Refusal> {
         if self.shared.limit_state.is_banned(ip) {
             return Err(Refusal::Banned);
         }
+        let limits = &self.shared.config.limits;
         let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = per_ip.entry(ip).or_insert(0);
-        if *n >= self.shared.config.limits.max_sessions_per_ip {
+        let n = per_ip.entry(ip).or_default();
+        if limits.max_sessions_per_ip > 0 && n.sessions >= limits.max_sessions_per_ip {
             return Err(Refusal::TooManyFromAddress);
         }
-        *n += 1;
+        if !limits.max_startups_per_ip.admits(n.startups, rand::random_range(0..100)) {
+            return Err(Refusal::TooManyStartups);
+        }
+        n.sessions += 1;
+        n.startups += 1;
         self.ip = Some(ip);
         Ok(())
+    }
+
+    /// The session logged in: it stops counting as a connection that has not.
+    pub(crate) fn logged_in(&mut self) {
+        self.set_logged_in(true);
+    }
+
+    /// The session went back to the just-connected state (REIN, USER while logged in).
+    pub(crate) fn logged_out(&mut self) {
+        self.set_logged_in(false);
+    }
+
+    fn set_logged_in(&mut self, now: bool) {
+        if self.logged_in == now {
+            return;
+        }
+        self.logged_in = now;
+        let Some(ip) = self.ip else { return };
+        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&ip) {
+            n.startups = if now { n.startups.saturating_sub(1) } else { n.startups + 1 };
+        }
     }
 }
 
@@ -133,8 +172,11 @@ impl Drop for Admission {
         let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ip) = self.ip {
             if let Some(n) = per_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
+                n.sessions = n.sessions.saturating_sub(1);
+                if !self.logged_in {
+                    n.startups = n.startups.saturating_sub(1);
+                }
+                if n.sessions == 0 {
                     per_ip.remove(&ip);
                 }
             }
@@ -307,13 +349,7 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("session", id, %peer);
                 let shared = shared.clone();
-                tracker.spawn(
-                    async move {
-                        crate::session::run(stream, peer, shared, implicit).await;
-                        drop(admission);
-                    }
-                    .instrument(span),
-                );
+                tracker.spawn(crate::session::run(stream, peer, shared, implicit, admission).instrument(span));
             }
             Err(why) => {
                 tracing::info!(%peer, why = why.as_str(), "connection refused by limits");
@@ -369,8 +405,7 @@ async fn proxied(
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!(parent: None, "session", id, peer = %client, via = %balancer);
-    crate::session::run(stream, client, shared, implicit).instrument(span).await;
-    drop(admission);
+    crate::session::run(stream, client, shared, implicit, admission).instrument(span).await;
 }
 
 async fn refuse(mut stream: TcpStream, why: Refusal) {

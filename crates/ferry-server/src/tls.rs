@@ -6,7 +6,6 @@
 //! this control connection's handshake: a data connection that does not resume (or that resumes
 //! someone else's session) is refused when reuse is required. A stolen data port is useless.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -32,14 +31,6 @@ pub enum TlsPolicy {
 /// TLS configuration errors.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
     /// The PEM content is not usable.
     #[error("{path}: {message}")]
     Pem {

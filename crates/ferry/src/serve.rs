@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -57,9 +57,13 @@ pub struct ServeArgs {
     /// Sessions at once, in all.
     #[arg(long, value_name = "N")]
     max_sessions: Option<usize>,
-    /// Sessions at once from one IP address.
+    /// Sessions at once from one IP address, logged in or not (0: no limit, the default).
     #[arg(long, value_name = "N")]
     max_sessions_per_ip: Option<usize>,
+    /// Connections from one IP address that have not logged in yet: START:RATE:FULL (from START
+    /// on, refuse RATE% of new ones, rising to all at FULL) or N. Default 32:30:64.
+    #[arg(long, value_name = "SPEC")]
+    max_startups_per_ip: Option<ferry_server::config::MaxStartups>,
     /// Do not fsync uploads before answering 226 (faster, less durable).
     #[arg(long)]
     no_fsync: bool,
@@ -121,6 +125,9 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
     if let Some(v) = args.max_sessions_per_ip {
         l.max_sessions_per_ip = v;
     }
+    if let Some(v) = args.max_startups_per_ip {
+        l.max_startups_per_ip = v;
+    }
     if args.no_fsync {
         config.fsync = false;
     }
@@ -171,14 +178,14 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, LoginHint)>
         db.allow_anonymous(config.anonymous_root.clone().unwrap_or_else(|| root.clone()));
     }
     let hint = if let Some(file) = &config.users_file {
-        UsersFile::load(file)?.add_to(&mut db, root);
+        load_users(file)?.add_to(&mut db, root);
         LoginHint::File(file.clone())
     } else if !args.users.is_empty() || config.anonymous {
         LoginHint::Flags
     } else {
         let file = PathBuf::from(DEFAULT_USERS_FILE);
         if file.exists() {
-            UsersFile::load(&file)?.add_to(&mut db, root);
+            load_users(&file)?.add_to(&mut db, root);
             LoginHint::File(file)
         } else {
             let password = random_password();
@@ -190,6 +197,39 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, LoginHint)>
         }
     };
     Ok((db, hint))
+}
+
+/// Reads a users file; a missing one is an error that says how to create it.
+fn load_users(file: &Path) -> Result<UsersFile> {
+    if !file.exists() {
+        bail!(
+            "users file {} does not exist: create it with `ferry user add NAME --users {}`",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(UsersFile::load(file)?)
+}
+
+/// The root directory to serve, checked: the default `./ftp-root` is created on first start; a
+/// root that was asked for must exist and be a directory (a typo must not serve an empty tree).
+fn check_root(config: &Config) -> Result<()> {
+    let root = &config.root;
+    if *root == Config::default().root {
+        return std::fs::create_dir_all(root)
+            .with_context(|| format!("creating the root directory {}", root.display()));
+    }
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("root {} is not a directory: pass --root DIR with an existing directory", root.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "root {} does not exist: create it (mkdir -p) or pass --root with an existing directory",
+                root.display()
+            )
+        }
+        Err(e) => bail!("root {}: {e}", root.display()),
+    }
 }
 
 /// Raises the soft open-files limit to the hard one: every session and transfer is a descriptor.
@@ -223,8 +263,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let config = build_config(&args)?;
     let serving = match config.storage.kind {
         StorageKind::Local => {
-            std::fs::create_dir_all(&config.root)
-                .with_context(|| format!("creating root directory {}", config.root.display()))?;
+            check_root(&config)?;
             config.root.display().to_string()
         }
         StorageKind::S3 => ferry_server::storage::s3::S3Storage::describe(&config.storage),

@@ -195,3 +195,43 @@ fn fxp_is_per_account_opt_in() {
     assert_eq!(c.read().code.0, 226);
     c.ok("PORT 127,0,0,2,0,25", 504);
 }
+
+#[test]
+fn a_hundred_logged_in_clients_from_one_address_are_served_by_default() {
+    // One address is often many people (a NAT, a CI farm): with the defaults, a hundred sessions
+    // from 127.0.0.1 that log in one after the other are all served, and stay.
+    let f = Ferry::start(&[]);
+    let mut sessions: Vec<Ctrl> = (0..100).map(|_| f.login()).collect();
+    for c in &mut sessions {
+        c.ok("NOOP", 200);
+    }
+}
+
+#[test]
+fn connections_that_have_not_logged_in_are_limited_per_address() {
+    let f = Ferry::start(&["--max-startups-per-ip", "4"]);
+    let mut waiting: Vec<Ctrl> = (0..4)
+        .map(|_| {
+            let mut c = f.connect();
+            assert_eq!(c.read().code.0, 220);
+            c
+        })
+        .collect();
+    // A fifth from the same address, none of the four logged in: refused before the greeting.
+    let mut fifth = f.connect();
+    let r = fifth.read();
+    assert_eq!(r.code.0, 421, "{r:?}");
+    assert!(r.lines[0].contains("not logged in"), "{r:?}");
+    // Another address is counted on its own.
+    let mut other = connect_from(f.addr, "127.0.0.2");
+    assert_eq!(other.read().code.0, 220);
+    // One of the four logs in: it no longer waits, and a new connection gets its greeting.
+    waiting[0].ok("USER alice", 331);
+    waiting[0].ok("PASS secret", 230);
+    let mut next = f.connect();
+    assert_eq!(next.read().code.0, 220);
+    // REIN puts it back among those that have not logged in.
+    waiting[0].ok("REIN", 220);
+    let mut over = f.connect();
+    assert_eq!(over.read().code.0, 421);
+}

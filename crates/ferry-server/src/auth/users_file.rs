@@ -66,12 +66,12 @@ pub struct UsersFile {
 #[derive(Debug, thiserror::Error)]
 pub enum UsersFileError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (in the message, not a separate cause, so it is said once).
+        error: std::io::Error,
     },
     /// The file is not valid.
     #[error("{path}: {message}")]
@@ -89,7 +89,7 @@ pub enum UsersFileError {
 impl UsersFile {
     /// Reads and validates a users file.
     pub fn load(path: &Path) -> Result<Self, UsersFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| UsersFileError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|error| UsersFileError::Io { path: path.into(), error })?;
         Self::parse(&text, path)
     }
 
@@ -131,7 +131,7 @@ impl UsersFile {
 
     /// Writes the file atomically with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), UsersFileError> {
-        let io = |source| UsersFileError::Io { path: path.into(), source };
+        let io = |error| UsersFileError::Io { path: path.into(), error };
         let text = self.to_text(path)?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("users")));

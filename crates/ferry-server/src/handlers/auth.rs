@@ -66,6 +66,7 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
         None
     };
     tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");
+    cx.conn.admission.logged_in();
     *auth = Auth::LoggedIn(Box::new(Account::new(user, storage, usage, slot)));
     replies::logged_in().into()
 }

@@ -24,7 +24,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::handlers::{auth, dirs, files, misc, transfer, Act, Handled};
 use crate::replies;
-use crate::server::Shared;
+use crate::server::{Admission, Shared};
 use crate::tls::Io;
 use crate::transfer::{Outcome, TransferEvent};
 use state::{Account, Auth, Conn, Cx, Running, TlsState, Xfer};
@@ -55,12 +55,18 @@ pub(crate) struct Session {
 }
 
 /// Runs a session to its end. `implicit`: the listener is implicit FTPS (TLS before the greeting).
-pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit: bool) {
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    implicit: bool,
+    admission: Admission,
+) {
     let local = match stream.local_addr() {
         Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
         Err(_) => return,
     };
-    let mut s = Session::new(shared, peer, local);
+    let mut s = Session::new(shared, Conn { peer, local, since: Instant::now(), failed_logins: 0, admission });
     tracing::debug!(implicit, "connected");
     let mut io: Box<dyn Io> = Box::new(ControlStream(stream));
     if implicit {
@@ -90,17 +96,9 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, peer: SocketAddr, local: SocketAddr) -> Self {
+    fn new(shared: Arc<Shared>, conn: Conn) -> Self {
         let tls = TlsState::for_new_session(&shared);
-        Self {
-            shared,
-            conn: Conn { peer, local, since: Instant::now(), failed_logins: 0 },
-            auth: Auth::Fresh,
-            tls,
-            xfer: Xfer::new(),
-            running: None,
-            out: Vec::new(),
-        }
+        Self { shared, conn, auth: Auth::Fresh, tls, xfer: Xfer::new(), running: None, out: Vec::new() }
     }
 
     /// The login and the rest, borrowed apart.

@@ -34,6 +34,8 @@ pub(crate) struct Conn {
     pub since: Instant,
     /// Failed logins on this connection since it opened (or since `REIN`).
     pub failed_logins: u32,
+    /// This connection's place in the server's connection limits; released on drop.
+    pub admission: crate::server::Admission,
 }
 
 /// Where the login stands.
@@ -276,6 +278,7 @@ impl Cx<'_> {
     pub fn reset(&mut self, auth: &mut Auth) {
         *auth = Auth::Fresh;
         self.conn.since = Instant::now();
+        self.conn.admission.logged_out();
         *self.xfer = Xfer::new();
         self.tls.rein();
     }
