@@ -232,6 +232,24 @@ fn check_root(config: &Config) -> Result<()> {
     }
 }
 
+/// Removes, in the background, the named temporaries of uploads that a crash interrupted, beneath
+/// the server's root and every account's (uploads where the filesystem has O_TMPFILE leave none).
+fn sweep_temporaries(config: &Config, db: &UserDb) {
+    let mut roots = db.roots();
+    roots.push(config.root.clone());
+    roots.sort();
+    roots.dedup();
+    std::thread::spawn(move || {
+        let removed: usize = roots
+            .iter()
+            .map(|r| ferry_server::storage::local::sweep_stale(r, std::time::Duration::from_secs(120)))
+            .sum();
+        if removed > 0 {
+            tracing::info!(removed, "removed temporary files that interrupted uploads left");
+        }
+    });
+}
+
 /// Raises the soft open-files limit to the hard one: every session and transfer is a descriptor.
 fn raise_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
@@ -269,6 +287,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         StorageKind::S3 => ferry_server::storage::s3::S3Storage::describe(&config.storage),
     };
     let (db, hint) = build_users(&args, &config)?;
+    if config.storage.kind == StorageKind::Local {
+        sweep_temporaries(&config, &db);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server = Server::bind(config, Arc::new(db)).await?;

@@ -190,6 +190,25 @@ fn hash_answers_the_sha256_of_a_file() {
 }
 
 #[test]
+fn upload_temporaries_are_nobodys_to_touch() {
+    let f = Ferry::start(&[]);
+    let temp = ".ferry-upload.x.1.2";
+    std::fs::write(f.path(temp), b"an upload in progress").unwrap();
+    let mut c = f.login();
+    for cmd in ["SIZE", "MDTM", "DELE", "RNFR", "CWD", "MLST", "STAT"] {
+        c.ok(&format!("{cmd} {temp}"), 553);
+    }
+    c.ok(&format!("RNFR {}", "f"), 550);
+    for cmd in ["RETR", "STOR", "APPE", "LIST", "NLST", "MLSD"] {
+        let _data = c.epsv_connect();
+        c.ok(&format!("{cmd} {temp}"), 553);
+    }
+    let _data = c.epsv_connect();
+    c.ok("STOR .ferry-upload.other", 553);
+    assert_eq!(read_file(&f.path(temp)), b"an upload in progress");
+}
+
+#[test]
 fn transfers_in_every_data_mode() {
     let f = Ferry::start(&[]);
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();

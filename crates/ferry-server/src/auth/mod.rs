@@ -280,6 +280,15 @@ impl UserDb {
         }
     }
 
+    /// Every root directory the accounts use (the anonymous one too), each once.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> =
+            self.accounts.values().map(|a| a.root.clone()).chain(self.anonymous_root.clone()).collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
     /// Adds an account with a password hash.
     pub fn add_hashed(&mut self, name: &str, hash: String, root: PathBuf, permissions: Permissions) {
         self.accounts.insert(

@@ -17,7 +17,7 @@ use crate::datachan::{self, DataPlan, DataSetup, EarlyTls};
 use crate::replies::{self, Opening};
 use crate::session::state::Cx;
 use crate::session::state::{Account, Pending, Repr, Running, Then, TransferInfo};
-use crate::storage::{StorageError, WriteMode, TEMP_PREFIX};
+use crate::storage::{StorageError, WriteMode};
 use crate::transfer::{self, Job};
 
 fn active(a: &Account, cx: &mut Cx<'_>, target: SocketAddr, verb: &str) -> Reply {
@@ -234,9 +234,6 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
         StoreKind::Stor(arg) | StoreKind::Appe(arg) => (a.resolve(arg)?, Some(arg)),
     };
     let shown = arg.unwrap_or(path.as_str()).to_string();
-    if path.file_name().is_some_and(|n| n.starts_with(TEMP_PREFIX)) {
-        return Err(replies::name_not_allowed(&shown));
-    }
     let offset = a.take_rest();
     let mode = match (kind, offset) {
         (StoreKind::Stou(_), _) => WriteMode::CreateNew,

@@ -89,9 +89,14 @@ impl Account {
         Self { user, storage, usage, cwd: VirtualPath::root(), pending: Pending::Nothing, _slot: slot }
     }
 
-    /// Resolves a client path against the working directory.
+    /// Resolves a client path against the working directory. The names of uploads' temporary
+    /// files are nobody's to touch: any command naming one gets 553.
     pub fn resolve(&self, arg: &str) -> Result<VirtualPath, Reply> {
-        self.cwd.join(arg).map_err(|_| replies::bad_path())
+        let path = self.cwd.join(arg).map_err(|_| replies::bad_path())?;
+        if path.components().any(|c| c.starts_with(crate::storage::TEMP_PREFIX)) {
+            return Err(replies::name_not_allowed(arg));
+        }
+        Ok(path)
     }
 
     /// Checks a permission (for the commands whose permission depends on their argument; the

@@ -6,24 +6,23 @@
 //! blocking pool; the one exception is opening a file for reading whose path is entirely in the
 //! dentry cache (`open_cached`: `openat2` with `RESOLVE_CACHED`, which cannot wait for the disk).
 
-use std::future::Future as _;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, MetadataExt, OpenOptions, Permissions, PermissionsExt};
+use cap_std::fs::{Dir, MetadataExt, Permissions, PermissionsExt};
 use ferry_proto::listing::EntryKind;
 use ferry_proto::VirtualPath;
-use tokio::io::AsyncWrite;
+
+mod upload;
+
+pub use upload::sweep_stale;
 
 use super::{
     Capabilities, ListPages, Metadata, NamePages, ReadHandle, Result, Storage, StorageError, Upload, WriteMode,
-    TEMP_PREFIX,
 };
 
 /// Files beneath one root directory on the local filesystem.
@@ -142,16 +141,6 @@ fn open_cached(dir: &Dir, path: &Path, offset: u64) -> Option<(std::fs::File, u6
     Some((file, m.len()))
 }
 
-fn temp_name(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let short: String = name.chars().take(64).collect();
-    let tmp = format!("{TEMP_PREFIX}{short}.{:016x}", rand::random::<u64>());
-    match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.join(tmp),
-        _ => PathBuf::from(tmp),
-    }
-}
-
 #[async_trait]
 impl Storage for LocalStorage {
     fn capabilities(&self) -> Capabilities {
@@ -248,80 +237,8 @@ impl Storage for LocalStorage {
     async fn write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Box<dyn Upload>> {
         let target = rel(path);
         let dir = self.dir.clone();
-        let (file, temp, undo) = self
-            .blocking(move |d| {
-                let existing = match d.metadata(&target) {
-                    Ok(m) if m.is_dir() => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
-                    Ok(m) => Some(m),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(e),
-                };
-                // Readable too: a replaced in-place upload is copied back from its handle at commit.
-                let mut opts = OpenOptions::new();
-                opts.read(true).write(true);
-                match mode {
-                    WriteMode::Replace if existing.is_some() => {
-                        let tmp = temp_name(&target);
-                        opts.create_new(true);
-                        let f = d.open_with(&tmp, &opts)?;
-                        if let Some(m) = &existing {
-                            let _ = f.set_permissions(Permissions::from_mode(m.mode() & 0o7777));
-                        }
-                        return Ok((f.into_std(), Some((tmp, target)), Undo::Nothing));
-                    }
-                    WriteMode::Replace => {
-                        // A new name is created exclusively and written in place (so it can be
-                        // resumed); if another upload created it meanwhile, write beside it.
-                        let mut excl = OpenOptions::new();
-                        excl.read(true).write(true).create_new(true);
-                        match d.open_with(&target, &excl) {
-                            Ok(f) => return Ok((f.into_std(), None, Undo::Remove(target))),
-                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                                let tmp = temp_name(&target);
-                                let f = d.open_with(&tmp, &excl)?;
-                                return Ok((f.into_std(), Some((tmp, target)), Undo::Nothing));
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    WriteMode::CreateNew => {
-                        opts.create_new(true);
-                    }
-                    WriteMode::Append => {
-                        opts.append(true).create(true);
-                    }
-                    WriteMode::At(offset) => {
-                        opts.create(offset == 0);
-                        let f = d.open_with(&target, &opts)?;
-                        let mut f = f.into_std();
-                        f.set_len(offset)?;
-                        f.seek(SeekFrom::Start(offset))?;
-                        let undo = match &existing {
-                            Some(_) => Undo::Truncate(target, offset),
-                            None => Undo::Remove(target),
-                        };
-                        return Ok((f, None, undo));
-                    }
-                }
-                let undo = match (&existing, mode) {
-                    (None, _) => Undo::Remove(target.clone()),
-                    (Some(m), WriteMode::Append) => Undo::Truncate(target.clone(), m.len()),
-                    _ => Undo::Nothing,
-                };
-                Ok((d.open_with(&target, &opts)?.into_std(), None, undo))
-            })
-            .await?;
-        let append = mode == WriteMode::Append;
-        Ok(Box::new(LocalUpload {
-            file: Arc::new(file),
-            inflight: None,
-            spare: None,
-            append,
-            dir,
-            temp,
-            undo,
-            done: false,
-        }))
+        let upload = self.blocking(move |d| upload::open(d, &target, mode)).await?;
+        Ok(Box::new(upload.with_dir(dir)))
     }
 
     async fn create_dir(&self, path: &VirtualPath) -> Result<()> {
@@ -369,218 +286,6 @@ impl Storage for LocalStorage {
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()> {
         let p = rel(path);
         self.blocking(move |d| d.set_permissions(&p, Permissions::from_mode(mode & 0o7777))).await
-    }
-}
-
-/// An upload to a local file; see [`WriteMode`] for where the bytes go.
-///
-/// Writes run on the blocking pool, one at a time and in order: while one chunk is written to
-/// the file the transfer reads the next from the socket, so the two overlap on two cores.
-struct LocalUpload {
-    file: Arc<std::fs::File>,
-    /// The chunk being written; it returns its buffer for reuse.
-    inflight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
-    /// A buffer back from a finished write.
-    spare: Option<Vec<u8>>,
-    /// Opened with O_APPEND (`APPE`).
-    append: bool,
-    dir: Arc<Dir>,
-    /// (temporary name, final name) when replacing an existing file.
-    temp: Option<(PathBuf, PathBuf)>,
-    /// How [`Upload::discard`] undoes an in-place write.
-    undo: Undo,
-    done: bool,
-}
-
-/// How to undo an in-place upload.
-#[derive(Debug)]
-enum Undo {
-    Nothing,
-    /// The file was created by this upload.
-    Remove(PathBuf),
-    /// The file had this length before.
-    Truncate(PathBuf, u64),
-}
-
-impl LocalUpload {
-    /// Waits for the write in flight, if any; its buffer becomes the spare.
-    fn poll_inflight(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(h) = &mut self.inflight {
-            let r = std::task::ready!(Pin::new(h).poll(cx));
-            self.inflight = None;
-            match r {
-                Ok(Ok(buf)) => self.spare = Some(buf),
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(e) => return Poll::Ready(Err(io::Error::other(e))),
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    async fn settle(&mut self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_inflight(cx)).await
-    }
-
-    /// Starts writing `buf` (after the previous write finished).
-    fn start_write(&mut self, buf: Vec<u8>) {
-        let file = self.file.clone();
-        self.inflight = Some(tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            (&*file).write_all(&buf)?;
-            Ok(buf)
-        }));
-    }
-}
-
-impl AsyncWrite for LocalUpload {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        std::task::ready!(self.poll_inflight(cx))?;
-        let mut owned = self.spare.take().unwrap_or_default();
-        owned.clear();
-        owned.extend_from_slice(buf);
-        self.start_write(owned);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_inflight(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_inflight(cx)
-    }
-}
-
-#[async_trait]
-impl Upload for LocalUpload {
-    fn splice_target(&self) -> Option<Arc<std::fs::File>> {
-        // splice(2) refuses files opened with O_APPEND.
-        (self.inflight.is_none() && !self.append).then(|| self.file.clone())
-    }
-
-    async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
-        self.settle().await?;
-        let spare = self.spare.take().unwrap_or_else(|| Vec::with_capacity(buf.capacity()));
-        self.start_write(buf);
-        Ok(spare)
-    }
-
-    async fn commit(self: Box<Self>, fsync: bool) -> Result<u64> {
-        self.complete(None, fsync).await
-    }
-
-    async fn finish(self: Box<Self>, last: Vec<u8>, fsync: bool) -> Result<u64> {
-        self.complete(Some(last), fsync).await
-    }
-
-    async fn discard(mut self: Box<Self>) {
-        self.undo().await;
-        self.abort().await;
-    }
-
-    async fn abort(mut self: Box<Self>) {
-        // What was received stays in a file written in place: let it all land (resumable).
-        let _ = self.settle().await;
-        self.done = true;
-        if let Some((tmp, _)) = self.temp.take() {
-            let dir = self.dir.clone();
-            let _ = tokio::task::spawn_blocking(move || dir.remove_file(tmp)).await;
-        }
-    }
-}
-
-impl LocalUpload {
-    /// Writes `last`, makes the upload durable and visible: one blocking call, so a small upload
-    /// costs one trip to the blocking pool here.
-    async fn complete(mut self: Box<Self>, last: Option<Vec<u8>>, fsync: bool) -> Result<u64> {
-        self.settle().await?;
-        let file = self.file.clone();
-        let dir = self.dir.clone();
-        let in_place = match &self.undo {
-            Undo::Remove(p) | Undo::Truncate(p, _) => Some(p.clone()),
-            Undo::Nothing => None,
-        };
-        let temp = self.temp.clone();
-        let len = tokio::task::spawn_blocking(move || complete_blocking(&file, &dir, last, in_place, temp, fsync))
-            .await
-            .map_err(|e| StorageError::Io(io::Error::other(e)))??;
-        self.done = true;
-        Ok(len)
-    }
-
-    async fn undo(&mut self) {
-        // No write may land after the truncation.
-        let _ = self.settle().await;
-        let undo = std::mem::replace(&mut self.undo, Undo::Nothing);
-        let dir = self.dir.clone();
-        let _ = tokio::task::spawn_blocking(move || match undo {
-            Undo::Nothing => Ok(()),
-            Undo::Remove(p) => dir.remove_file(p),
-            Undo::Truncate(p, len) => dir.open_with(p, OpenOptions::new().write(true)).and_then(|f| f.set_len(len)),
-        })
-        .await;
-    }
-}
-
-/// The blocking part of [`LocalUpload::complete`]; returns the file's final length.
-fn complete_blocking(
-    file: &std::fs::File,
-    dir: &Dir,
-    last: Option<Vec<u8>>,
-    in_place: Option<PathBuf>,
-    temp: Option<(PathBuf, PathBuf)>,
-    fsync: bool,
-) -> io::Result<u64> {
-    use std::io::Write as _;
-    use std::os::unix::fs::MetadataExt as _;
-    if let Some(buf) = last {
-        (&*file).write_all(&buf)?;
-    }
-    if fsync {
-        file.sync_all()?;
-    }
-    let meta = file.metadata()?;
-    let len = meta.len();
-    if let Some(path) = in_place {
-        // Another upload may have renamed a new file over this one while it was written: then
-        // this data is not what the name holds, and the client must not be told otherwise.
-        let same = dir.symlink_metadata(&path).map(|m| m.dev() == meta.dev() && m.ino() == meta.ino()).unwrap_or(false);
-        if !same {
-            // The name now holds another upload's data, committed before this one. This one
-            // completes last, so it wins whole: copy it from the (unlinked) file into place.
-            let mut src = file.try_clone()?;
-            let tmp = temp_name(&path);
-            let mut excl = OpenOptions::new();
-            excl.write(true).create_new(true);
-            let mut out = dir.open_with(&tmp, &excl)?.into_std();
-            src.seek(SeekFrom::Start(0))?;
-            let copied = std::io::copy(&mut src, &mut out).and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
-            return match copied.and_then(|()| dir.rename(&tmp, dir, &path)) {
-                Ok(()) => Ok(len),
-                Err(e) => {
-                    let _ = dir.remove_file(&tmp);
-                    Err(e)
-                }
-            };
-        }
-    }
-    if let Some((tmp, target)) = temp {
-        dir.rename(&tmp, dir, &target)?;
-        if fsync {
-            // Make the rename itself durable.
-            let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            dir.open_dir(parent)?.open(".").and_then(|d| d.sync_all()).ok();
-        }
-    }
-    Ok(len)
-}
-
-impl Drop for LocalUpload {
-    fn drop(&mut self) {
-        // An upload dropped without commit (its task was cancelled) never replaces the old file.
-        if !self.done {
-            if let Some((tmp, _)) = &self.temp {
-                let _ = self.dir.remove_file(tmp);
-            }
-        }
     }
 }
 
