@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod datachan;
+mod fds;
 mod handlers;
 pub mod limits;
 pub mod proxy;

@@ -37,6 +37,8 @@ pub enum Refusal {
     TooManyStartups,
     /// The address is banned after failed logins.
     Banned,
+    /// The process or the system is out of file descriptors.
+    OutOfDescriptors,
 }
 
 impl Refusal {
@@ -47,6 +49,7 @@ impl Refusal {
             Self::TooManyFromAddress => "Too many connections from your address; try again later.",
             Self::TooManyStartups => "Too many connections from your address have not logged in; try again later.",
             Self::Banned => "Too many failed logins from your address; try again later.",
+            Self::OutOfDescriptors => "Server out of resources; try again later.",
         }
     }
 }

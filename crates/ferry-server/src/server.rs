@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub limit_state: Arc<crate::limits::LimitState>,
     /// The trusted load balancers, when PROXY protocol is on.
     pub proxy: Option<Arc<ProxyTrust>>,
+    /// The reserve descriptor for refusing connections when descriptors run out.
+    pub(crate) fds: crate::fds::Descriptors,
     /// Open root directories, shared by the sessions rooted there.
     roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
     total: AtomicUsize,
@@ -256,6 +258,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             limit_state: Arc::new(crate::limits::LimitState::default()),
             proxy,
+            fds: crate::fds::Descriptors::new(),
             roots: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -319,9 +322,13 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
+            Err(e) if crate::fds::exhausted(&e) => {
+                shared.fds.refuse_one(&listener, &e).await;
+                continue;
+            }
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                // Anything else (ECONNABORTED, ENOBUFS, ...): back off instead of spinning.
+                shared.fds.warn("accept failed", &e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

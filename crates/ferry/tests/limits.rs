@@ -235,3 +235,70 @@ fn connections_that_have_not_logged_in_are_limited_per_address() {
     let mut over = f.connect();
     assert_eq!(over.read().code.0, 421);
 }
+
+#[test]
+fn running_out_of_descriptors_refuses_with_421_and_recovers() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("root")).unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    // 64 descriptors in all, soft and hard: the server cannot raise its way out.
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=64:64", "--"])
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--root", "root", "--user", "alice:secret"])
+        .args(["--max-startups-per-ip", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("prlimit (util-linux) runs");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(a) = line.strip_prefix("listening on ") {
+            break a.parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let started = Instant::now();
+    let mut c0 = Ctrl::greeted(addr);
+    c0.ok("USER alice", 331);
+    c0.ok("PASS secret", 230);
+    // A hundred more connections: every one is answered at once, 220 while descriptors last, 421
+    // after; none waits out a timeout.
+    let mut held = Vec::new();
+    let (mut greeted, mut refused) = (0, 0);
+    for _ in 0..100 {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut c = Ctrl::connect_stream(s);
+        let r = c.try_read().expect("an answer, not a timeout");
+        match r.code.0 {
+            220 => greeted += 1,
+            421 => {
+                assert!(r.lines[0].contains("out of resources"), "{r:?}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {r:?}"),
+        }
+        held.push(c);
+    }
+    assert!(greeted > 10 && refused > 10, "{greeted} greeted, {refused} refused");
+    // No descriptor for a passive listener: 425, and the session goes on.
+    c0.ok("PASV", 425);
+    c0.ok("NOOP", 200);
+    // Descriptors come back: service resumes by itself.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    c0.ok("PASV", 227);
+    let mut again = Ctrl::greeted(addr);
+    again.ok("QUIT", 221);
+    let elapsed = started.elapsed().as_secs() + 1;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    let warnings = log.matches("out of file descriptors").count() + log.matches("cannot bind a passive port").count();
+    assert!(warnings >= 1 && warnings as u64 <= 2 * elapsed, "{warnings} warnings in {elapsed} s:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}

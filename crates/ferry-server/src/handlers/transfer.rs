@@ -46,8 +46,9 @@ pub(crate) fn eprt(a: &Account, cx: &mut Cx<'_>, target: SocketAddr) -> Reply {
 /// connection is accepted, and its TLS handshake run, as soon as it comes ([`EarlyTls`]).
 async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     cx.xfer.data = None;
+    let fds = &cx.shared.fds;
     let no_port = |e: std::io::Error| {
-        tracing::warn!(error = %e, "cannot bind a passive port");
+        fds.warn("cannot bind a passive port: 425", &e);
         replies::no_passive_port()
     };
     let mut l = datachan::bind_passive(cx.conn.local.ip(), cx.shared.config.passive.ports).await.map_err(no_port)?;
