@@ -1,7 +1,7 @@
 # Ferry: `make check` is exactly what CI runs (.ci/run).
-.PHONY: check deps lint test interop fuzz-smoke fuzz-long run bench bench-quick
+.PHONY: check deps lint test interop fuzz-smoke fuzz-long soak soak-short run bench bench-quick
 
-check: deps lint test fuzz-smoke interop
+check: deps lint test fuzz-smoke soak-short interop
 
 deps:
 	bash scripts/install-test-deps.sh
@@ -32,6 +32,17 @@ fuzz-smoke:
 RUNS ?= 1000000
 fuzz-long:
 	bash scripts/fuzz-long.sh $(RUNS)
+
+# The soak test (docs/reliability.md): 1000 concurrent clients for three one-minute rounds against a
+# release `ferry serve`; every byte checked, no error allowed, RSS must not creep between rounds.
+soak:
+	cargo run -p xtask --release -- soak --clients 1000 --secs 60 --rounds 3 --json target/soak.json
+
+# The same, short, against the debug binary (part of `make check`, before the interop suite so the
+# run still ends with pytest's summary).
+soak-short:
+	cargo build -p ferry
+	cargo run -p xtask -- soak --clients 100 --secs 10 --rounds 2 --ferry target/debug/ferry
 
 run:
 	cargo run --release -p ferry -- serve

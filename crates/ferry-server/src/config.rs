@@ -333,7 +333,7 @@ pub struct Limits {
     pub max_sessions_per_ip: usize,
     /// Sessions from one IP address that have not logged in yet, like sshd's `MaxStartups`:
     /// `"start:rate:full"` refuses a new connection (421) with probability `rate`% once `start`
-    /// are waiting, rising to 100% at `full`; `"N"` is `"N:100:N"`. Default `"32:30:64"`.
+    /// are waiting, rising to 100% at `full`; `"N"` is `"N:100:N"`. Default `"64:30:256"`.
     pub max_startups_per_ip: MaxStartups,
     /// Seconds from connect to a successful login.
     pub login_timeout_secs: u64,
@@ -365,7 +365,7 @@ impl Default for Limits {
         Self {
             max_sessions: 1024,
             max_sessions_per_ip: 0,
-            max_startups_per_ip: MaxStartups { start: 32, rate: 30, full: 64 },
+            max_startups_per_ip: MaxStartups { start: 64, rate: 30, full: 256 },
             login_timeout_secs: 60,
             idle_timeout_secs: 900,
             data_timeout_secs: 60,

@@ -277,6 +277,7 @@ async fn accept_client(listener: PassiveListener, control_peer: IpAddr, allow_an
             }
         }
         if allow_any_peer || client == control_peer.to_canonical() {
+            tracing::debug!(%from, "data connection accepted");
             break stream;
         }
         // Someone else raced the client to the port: refuse, keep waiting for the client.

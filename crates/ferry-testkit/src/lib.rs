@@ -5,7 +5,7 @@
 //! - [`ctrl`]: a raw control connection (plain or after `AUTH TLS`) that sends lines and reads
 //!   replies with `ferry-proto`'s parser, for tests that pin the wire format.
 //! - [`random_bytes`] and [`client_config`]: test data and a rustls client that trusts one
-//!   certificate.
+//!   certificate; [`proc_status`] and [`rss_kib`]: what `/proc/PID/status` says of a server.
 
 pub mod ctrl;
 pub mod peers;
@@ -23,6 +23,17 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// The value of `field` (`"VmRSS"`, `"Seccomp"`, ...) in `/proc/PID/status`, trimmed.
+pub fn proc_status(pid: u32, field: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).map(|v| v.trim().to_owned())
+}
+
+/// A process's resident memory in KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    proc_status(pid, "VmRSS").and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
 }
 
 /// A rustls client configuration that trusts the certificates in the PEM file `cert`.

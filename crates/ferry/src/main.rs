@@ -34,6 +34,13 @@ enum Cmd {
     Client(client::ClientCmd),
 }
 
+/// jemalloc instead of glibc's malloc: with its background thread (`.cargo/config.toml` sets it
+/// up) freed memory goes back to the system a second after a burst of transfers, and there are no
+/// per-thread arenas that the blocking pool's threads would leave behind (docs/reliability.md has
+/// the soak figures for both).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

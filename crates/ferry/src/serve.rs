@@ -61,7 +61,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_sessions_per_ip: Option<usize>,
     /// Connections from one IP address that have not logged in yet: START:RATE:FULL (from START
-    /// on, refuse RATE% of new ones, rising to all at FULL) or N. Default 32:30:64.
+    /// on, refuse RATE% of new ones, rising to all at FULL) or N. Default 64:30:256.
     #[arg(long, value_name = "SPEC")]
     max_startups_per_ip: Option<ferry_server::config::MaxStartups>,
     /// Do not fsync uploads before answering 226 (faster, less durable).

@@ -254,3 +254,43 @@ fn kill_9_during_200_uploads_loses_nothing_and_leaves_nothing() {
     eprintln!("{uploads} uploads in {rounds} rounds, {cut} cut short by a kill");
     assert!(cut >= 10, "only {cut} of {uploads} uploads were cut by a kill: the test did not test much");
 }
+
+/// The check, exactly: three `kill -9`s during uploads that replace a file, each followed
+/// by a restart, leave the old file intact and no other file in the directory.
+#[test]
+fn three_kills_during_replacements_leave_the_old_file_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let old = random_bytes(1 << 20, 11);
+    std::fs::write(root.join("report.pdf"), &old).unwrap();
+    for kill in 0..3 {
+        let (mut server, addr) = serve(&root);
+        let mut c = Ctrl::greeted(addr);
+        c.ok("USER alice", 331);
+        c.ok("PASS secret", 230);
+        c.ok("TYPE I", 200);
+        c.send("EPSV");
+        let port = ferry_proto::addr::parse_epsv_reply(&c.read().lines[0]).unwrap();
+        let mut data = std::net::TcpStream::connect((addr.ip(), port)).unwrap();
+        c.ok("STOR report.pdf", 150);
+        // Half of a new 4 MiB version, then the kill in the middle of the transfer.
+        let new = random_bytes(4 << 20, 100 + kill);
+        for chunk in new[..2 << 20].chunks(64 * 1024) {
+            data.write_all(chunk).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        server.kill();
+        drop(data);
+        let (mut server, _) = serve(&root);
+        let names: Vec<String> =
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["report.pdf"], "after kill {}: the directory holds {names:?}", kill + 1);
+        assert!(
+            std::fs::read(root.join("report.pdf")).unwrap() == old,
+            "after kill {}: the old file changed",
+            kill + 1
+        );
+        server.kill();
+    }
+}

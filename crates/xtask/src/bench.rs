@@ -111,6 +111,18 @@ fn now_utc() -> String {
         .unwrap_or_default()
 }
 
+/// Builds `ferry` in release mode; its path.
+pub fn build_release_ferry() -> Result<PathBuf> {
+    let root = workspace_root();
+    eprintln!("xtask: cargo build --release -p ferry");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo).args(["build", "--release", "-p", "ferry"]).current_dir(&root).status()?;
+    if !status.success() {
+        bail!("cargo build --release -p ferry failed");
+    }
+    Ok(target_dir(&root).join("release/ferry"))
+}
+
 /// Runs the benchmark.
 pub fn run(opts: Options) -> Result<()> {
     let started = Instant::now();
@@ -135,15 +147,7 @@ pub fn run(opts: Options) -> Result<()> {
             Err(e) => eprintln!("bench: warning: cannot run {}: {e}", script.display()),
         }
     }
-    let ferry = target.join("release/ferry");
-    if !opts.no_build {
-        eprintln!("bench: cargo build --release -p ferry");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo).args(["build", "--release", "-p", "ferry"]).current_dir(&root).status()?;
-        if !status.success() {
-            bail!("cargo build --release -p ferry failed");
-        }
-    }
+    let ferry = if opts.no_build { target.join("release/ferry") } else { build_release_ferry()? };
     if !ferry.is_file() {
         bail!("{} not found (build it or drop --no-build)", ferry.display());
     }

@@ -109,7 +109,7 @@ impl Ctrl {
     }
 
     /// EPSV, then connects to the announced port.
-    async fn open_data(&mut self) -> Result<TcpStream> {
+    pub async fn open_data(&mut self) -> Result<TcpStream> {
         let r = self.expect("EPSV", 229).await?;
         let port = ferry_proto::addr::parse_epsv_reply(&r.lines.join(" ")).map_err(|e| anyhow!("229: {e}"))?;
         let data = TcpStream::connect(SocketAddr::new(self.peer.ip(), port)).await.context("data connection")?;
@@ -117,7 +117,7 @@ impl Ctrl {
     }
 
     /// Waits for 150/125, then the final reply, which must be 226 (or 250).
-    async fn transfer_replies(&mut self, what: &str) -> Result<()> {
+    pub async fn transfer_replies(&mut self, what: &str) -> Result<()> {
         let r = self.reply().await?;
         if !r.code.is_preliminary() {
             bail!("{what}: {}", one_line(&r));
@@ -164,7 +164,8 @@ impl Ctrl {
         let mut left = len;
         while left > 0 {
             let n = left.min(chunk.len() as u64) as usize;
-            data.write_all(&chunk[..n]).await.context("data connection")?;
+            let (l, r) = (data.local_addr().ok(), data.peer_addr().ok());
+            data.write_all(&chunk[..n]).await.with_context(|| format!("data connection {l:?} -> {r:?}"))?;
             left -= n as u64;
         }
         data.shutdown().await?;

@@ -15,6 +15,7 @@ mod ftp;
 mod procstat;
 mod report;
 mod servers;
+mod soak;
 mod uploadfs;
 mod workloads;
 
@@ -63,6 +64,25 @@ enum Cmd {
         #[arg(long)]
         shared_upload_fs: bool,
     },
+    /// The soak test: many concurrent clients from one address mixing every kind of step against
+    /// one `ferry serve`; every byte checked, no error allowed, memory read after each round.
+    Soak {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Seconds per round.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Rounds; the server's RSS is read after each.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The `ferry` binary (default: target/release/ferry, built first).
+        #[arg(long)]
+        ferry: Option<PathBuf>,
+        /// Where to write the JSON results.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The small-file floor server the benchmark starts (see `floor.rs`); not for direct use.
     #[command(hide = true)]
     FloorServer {
@@ -91,6 +111,13 @@ fn main() -> std::process::ExitCode {
                 bench::run(bench::Options { quick, runs, only, servers, json, no_install, no_build, shared_upload_fs })
             })
         }
+        Cmd::Soak { clients, secs, rounds, ferry, json } => cleanup::watch_signals().and_then(|()| {
+            let ferry = match ferry {
+                Some(f) => f,
+                None => bench::build_release_ferry()?,
+            };
+            soak::run(soak::Options { clients, secs, rounds, ferry, json })
+        }),
         Cmd::FloorServer { listen, root, passive } => {
             match passive.split_once('-').map(|(a, b)| (a.parse(), b.parse())) {
                 Some((Ok(a), Ok(b))) if a <= b => floor::serve(listen, root, (a, b)),

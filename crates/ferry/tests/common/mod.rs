@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub use ferry_testkit::ctrl::tls_wrap;
-pub use ferry_testkit::{random_bytes, Ctrl};
+pub use ferry_testkit::{proc_status, random_bytes, rss_kib, Ctrl};
 
 /// A running `ferry serve`, stopped (SIGTERM) on drop.
 pub struct Ferry {
