@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, rclone,
-# ncftp, pytest, aioftp, and HAProxy (tests/interop/test_haproxy.py). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
+# ncftp, pytest, aioftp, and HAProxy (tests/interop/test_haproxy.py); and those the Rust end-to-end
+# tests run: AWStats and fail2ban (log formats), e2fsprogs (the power-cut test). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
 # it on a fresh machine).
 #
 # HAProxy is only ever run by the tests, as a foreground process on loopback (`haproxy -f CFG -db`):
@@ -23,6 +24,22 @@ fi
 if ! have_haproxy; then
     need+=(haproxy)
 fi
+# Operations (crates/ferry/tests/ops_logs.rs): AWStats reads the transfer log, fail2ban-regex
+# runs the stock vsftpd filter over the vsftpd-format log. Durability (tests/durability.rs):
+# mkfs.ext4 and e2fsck for the power-cut image.
+if [ ! -x /usr/lib/cgi-bin/awstats.pl ]; then
+    need+=(awstats)
+fi
+if ! command -v fail2ban-regex >/dev/null 2>&1; then
+    need+=(fail2ban)
+fi
+if ! command -v mkfs.ext4 >/dev/null 2>&1; then
+    need+=(e2fsprogs)
+fi
+# systemd-analyze checks dist/ferry.service (tests/service.rs); the package is not started.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    need+=(systemd)
+fi
 
 if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -39,6 +56,15 @@ if [ "${#need[@]}" -gt 0 ]; then
     )
     # The haproxy package registers a system service; the tests run their own process on loopback
     # ports, so the one just installed must not run now or start at boot.
+    # fail2ban likewise: only fail2ban-regex is used, the daemon must not run.
+    if [[ " ${need[*]} " == *" fail2ban "* ]]; then
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now fail2ban.service >/dev/null 2>&1 || true
+        fi
+        if [ -x /etc/init.d/fail2ban ]; then
+            /etc/init.d/fail2ban stop >/dev/null 2>&1 || true
+        fi
+    fi
     if [[ " ${need[*]} " == *" haproxy "* ]]; then
         if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
             systemctl disable --now haproxy.service >/dev/null 2>&1 || true

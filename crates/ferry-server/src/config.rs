@@ -40,6 +40,28 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocolConfig,
     /// Where files live: the local filesystem (default) or an S3 bucket.
     pub storage: StorageConfig,
+    /// The server process itself: whom it runs as, and its sandbox.
+    pub process: ProcessConfig,
+    /// Log files beside the stderr log: the transfer log, the vsftpd-format log.
+    pub log: crate::events::LogConfig,
+}
+
+/// The server process: the user it switches to after binding its ports, and its sandbox
+/// (docs/reliability.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// Started as root (to bind port 21), switch to this user before serving: its group, no
+    /// supplementary groups. The users' roots must be writable by it.
+    pub run_as: Option<String>,
+    /// Confine the server with Landlock and a seccomp allow-list once it has started (Linux).
+    pub sandbox: bool,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        Self { run_as: None, sandbox: true }
+    }
 }
 
 /// Which storage backend.
@@ -412,6 +434,8 @@ impl Default for Config {
             tls: TlsConfig::default(),
             proxy_protocol: ProxyProtocolConfig::default(),
             storage: StorageConfig::default(),
+            process: ProcessConfig::default(),
+            log: crate::events::LogConfig::default(),
         }
     }
 }

@@ -2,15 +2,21 @@
 //!
 //! [`Server::bind`] binds the listeners of a [`Config`]; [`Server::run`] serves until told to
 //! stop. Users come from an [`auth::Authenticator`]; files from [`storage::Storage`].
+//! [`Server::prepare`] binds without a runtime, so that the process can give up root and confine
+//! itself ([`sandbox`]) before its threads start.
 
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod events;
 mod fds;
 mod handlers;
 pub mod limits;
+#[cfg(debug_assertions)]
+pub mod planted;
 pub mod proxy;
 pub mod replies;
+pub mod sandbox;
 mod server;
 mod session;
 pub mod storage;
@@ -18,4 +24,4 @@ pub mod tls;
 pub mod transfer;
 
 pub use config::Config;
-pub use server::{Server, ServerHandle};
+pub use server::{Bound, Server, ServerHandle};

@@ -624,6 +624,16 @@ pub fn chmod_ok(mode: u32, path: &str) -> Reply {
     r(C::OK, format!("SITE CHMOD {mode:o} {path}: permissions changed."))
 }
 
+/// The planted bug's outcome (debug builds only; see `planted.rs`): 200 with what it did, or 550
+/// with the system's error (`Permission denied`, `Operation not permitted` under the sandbox).
+#[cfg(debug_assertions)]
+pub fn planted_bug(outcome: std::io::Result<String>) -> Reply {
+    match outcome {
+        Ok(done) => r(C::OK, format!("TESTBUG: {done}.")),
+        Err(e) => r(C::FILE_UNAVAILABLE, format!("TESTBUG: {e}.")),
+    }
+}
+
 /// 504 for an unknown SITE command.
 pub fn unknown_site(sub: &str) -> Reply {
     let sub: String = sub.chars().take(16).collect();

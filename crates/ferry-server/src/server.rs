@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub proxy: Option<Arc<ProxyTrust>>,
     /// The reserve descriptor for refusing connections when descriptors run out.
     pub(crate) fds: crate::fds::Descriptors,
+    /// Where events go: the log, the transfer log, the vsftpd-format log.
+    pub events: crate::events::Events,
     /// Open root directories, shared by the sessions rooted there.
     roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
     total: AtomicUsize,
@@ -210,21 +212,43 @@ impl ServerHandle {
             None => Ok(()),
         }
     }
+
+    /// Whether a TLS certificate is configured (and so reloaded on SIGHUP).
+    pub fn has_tls(&self) -> bool {
+        self.shared.tls.is_some()
+    }
+
+    /// Reopens the log files under their names (`SIGUSR1`, after logrotate moved them).
+    pub fn reopen_logs(&self) -> io::Result<()> {
+        self.shared.events.reopen()
+    }
 }
 
-impl Server {
-    /// Binds every listen address. An IPv6 wildcard that the system cannot bind is skipped when
-    /// another listener was bound (machines without IPv6); any other failure is an error.
-    pub async fn bind(config: Config, auth: Arc<dyn Authenticator>) -> io::Result<Self> {
-        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let tls = match (&config.tls.cert, &config.tls.key) {
-            (Some(c), Some(k)) => {
-                Some(crate::tls::Tls::load(c, k).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?)
-            }
-            _ => None,
-        };
+/// A server whose listeners are bound and whose certificates are loaded, not yet started: what
+/// exists between binding port 21 as root and serving, when the process gives up root and
+/// confines itself ([`crate::sandbox`]). Needs no async runtime.
+#[derive(Debug)]
+pub struct Bound {
+    config: Config,
+    auth: Arc<dyn Authenticator>,
+    tls: Option<crate::tls::Tls>,
+    /// Listeners, each with whether it is implicit FTPS.
+    listeners: Vec<(std::net::TcpListener, bool)>,
+    /// The log files, opened.
+    events: crate::events::Events,
+}
+
+impl Bound {
+    /// The bound addresses of the explicit (plain FTP) listeners.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter(|(_, i)| !i).filter_map(|(l, _)| l.local_addr().ok()).collect()
+    }
+
+    /// Registers the listeners with the runtime and, with S3 storage, checks that the bucket can
+    /// be reached (at start-up, not at the first login).
+    pub async fn start(self) -> io::Result<Server> {
+        let Bound { config, auth, tls, listeners, events } = self;
         if config.storage.kind == StorageKind::S3 {
-            // Fail at start-up, not at the first login, when the bucket cannot be reached.
             S3Storage::open(&config.storage, "")?.check().await.map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -235,6 +259,39 @@ impl Server {
                 )
             })?;
         }
+        let listeners =
+            listeners.into_iter().map(|(l, i)| Ok((TcpListener::from_std(l)?, i))).collect::<io::Result<_>>()?;
+        let proxy = ProxyTrust::from_config(&config.proxy_protocol).map(Arc::new);
+        let shared = Arc::new(Shared {
+            config,
+            auth,
+            tls,
+            shutdown: CancellationToken::new(),
+            limit_state: Arc::new(crate::limits::LimitState::default()),
+            proxy,
+            fds: crate::fds::Descriptors::new(),
+            events,
+            roots: Mutex::new(HashMap::new()),
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        });
+        Ok(Server { listeners, shared })
+    }
+}
+
+impl Server {
+    /// Validates `config`, loads its certificates and binds every listen address, without a
+    /// runtime (see [`Bound`]). An IPv6 wildcard that the system cannot bind is skipped when
+    /// another listener was bound (machines without IPv6); any other failure is an error.
+    pub fn prepare(config: Config, auth: Arc<dyn Authenticator>) -> io::Result<Bound> {
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(c), Some(k)) => {
+                Some(crate::tls::Tls::load(c, k).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?)
+            }
+            _ => None,
+        };
         let mut listeners = Vec::new();
         for addr in &config.tls.implicit_listen {
             let l =
@@ -250,21 +307,13 @@ impl Server {
                 Err(e) => return Err(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))),
             }
         }
-        let proxy = ProxyTrust::from_config(&config.proxy_protocol).map(Arc::new);
-        let shared = Arc::new(Shared {
-            config,
-            auth,
-            tls,
-            shutdown: CancellationToken::new(),
-            limit_state: Arc::new(crate::limits::LimitState::default()),
-            proxy,
-            fds: crate::fds::Descriptors::new(),
-            roots: Mutex::new(HashMap::new()),
-            total: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-        });
-        Ok(Self { listeners, shared })
+        let events = crate::events::Events::open(&config.log)?;
+        Ok(Bound { config, auth, tls, listeners, events })
+    }
+
+    /// [`Server::prepare`] and [`Bound::start`] in one step.
+    pub async fn bind(config: Config, auth: Arc<dyn Authenticator>) -> io::Result<Self> {
+        Self::prepare(config, auth)?.start().await
     }
 
     /// The bound addresses of the explicit (plain FTP) listeners, with the real port when 0 was
@@ -304,7 +353,7 @@ impl Server {
     }
 }
 
-fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
@@ -315,7 +364,7 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>, tracker: TaskTracker) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ferry_server::auth::users_file::UsersFile;
-use ferry_server::auth::{Permissions, UserDb};
+use ferry_server::auth::{Permissions, Swappable, UserDb};
 use ferry_server::config::{PortRange, StorageKind};
 use ferry_server::proxy::IpNet;
 use ferry_server::tls::TlsPolicy;
@@ -83,6 +83,12 @@ pub struct ServeArgs {
     /// (repeatable; replaces proxy_protocol.trusted).
     #[arg(long = "proxy-trusted", value_name = "ADDR[/BITS]")]
     proxy_trusted: Vec<IpNet>,
+    /// Started as root: switch to this user after binding the ports (process.run_as).
+    #[arg(long, value_name = "USER")]
+    run_as: Option<String>,
+    /// Do not confine the server with Landlock and seccomp (process.sandbox = false).
+    #[arg(long)]
+    no_sandbox: bool,
 }
 
 fn build_config(args: &ServeArgs) -> Result<Config> {
@@ -151,6 +157,12 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
     if !args.proxy_trusted.is_empty() {
         config.proxy_protocol.trusted = args.proxy_trusted.clone();
     }
+    if let Some(user) = &args.run_as {
+        config.process.run_as = Some(user.clone());
+    }
+    if args.no_sandbox {
+        config.process.sandbox = false;
+    }
     config.validate().context("invalid configuration")?;
     Ok(config)
 }
@@ -162,7 +174,19 @@ enum LoginHint {
     Flags,
 }
 
-fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, LoginHint)> {
+impl LoginHint {
+    /// The users file, when there is one.
+    fn file(&self) -> Option<&PathBuf> {
+        match self {
+            LoginHint::Created { file, .. } | LoginHint::File(file) => Some(file),
+            LoginHint::Flags => None,
+        }
+    }
+}
+
+/// The users of `--user` and `--anonymous`, and those of the users file on top: returns both
+/// (the first is what a reload of the file starts from).
+fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, UserDb, LoginHint)> {
     let mut db = UserDb::new();
     let root = &config.root;
     for spec in &args.users {
@@ -177,6 +201,7 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, LoginHint)>
     if config.anonymous {
         db.allow_anonymous(config.anonymous_root.clone().unwrap_or_else(|| root.clone()));
     }
+    let base = db.clone();
     let hint = if let Some(file) = &config.users_file {
         load_users(file)?.add_to(&mut db, root);
         LoginHint::File(file.clone())
@@ -196,7 +221,60 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, LoginHint)>
             LoginHint::Created { file, password }
         }
     };
-    Ok((db, hint))
+    Ok((db, base, hint))
+}
+
+/// The users file of a running server: reread when it changes (checked every second) and on
+/// SIGHUP; the new set replaces the old one at once, or, when the file is invalid, the old one
+/// stays and the error is logged.
+struct UsersReload {
+    live: Arc<Swappable>,
+    /// `--user` and `--anonymous`, which the file's users are added to.
+    base: UserDb,
+    file: PathBuf,
+    root: PathBuf,
+}
+
+impl UsersReload {
+    /// Rereads the file; the number of accounts now.
+    fn reload(&self) -> Result<usize> {
+        let users = load_users(&self.file)?;
+        let mut db = self.base.clone();
+        users.add_to(&mut db, &self.root);
+        db.forget_verified();
+        let n = db.len();
+        self.live.replace(Arc::new(db));
+        Ok(n)
+    }
+
+    /// What identifies a version of the file: modification time, length, inode.
+    fn stamp(&self) -> Option<(std::time::SystemTime, u64, u64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(&self.file).ok()?;
+        Some((m.modified().ok()?, m.len(), m.ino()))
+    }
+
+    /// Reloads whenever the file changes (`ferry user add` and friends, an editor, a deployment).
+    async fn watch(self: Arc<Self>) {
+        let mut seen = self.stamp();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let now = self.stamp();
+            if now == seen {
+                continue;
+            }
+            match self.reload() {
+                Ok(n) => {
+                    tracing::info!(file = %self.file.display(), accounts = n, "users file changed: reloaded");
+                    seen = now;
+                }
+                // Half-written, or wrong: keep the old users; try again at the next change or tick.
+                Err(e) => {
+                    tracing::error!(file = %self.file.display(), "users file changed but not reloaded (keeping the old users): {e:#}")
+                }
+            }
+        }
+    }
 }
 
 /// Reads a users file; a missing one is an error that says how to create it.
@@ -233,10 +311,9 @@ fn check_root(config: &Config) -> Result<()> {
 }
 
 /// Removes, in the background, the named temporaries of uploads that a crash interrupted, beneath
-/// the server's root and every account's (uploads where the filesystem has O_TMPFILE leave none).
-fn sweep_temporaries(config: &Config, db: &UserDb) {
-    let mut roots = db.roots();
-    roots.push(config.root.clone());
+/// every root (uploads where the filesystem has O_TMPFILE leave none).
+fn sweep_temporaries(roots: &[PathBuf]) {
+    let mut roots = roots.to_vec();
     roots.sort();
     roots.dedup();
     std::thread::spawn(move || {
@@ -268,6 +345,10 @@ fn random_password() -> String {
 }
 
 /// Runs the server until SIGINT or SIGTERM.
+///
+/// The order matters: read every file and bind every port (as root, for port 21), give up root
+/// (`run_as`), confine the process (Landlock, seccomp) while it has one thread, and only then start
+/// the runtime's threads, which inherit the confinement.
 pub fn run(args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -277,8 +358,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    raise_fd_limit();
     let config = build_config(&args)?;
+    if rustix::process::geteuid().is_root() && config.process.run_as.is_none() {
+        tracing::warn!(
+            "running as root: set run_as = \"ferry\" in [process] (or --run-as ferry) to switch to an \
+             unprivileged user after binding the ports, or run as that user with CAP_NET_BIND_SERVICE \
+             (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)"
+        );
+    }
+    raise_fd_limit();
     let serving = match config.storage.kind {
         StorageKind::Local => {
             check_root(&config)?;
@@ -286,23 +374,66 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         StorageKind::S3 => ferry_server::storage::s3::S3Storage::describe(&config.storage),
     };
-    let (db, hint) = build_users(&args, &config)?;
-    if config.storage.kind == StorageKind::Local {
-        sweep_temporaries(&config, &db);
+    let (db, base, hint) = build_users(&args, &config)?;
+    let mut roots = db.roots();
+    roots.push(config.root.clone());
+    let users = Arc::new(Swappable::new(Arc::new(db)));
+    let reload = hint
+        .file()
+        .map(|file| Arc::new(UsersReload { live: users.clone(), base, file: file.clone(), root: config.root.clone() }));
+    let reread: Vec<PathBuf> = args.config.iter().chain(hint.file()).cloned().collect();
+    let plan = ferry_server::sandbox::Plan::new(&config, &roots, &reread);
+    let (process, local) = (config.process.clone(), config.storage.kind == StorageKind::Local);
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let bound = Server::prepare(config, users)?;
+    if let Some(user) = &process.run_as {
+        ferry_server::sandbox::drop_privileges(user)?;
+        tracing::info!(user, "switched to user");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // systemd's notification socket, connected before the sandbox closes the filesystem.
+    let notify = Arc::new(Notify::connect());
+    if process.sandbox {
+        let report = ferry_server::sandbox::confine(&plan)
+            .context("confining the server (--no-sandbox turns the sandbox off)")?;
+        match report.landlock {
+            ferry_server::sandbox::Enforced::Not => tracing::warn!("sandbox: {report}"),
+            _ => tracing::info!("sandbox: {report}"),
+        }
+    } else {
+        tracing::warn!("sandbox off (--no-sandbox): the server is not confined");
+    }
+    // jemalloc's purging thread, started now so that it is confined like every other thread.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::debug!(error = %e, "no jemalloc background thread");
+    }
+    if local {
+        sweep_temporaries(&roots);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     runtime.block_on(async move {
-        let server = Server::bind(config, Arc::new(db)).await?;
+        let server = bound.start().await?;
         // Handlers first: a signal sent as soon as the address is printed must stop cleanly.
         use tokio::signal::unix::{signal, SignalKind};
         let term = signal(SignalKind::terminate())?;
         let int = signal(SignalKind::interrupt())?;
         let hup = signal(SignalKind::hangup())?;
+        let usr1 = signal(SignalKind::user_defined1())?;
         let stop = CancellationToken::new();
         tokio::spawn(wait_for_signal(stop.clone(), term, int));
-        tokio::spawn(reload_on_sighup(server.handle(), hup));
+        tokio::spawn(reload_on_sighup(server.handle(), reload.clone(), hup, notify.clone()));
+        tokio::spawn(reopen_on_sigusr1(server.handle(), usr1));
+        if let Some(reload) = reload {
+            tokio::spawn(reload.watch());
+        }
         let addrs = server.local_addrs();
         print_banner(&addrs, &server.implicit_tls_addrs(), &serving, &hint)?;
+        notify.send("READY=1");
+        let stopping = stop.clone();
+        let on_stop = notify.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            on_stop.send("STOPPING=1");
+        });
         server.run(stop).await?;
         tracing::info!("stopped");
         Ok(())
@@ -331,11 +462,87 @@ fn print_banner(addrs: &[SocketAddr], implicit: &[SocketAddr], serving: &str, hi
     Ok(())
 }
 
-async fn reload_on_sighup(handle: ferry_server::ServerHandle, mut hup: tokio::signal::unix::Signal) {
+/// SIGHUP: rereads the users file and the TLS certificate and key; each that fails keeps its old
+/// version and says why; the log line says what was reloaded.
+async fn reload_on_sighup(
+    handle: ferry_server::ServerHandle,
+    users: Option<Arc<UsersReload>>,
+    mut hup: tokio::signal::unix::Signal,
+    notify: Arc<Notify>,
+) {
     while hup.recv().await.is_some() {
-        match handle.reload_tls() {
-            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-            Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate"),
+        notify.reloading();
+        let mut done = Vec::new();
+        if let Some(users) = &users {
+            match users.reload() {
+                Ok(n) => done.push(format!("users file {} ({n} accounts)", users.file.display())),
+                Err(e) => tracing::error!("SIGHUP: users file not reloaded (keeping the old users): {e:#}"),
+            }
+        }
+        if handle.has_tls() {
+            match handle.reload_tls() {
+                Ok(()) => done.push("TLS certificate and key".to_owned()),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate"),
+            }
+        }
+        if done.is_empty() {
+            tracing::info!("SIGHUP: nothing reloaded");
+        } else {
+            tracing::info!("SIGHUP: reloaded {}", done.join(", "));
+        }
+        notify.send("READY=1");
+    }
+}
+
+/// systemd's readiness protocol (`sd_notify(3)`, `Type=notify`): `READY=1` once the listeners
+/// serve, `RELOADING=1` around a SIGHUP reload, `STOPPING=1` when draining starts. Nothing when
+/// `NOTIFY_SOCKET` is unset (not started by systemd).
+struct Notify(Option<std::os::unix::net::UnixDatagram>);
+
+impl Notify {
+    /// Connects to `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace).
+    fn connect() -> Self {
+        use std::os::linux::net::SocketAddrExt as _;
+        let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return Self(None) };
+        let connected = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
+            let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+            match bytes.strip_prefix(b"@") {
+                Some(name) => sock.connect_addr(&std::os::unix::net::SocketAddr::from_abstract_name(name)?)?,
+                None => sock.connect(&path)?,
+            }
+            Ok(sock)
+        });
+        match connected {
+            Ok(sock) => Self(Some(sock)),
+            Err(e) => {
+                tracing::warn!(socket = ?path, error = %e, "cannot reach systemd's notification socket");
+                Self(None)
+            }
+        }
+    }
+
+    fn send(&self, state: &str) {
+        if let Some(sock) = &self.0 {
+            if let Err(e) = sock.send(state.as_bytes()) {
+                tracing::warn!(state, error = %e, "cannot notify systemd");
+            }
+        }
+    }
+
+    /// `RELOADING=1` with the monotonic time systemd asks for.
+    fn reloading(&self) {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let usec = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000;
+        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
+    }
+}
+
+/// SIGUSR1: reopens the log files (after logrotate moved them away).
+async fn reopen_on_sigusr1(handle: ferry_server::ServerHandle, mut usr1: tokio::signal::unix::Signal) {
+    while usr1.recv().await.is_some() {
+        match handle.reopen_logs() {
+            Ok(()) => tracing::info!("SIGUSR1: log files reopened"),
+            Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot reopen a log file; writing to the old one"),
         }
     }
 }

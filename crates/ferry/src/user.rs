@@ -76,6 +76,10 @@ fn parse_perms(list: &[String]) -> Result<Vec<Permission>> {
         .collect()
 }
 
+/// What the user-management commands say about a server already running on the file.
+const RUNNING_SERVER: &str =
+    "a running `ferry serve` using this file picks the change up within a second (it watches the file); no restart needed";
+
 fn read_password(from_stdin: bool) -> Result<String> {
     let pw = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
@@ -113,6 +117,7 @@ pub fn run(cmd: UserCmd) -> Result<()> {
             file.set_user(&a.name, &pw, a.root, perms)?;
             file.save(&a.file.users)?;
             println!("user {} saved in {}", a.name, a.file.users.display());
+            println!("{RUNNING_SERVER}");
         }
         UserCmd::Del(a) => {
             let mut file = UsersFile::load(&a.file.users)?;
@@ -121,6 +126,7 @@ pub fn run(cmd: UserCmd) -> Result<()> {
             }
             file.save(&a.file.users)?;
             println!("user {} removed", a.name);
+            println!("{RUNNING_SERVER}");
         }
         UserCmd::Passwd(a) => {
             let mut file = UsersFile::load(&a.file.users)?;
@@ -131,6 +137,7 @@ pub fn run(cmd: UserCmd) -> Result<()> {
             file.set_user(&a.name, &pw, None, None)?;
             file.save(&a.file.users)?;
             println!("password of {} changed", a.name);
+            println!("{RUNNING_SERVER}");
         }
         UserCmd::List(f) => {
             let file = UsersFile::load(&f.users).with_context(|| format!("reading {}", f.users.display()))?;

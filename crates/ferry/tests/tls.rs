@@ -278,10 +278,15 @@ fn implicit_listener_and_sighup_reload() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read_file(&work.path().join("f")), b"implicit");
-    // Replace the pair on disk, SIGHUP, and new connections see the new certificate.
+    // Replace the pair on disk by renaming new files over them (as certbot and most tools do: new
+    // inodes, which the sandbox must let the server read), SIGHUP, and new connections see the
+    // new certificate.
     let (_d2, cert2, key2) = make_cert();
-    std::fs::copy(&cert2, &cert).unwrap();
-    std::fs::copy(&key2, &key).unwrap();
+    for (new, old) in [(&cert2, &cert), (&key2, &key)] {
+        let tmp = old.with_extension("new");
+        std::fs::copy(new, &tmp).unwrap();
+        std::fs::rename(&tmp, old).unwrap();
+    }
     let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
     let mut second = first.clone();
     for _ in 0..50 {

@@ -55,7 +55,7 @@ impl Kind {
     /// Whether uploads are on stable storage when the server answers 226.
     pub fn durability(self) -> &'static str {
         match self {
-            Kind::Ferry => "fsync before 226 (file + directory on replace)",
+            Kind::Ferry => "fsync before 226 (file, then its directory when a name was created or replaced)",
             Kind::FerryNoFsync => "no fsync (--no-fsync)",
             Kind::Vsftpd | Kind::PureFtpd | Kind::ProFtpd => "no fsync (page cache only; checked with strace)",
             Kind::Floor => "no fsync",

@@ -204,6 +204,40 @@ impl fmt::Debug for Account {
     }
 }
 
+/// An authenticator whose users can be replaced while the server runs: a reload swaps the whole
+/// set at once; sessions already logged in keep the account they logged in with.
+#[derive(Debug)]
+pub struct Swappable {
+    current: std::sync::RwLock<std::sync::Arc<dyn Authenticator>>,
+}
+
+impl Swappable {
+    /// Starts with `users`.
+    pub fn new(users: std::sync::Arc<dyn Authenticator>) -> Self {
+        Self { current: std::sync::RwLock::new(users) }
+    }
+
+    /// New logins see `users` from now on.
+    pub fn replace(&self, users: std::sync::Arc<dyn Authenticator>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
+    fn get(&self) -> std::sync::Arc<dyn Authenticator> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl Authenticator for Swappable {
+    fn is_anonymous(&self, name: &str) -> bool {
+        self.get().is_anonymous(name)
+    }
+
+    async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
+        self.get().authenticate(name, password).await
+    }
+}
+
 /// Users in memory: from a users file, `--user` flags, and optional anonymous access.
 ///
 /// argon2id is slow on purpose (tens of milliseconds), which would cap logins per second far below
@@ -278,6 +312,12 @@ impl UserDb {
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             )),
         }
+    }
+
+    /// Forgets the passwords verified so far (after a reload, a changed password must be checked
+    /// against its new hash; the old one must stop working at once).
+    pub fn forget_verified(&mut self) {
+        self.verified = std::sync::Arc::new(VerifiedCache::new());
     }
 
     /// Every root directory the accounts use (the anonymous one too), each once.

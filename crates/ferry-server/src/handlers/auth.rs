@@ -5,6 +5,7 @@ use ferry_proto::command::ProtLevel;
 use ferry_proto::Reply;
 
 use super::{Act, Answer};
+use crate::events::{Event, Who};
 use crate::replies;
 use crate::session::policy::tls_required;
 use crate::session::state::Cx;
@@ -65,16 +66,18 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
     } else {
         None
     };
-    tracing::info!(user = %user.name, anonymous = user.anonymous, "logged in");
     cx.conn.admission.logged_in();
-    *auth = Auth::LoggedIn(Box::new(Account::new(user, storage, usage, slot)));
+    let account = Account::new(user, storage, usage, slot);
+    cx.shared.events.emit(&Event::LoginOk(account.who(cx.conn.peer.ip())));
+    *auth = Auth::LoggedIn(Box::new(account));
     replies::logged_in().into()
 }
 
 /// A wrong name or password: delay, count, maybe ban, maybe close.
 async fn failed_login(cx: &mut Cx<'_>, name: &str, reason: &str) -> Act {
     cx.conn.failed_logins += 1;
-    tracing::warn!(user = %name, failures = cx.conn.failed_logins, reason, "failed login");
+    let who = Who { ip: cx.conn.peer.ip(), user: Some(name), anonymous: false };
+    cx.shared.events.emit(&Event::LoginFailed(who, reason));
     let limits = &cx.shared.config.limits;
     let verdict = cx.shared.limit_state.login_failed(cx.conn.peer.ip(), limits);
     tokio::time::sleep(verdict.delay).await;

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 
 use super::Answer;
 use crate::auth::{Permission, Permissions};
+use crate::events::{Event, FsOp};
 use crate::replies::{self, Opening};
 use crate::session::state::Cx;
 use crate::session::state::{Account, Running};
@@ -36,13 +37,14 @@ pub(crate) fn pwd(a: &Account) -> Reply {
     replies::pwd(&a.cwd)
 }
 
-pub(crate) async fn mkd(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn mkd(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     a.storage.create_dir(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
+    cx.shared.events.emit(&Event::Fs(a.who(cx.conn.peer.ip()), FsOp::Mkdir(&path.to_string())));
     Ok(replies::created(&path))
 }
 
-pub(crate) async fn rmd(a: &Account, arg: &str) -> Answer {
+pub(crate) async fn rmd(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     match a.storage.symlink_metadata(&path).await {
         Ok(m) if !m.is_dir() => return Err(replies::not_a_directory(arg)),
@@ -50,6 +52,7 @@ pub(crate) async fn rmd(a: &Account, arg: &str) -> Answer {
         Ok(_) => {}
     }
     a.storage.remove_dir(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
+    cx.shared.events.emit(&Event::Fs(a.who(cx.conn.peer.ip()), FsOp::Rmdir(&path.to_string())));
     Ok(replies::directory_removed())
 }
 

@@ -22,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
 
+use crate::events::{self, Direction, Event};
 use crate::handlers::{auth, dirs, files, misc, transfer, Act, Handled};
 use crate::replies;
 use crate::server::{Admission, Shared};
@@ -67,7 +68,8 @@ pub(crate) async fn run(
         Err(_) => return,
     };
     let mut s = Session::new(shared, Conn { peer, local, since: Instant::now(), failed_logins: 0, admission });
-    tracing::debug!(implicit, "connected");
+    let opened = Instant::now();
+    s.shared.events.emit(&Event::Connected(s.auth.who(peer.ip())));
     let mut io: Box<dyn Io> = Box::new(ControlStream(stream));
     if implicit {
         // Implicit FTPS protects data connections from the start.
@@ -89,10 +91,10 @@ pub(crate) async fn run(
             task.into_inner().unwrap_or_else(|p| p.into_inner()).await;
         }
     }
-    match result {
-        Ok(()) => tracing::debug!("session closed"),
-        Err(e) => tracing::debug!(error = %e, "session ended"),
+    if let Err(e) = &result {
+        tracing::debug!(error = %e, "control connection error");
     }
+    s.shared.events.emit(&Event::Closed(s.auth.who(peer.ip()), opened.elapsed()));
 }
 
 impl Session {
@@ -349,15 +351,24 @@ impl Session {
 
     fn transfer_done(&mut self, outcome: Outcome) -> Flow {
         let Some(t) = self.running.take() else { return Flow::Continue };
-        let secs = outcome.elapsed.as_secs_f64();
-        let (verb, path) = (t.info.verb, &t.info.path);
-        match &outcome.result {
-            Ok(()) => {
-                let rate = if secs > 0.0 { outcome.bytes as f64 / secs } else { 0.0 };
-                tracing::info!(verb, %path, bytes = outcome.bytes, secs, rate_bps = rate as u64, "transfer complete");
-            }
-            Err(e) => tracing::info!(verb, %path, bytes = outcome.bytes, secs, error = %e, "transfer failed"),
-        }
+        let path = &t.info.path;
+        let error = outcome.result.as_ref().err().map(ToString::to_string);
+        let direction = match t.info.opening {
+            replies::Opening::Download { .. } => Direction::Download,
+            replies::Opening::Upload { .. } | replies::Opening::Unique { .. } => Direction::Upload,
+            replies::Opening::Listing => Direction::Listing,
+        };
+        let record = events::Transfer {
+            verb: t.info.verb,
+            direction,
+            path,
+            bytes: outcome.bytes,
+            elapsed: outcome.elapsed,
+            ascii: self.xfer.repr == state::Repr::Ascii,
+            protected: self.tls.private_data().is_some(),
+            error: error.as_deref(),
+        };
+        self.shared.events.emit(&Event::Transfer(self.auth.who(self.conn.peer.ip()), record));
         self.reply(replies::transfer_done(&t.info.opening, &outcome.result, path));
         if t.then.abort {
             self.reply(replies::abor_ok());
@@ -403,16 +414,16 @@ async fn dispatch(s: &mut Session, cmd: Command) -> Handled {
         C::Cwd(p) => dirs::cwd(account(auth)?, &p).await?.into(),
         C::Cdup => dirs::cdup(account(auth)?).into(),
         C::Pwd => dirs::pwd(account(auth)?).into(),
-        C::Mkd(p) => dirs::mkd(account(auth)?, &p).await?.into(),
-        C::Rmd(p) => dirs::rmd(account(auth)?, &p).await?.into(),
+        C::Mkd(p) => dirs::mkd(account(auth)?, cx, &p).await?.into(),
+        C::Rmd(p) => dirs::rmd(account(auth)?, cx, &p).await?.into(),
         C::Smnt(_) => dirs::smnt().into(),
         C::List(a) => dirs::list(account(auth)?, cx, a.as_deref(), dirs::ListKind::List).await?.into(),
         C::Nlst(a) => dirs::list(account(auth)?, cx, a.as_deref(), dirs::ListKind::Nlst).await?.into(),
         C::Mlsd(a) => dirs::list(account(auth)?, cx, a.as_deref(), dirs::ListKind::Mlsd).await?.into(),
         C::Mlst(a) => dirs::mlst(account(auth)?, cx, a.as_deref()).await?.into(),
-        C::Dele(p) => files::dele(account(auth)?, &p).await?.into(),
+        C::Dele(p) => files::dele(account(auth)?, cx, &p).await?.into(),
         C::Rnfr(p) => files::rnfr(account(auth)?, &p).await?.into(),
-        C::Rnto(p) => files::rnto(account(auth)?, &p).await?.into(),
+        C::Rnto(p) => files::rnto(account(auth)?, cx, &p).await?.into(),
         C::Size(p) => files::size(account(auth)?, &p).await?.into(),
         C::Mdtm(p) => files::mdtm(account(auth)?, &p).await?.into(),
         C::Mfmt(t, p) => files::mfmt(account(auth)?, t, &p).await?.into(),

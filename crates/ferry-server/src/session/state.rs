@@ -49,6 +49,17 @@ pub(crate) enum Auth {
 }
 
 impl Auth {
+    /// Who the session is, for an event: the client's address and the user as far as known (the
+    /// `USER` name before the password).
+    pub fn who(&self, ip: std::net::IpAddr) -> crate::events::Who<'_> {
+        let (user, anonymous) = match self {
+            Self::Fresh => (None, false),
+            Self::NeedPassword(name) => (Some(name.as_str()), false),
+            Self::LoggedIn(a) => (Some(a.user.name.as_str()), a.user.anonymous),
+        };
+        crate::events::Who { ip, user, anonymous }
+    }
+
     /// The account, when logged in.
     pub fn account(&self) -> Option<&Account> {
         match self {
@@ -84,6 +95,11 @@ pub(crate) struct Account {
 }
 
 impl Account {
+    /// Who the account is, for an event.
+    pub fn who(&self, ip: std::net::IpAddr) -> crate::events::Who<'_> {
+        crate::events::Who { ip, user: Some(&self.user.name), anonymous: self.user.anonymous }
+    }
+
     /// An account just logged in, at its root.
     pub fn new(user: User, storage: Arc<dyn Storage>, usage: Option<Arc<Mutex<Usage>>>, slot: AccountSlot) -> Self {
         Self { user, storage, usage, cwd: VirtualPath::root(), pending: Pending::Nothing, _slot: slot }

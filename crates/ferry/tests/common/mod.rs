@@ -26,8 +26,22 @@ impl Ferry {
     }
 
     pub fn start_on(listen: &str, extra: &[&str]) -> Self {
+        Self::start_with(listen, extra, &[])
+    }
+
+    /// [`Ferry::start_on`] with extra environment variables.
+    pub fn start_with(listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_full(listen, None, extra, env)
+    }
+
+    /// A server on 127.0.0.1:0 serving `root` (an existing directory, for example a mount point).
+    pub fn start_at(root: &Path, extra: &[&str]) -> Self {
+        Self::start_full("127.0.0.1:0", Some(root), extra, &[])
+    }
+
+    fn start_full(listen: &str, root: Option<&Path>, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
+        let root = root.map_or_else(|| dir.path().join("root"), Path::to_path_buf);
         std::fs::create_dir_all(&root).unwrap();
         let stderr_path = dir.path().join("stderr.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -37,6 +51,7 @@ impl Ferry {
             .args(["--user", "alice:secret"])
             .args(extra)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()

@@ -289,7 +289,8 @@ impl LocalUpload {
         let file = self.file.clone();
         let dir = self.dir.clone();
         let in_place = match &self.undo {
-            Undo::Remove(p) | Undo::Truncate(p, _) => Some(p.clone()),
+            Undo::Remove(p) => Some(InPlace { path: p.clone(), created: true }),
+            Undo::Truncate(p, _) => Some(InPlace { path: p.clone(), created: false }),
             Undo::Nothing => None,
         };
         let temp = self.temp.take();
@@ -314,12 +315,26 @@ impl LocalUpload {
     }
 }
 
-/// The blocking part of [`LocalUpload::complete`]; returns the file's final length.
+/// An upload written under its final name (a new file, `APPE`, `REST`+`STOR`).
+struct InPlace {
+    path: PathBuf,
+    /// The upload created the name, so the directory changed too.
+    created: bool,
+}
+
+/// The parent of `path` within `dir`, for its fsync.
+fn parent_of(dir: &Dir, path: &Path) -> io::Result<Dir> {
+    dir.open_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+}
+
+/// The blocking part of [`LocalUpload::complete`]; returns the file's final length. With
+/// `fsync`: the file's data and metadata, then the directory whenever a name was created or
+/// replaced, so that the name survives a power cut as well as the bytes.
 fn complete_blocking(
     file: &std::fs::File,
     dir: &Dir,
     last: Option<Vec<u8>>,
-    in_place: Option<PathBuf>,
+    in_place: Option<InPlace>,
     temp: Option<Temp>,
     fsync: bool,
 ) -> io::Result<u64> {
@@ -333,7 +348,7 @@ fn complete_blocking(
     }
     let meta = file.metadata()?;
     let len = meta.len();
-    if let Some(path) = in_place {
+    if let Some(InPlace { path, created }) = in_place {
         // Another upload may have renamed a new file over this one while it was written: then
         // this data is not what the name holds, and the client must not be told otherwise.
         let same = dir.symlink_metadata(&path).map(|m| m.dev() == meta.dev() && m.ino() == meta.ino()).unwrap_or(false);
@@ -348,12 +363,20 @@ fn complete_blocking(
             src.seek(SeekFrom::Start(0))?;
             let copied = std::io::copy(&mut src, &mut out).and_then(|_| if fsync { out.sync_all() } else { Ok(()) });
             return match copied.and_then(|()| dir.rename(&tmp, dir, &path)) {
-                Ok(()) => Ok(len),
+                Ok(()) => {
+                    if fsync {
+                        sync_dir(&parent_of(dir, &path)?);
+                    }
+                    Ok(len)
+                }
                 Err(e) => {
                     let _ = dir.remove_file(&tmp);
                     Err(e)
                 }
             };
+        }
+        if created && fsync {
+            sync_dir(&parent_of(dir, &path)?);
         }
     }
     match temp {
@@ -361,8 +384,7 @@ fn complete_blocking(
         Some(Temp::Named { tmp, target }) => {
             dir.rename(&tmp, dir, &target)?;
             if fsync {
-                let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                sync_dir(&dir.open_dir(parent)?);
+                sync_dir(&parent_of(dir, &target)?);
             }
         }
         Some(Temp::Unnamed { parent, name }) => {

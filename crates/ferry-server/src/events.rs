@@ -1,0 +1,431 @@
+//! What happens in a session, as one event type, and the sinks that record it.
+//!
+//! Handlers and the session loop [`Events::emit`] an [`Event`]; each sink turns it into its own
+//! format: the `tracing` log (text on stderr), the transfer log in the wu-ftpd `xferlog` format
+//! (read by AWStats, `xferstats`, OSSEC and log-scraping exporters) and a log in vsftpd's own
+//! format (read by fail2ban's stock `vsftpd` filter). No handler formats a log line.
+//!
+//! The files are opened at start-up (before the sandbox), appended to one line per `write`, and
+//! reopened by [`Events::reopen`] (`SIGUSR1`, after logrotate moved them).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Who an event is about: the client's address and, once known, the user name.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    /// The client (from a PROXY header when a trusted balancer relays).
+    pub ip: IpAddr,
+    /// The user: logged in, or the name a failed login gave.
+    pub user: Option<&'a str>,
+    /// An anonymous login.
+    pub anonymous: bool,
+}
+
+/// Which way a transfer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// RETR.
+    Download,
+    /// STOR, APPE, STOU.
+    Upload,
+    /// LIST, NLST, MLSD (not in the transfer logs).
+    Listing,
+}
+
+/// A finished transfer, complete or not.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer<'a> {
+    /// The command (`RETR`, `STOR`, ...).
+    pub verb: &'a str,
+    /// Which way.
+    pub direction: Direction,
+    /// The absolute path in the user's view.
+    pub path: &'a str,
+    /// Bytes moved on the data connection.
+    pub bytes: u64,
+    /// From the command to the end.
+    pub elapsed: Duration,
+    /// `TYPE A`.
+    pub ascii: bool,
+    /// The data connection was under TLS.
+    pub protected: bool,
+    /// Why it failed; `None` when it completed (226).
+    pub error: Option<&'a str>,
+}
+
+/// A change to the file tree (the reply was 2xx).
+#[derive(Debug, Clone, Copy)]
+pub enum FsOp<'a> {
+    /// MKD.
+    Mkdir(&'a str),
+    /// RMD.
+    Rmdir(&'a str),
+    /// DELE, with the size the file had (0 when unknown).
+    Delete(&'a str, u64),
+    /// RNFR + RNTO.
+    Rename(&'a str, &'a str),
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A control connection was accepted (past the limits).
+    Connected(Who<'a>),
+    /// It closed, after `Duration`.
+    Closed(Who<'a>, Duration),
+    /// A successful login.
+    LoginOk(Who<'a>),
+    /// A refused login, and why (for the log; never the password).
+    LoginFailed(Who<'a>, &'a str),
+    /// A transfer ended.
+    Transfer(Who<'a>, Transfer<'a>),
+    /// The file tree changed.
+    Fs(Who<'a>, FsOp<'a>),
+}
+
+/// `[log]` in the configuration: the files beside the stderr log.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The transfer log, in the wu-ftpd `xferlog` format; none when unset.
+    pub xferlog: Option<PathBuf>,
+    /// Which `xferlog` dialect.
+    pub xferlog_flavor: XferlogFlavor,
+    /// A log in vsftpd's own format (`OK LOGIN`, `FAIL LOGIN`, `OK UPLOAD`, ...), for fail2ban's
+    /// stock `vsftpd` filter and vsftpd log parsers; none when unset.
+    pub vsftpd_log: Option<PathBuf>,
+}
+
+impl LogConfig {
+    /// The log files configured.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.xferlog.iter().chain(&self.vsftpd_log).cloned().collect()
+    }
+}
+
+/// The two `xferlog` dialects in use.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum XferlogFlavor {
+    /// wu-ftpd and vsftpd: a space-padded day, `ftp 0 *` in fields 11-13, transfers only.
+    #[default]
+    Wuftpd,
+    /// ProFTPD: a zero-padded day, `ftps` in field 11 for protected data, `d` rows for DELE.
+    Proftpd,
+}
+
+/// A log file, appended to one line per `write` (so lines of concurrent sessions never mix).
+#[derive(Debug)]
+struct LogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+    /// A write failed and was logged; quiet until the next success or reopen.
+    failing: AtomicBool,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self { path: path.to_owned(), file: Mutex::new(open_append(path)?), failing: AtomicBool::new(false) })
+    }
+
+    fn write_line(&self, line: &str) {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        match file.write_all(line.as_bytes()) {
+            Ok(()) => self.failing.store(false, Ordering::Relaxed),
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(file = %self.path.display(), error = %e, "cannot write the log file");
+                }
+            }
+        }
+    }
+
+    fn reopen(&self) -> io::Result<()> {
+        let new = open_append(&self.path)?;
+        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = new;
+        self.failing.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("log file {}: {e}", path.display())))
+}
+
+/// The sinks: the `tracing` log always, the files when configured.
+#[derive(Debug)]
+pub struct Events {
+    xferlog: Option<(LogFile, XferlogFlavor)>,
+    vsftpd: Option<LogFile>,
+    pid: u32,
+}
+
+impl Events {
+    /// Opens the configured files (creating them, mode 0640).
+    pub fn open(config: &LogConfig) -> io::Result<Self> {
+        Ok(Self {
+            xferlog: config.xferlog.as_deref().map(LogFile::open).transpose()?.map(|f| (f, config.xferlog_flavor)),
+            vsftpd: config.vsftpd_log.as_deref().map(LogFile::open).transpose()?,
+            pid: std::process::id(),
+        })
+    }
+
+    /// No files: the `tracing` log only.
+    pub fn none() -> Self {
+        Self { xferlog: None, vsftpd: None, pid: std::process::id() }
+    }
+
+    /// Reopens the files under their names (after a rotation).
+    pub fn reopen(&self) -> io::Result<()> {
+        let files = self.xferlog.iter().map(|(f, _)| f).chain(&self.vsftpd);
+        files.into_iter().try_for_each(LogFile::reopen)
+    }
+
+    /// Records `event` in every sink.
+    pub fn emit(&self, event: &Event<'_>) {
+        trace(event);
+        let now = jiff::Zoned::now();
+        if let Some((file, flavor)) = &self.xferlog {
+            if let Some(line) = xferlog_line(*flavor, &now, event) {
+                file.write_line(&line);
+            }
+        }
+        if let Some(file) = &self.vsftpd {
+            if let Some(line) = vsftpd_line(self.pid, &now, event) {
+                file.write_line(&line);
+            }
+        }
+    }
+}
+
+/// The `tracing` sink: logins, failures and transfers at info/warn, with the user on each line.
+fn trace(event: &Event<'_>) {
+    match event {
+        Event::Connected(who) => tracing::info!(ip = %who.ip, "connected"),
+        Event::Closed(who, d) => {
+            tracing::info!(ip = %who.ip, user = who.user.unwrap_or("-"), secs = d.as_secs_f64(), "disconnected");
+        }
+        Event::LoginOk(who) => {
+            tracing::info!(ip = %who.ip, user = who.user.unwrap_or("-"), anonymous = who.anonymous, "logged in");
+        }
+        Event::LoginFailed(who, reason) => {
+            tracing::warn!(ip = %who.ip, user = who.user.unwrap_or("-"), reason, "failed login");
+        }
+        Event::Transfer(who, t) => {
+            let secs = t.elapsed.as_secs_f64();
+            let user = who.user.unwrap_or("-");
+            match t.error {
+                None => {
+                    let rate = if secs > 0.0 { t.bytes as f64 / secs } else { 0.0 };
+                    tracing::info!(
+                        user,
+                        verb = t.verb,
+                        path = t.path,
+                        bytes = t.bytes,
+                        secs,
+                        rate_bps = rate as u64,
+                        "transfer complete"
+                    );
+                }
+                Some(error) => {
+                    tracing::info!(user, verb = t.verb, path = t.path, bytes = t.bytes, secs, error, "transfer failed");
+                }
+            }
+        }
+        Event::Fs(who, op) => {
+            let user = who.user.unwrap_or("-");
+            match op {
+                FsOp::Mkdir(p) => tracing::info!(user, path = p, "directory created"),
+                FsOp::Rmdir(p) => tracing::info!(user, path = p, "directory removed"),
+                FsOp::Delete(p, _) => tracing::info!(user, path = p, "file deleted"),
+                FsOp::Rename(from, to) => tracing::info!(user, from, to, "renamed"),
+            }
+        }
+    }
+}
+
+/// `Sun Dec  6 18:38:20 2026`: ctime's form, English names, the day padded with a space (or with
+/// a zero, as ProFTPD writes it).
+fn date(now: &jiff::Zoned, zero_padded_day: bool) -> String {
+    now.strftime(if zero_padded_day { "%a %b %d %H:%M:%S %Y" } else { "%a %b %e %H:%M:%S %Y" }).to_string()
+}
+
+/// A path as one field: whitespace and control characters become `_`.
+fn field(path: &str) -> String {
+    path.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect()
+}
+
+/// One `xferlog` line (18 fields), for downloads, uploads and, in the ProFTPD dialect, deletions:
+/// `date secs ip bytes path a|b _ o|i|d a|r user ftp|ftps 0 * c|i`.
+fn xferlog_line(flavor: XferlogFlavor, now: &jiff::Zoned, event: &Event<'_>) -> Option<String> {
+    let proftpd = flavor == XferlogFlavor::Proftpd;
+    let (who, secs, bytes, path, ascii, direction, protected, complete) = match event {
+        Event::Transfer(who, t) => {
+            let direction = match t.direction {
+                Direction::Download => 'o',
+                Direction::Upload => 'i',
+                Direction::Listing => return None,
+            };
+            // Whole seconds, at least 1 (as vsftpd writes them).
+            let secs = t.elapsed.as_secs_f64().round().max(1.0) as u64;
+            (who, secs, t.bytes, t.path, t.ascii, direction, t.protected, t.error.is_none())
+        }
+        Event::Fs(who, FsOp::Delete(path, size)) if proftpd => (who, 0, *size, *path, false, 'd', false, true),
+        _ => return None,
+    };
+    let (mode, user) = match (who.anonymous, who.user) {
+        (true, user) => ('a', user.unwrap_or("anonymous")),
+        (false, user) => ('r', user.unwrap_or("-")),
+    };
+    let service = if proftpd && protected { "ftps" } else { "ftp" };
+    let mut line = date(now, proftpd);
+    let _ = writeln!(
+        line,
+        " {secs} {} {bytes} {} {} _ {direction} {mode} {} {service} 0 * {}",
+        who.ip.to_canonical(),
+        field(path),
+        if ascii { 'a' } else { 'b' },
+        field(user),
+        if complete { 'c' } else { 'i' }
+    );
+    Some(line)
+}
+
+/// One line in vsftpd's own log format:
+/// `date [pid N] [user] OK|FAIL VERB: Client "ip"[, "path"][, N bytes, R Kbyte/sec]`.
+fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String> {
+    let who = match event {
+        Event::Connected(w)
+        | Event::LoginOk(w)
+        | Event::LoginFailed(w, _)
+        | Event::Transfer(w, _)
+        | Event::Fs(w, _) => w,
+        Event::Closed(..) => return None,
+    };
+    let mut line = format!("{} [pid {pid}] ", date(now, false));
+    if let Some(user) = who.user {
+        let _ = write!(line, "[{}] ", user.replace(['\r', '\n'], "_"));
+    }
+    let client = format!("Client \"{}\"", who.ip.to_canonical());
+    let quoted = |p: &str| format!("\"{}\"", p.replace(['\r', '\n'], "_"));
+    let _ = match event {
+        Event::Connected(_) => write!(line, "CONNECT: {client}"),
+        Event::LoginOk(_) => write!(line, "OK LOGIN: {client}"),
+        Event::LoginFailed(..) => write!(line, "FAIL LOGIN: {client}"),
+        Event::Transfer(_, t) => {
+            let verb = match t.direction {
+                Direction::Download => "DOWNLOAD",
+                Direction::Upload => "UPLOAD",
+                Direction::Listing => return None,
+            };
+            let status = if t.error.is_none() { "OK" } else { "FAIL" };
+            let kbps = t.bytes as f64 / t.elapsed.as_secs_f64().max(0.001) / 1024.0;
+            write!(line, "{status} {verb}: {client}, {}, {} bytes, {kbps:.2}Kbyte/sec", quoted(t.path), t.bytes)
+        }
+        Event::Fs(_, op) => match op {
+            FsOp::Mkdir(p) => write!(line, "OK MKDIR: {client}, {}", quoted(p)),
+            FsOp::Rmdir(p) => write!(line, "OK RMDIR: {client}, {}", quoted(p)),
+            FsOp::Delete(p, _) => write!(line, "OK DELETE: {client}, {}", quoted(p)),
+            FsOp::Rename(from, to) => write!(line, "OK RENAME: {client}, {}", quoted(&format!("{from} {to}"))),
+        },
+        Event::Closed(..) => return None,
+    };
+    line.push('\n');
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> jiff::Zoned {
+        s.parse().unwrap()
+    }
+
+    fn alice() -> Who<'static> {
+        Who { ip: "192.0.2.7".parse().unwrap(), user: Some("alice"), anonymous: false }
+    }
+
+    fn download(path: &str, ms: u64) -> Transfer<'_> {
+        Transfer {
+            verb: "RETR",
+            direction: Direction::Download,
+            path,
+            bytes: 1234,
+            elapsed: Duration::from_millis(ms),
+            ascii: false,
+            protected: true,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn xferlog_lines_have_18_fields_in_both_flavours() {
+        let now = at("2026-12-06T08:05:09[UTC]");
+        let event = Event::Transfer(alice(), download("/dir/my file\t.bin", 200));
+        let wu = xferlog_line(XferlogFlavor::Wuftpd, &now, &event).unwrap();
+        assert_eq!(wu, "Sun Dec  6 08:05:09 2026 1 192.0.2.7 1234 /dir/my_file_.bin b _ o r alice ftp 0 * c\n");
+        assert_eq!(wu.split_whitespace().count(), 18);
+        let pro = xferlog_line(XferlogFlavor::Proftpd, &now, &event).unwrap();
+        assert_eq!(pro, "Sun Dec 06 08:05:09 2026 1 192.0.2.7 1234 /dir/my_file_.bin b _ o r alice ftps 0 * c\n");
+    }
+
+    #[test]
+    fn xferlog_marks_uploads_failures_anonymous_and_deletions() {
+        let now = at("2026-03-15T23:59:59[UTC]");
+        let anon = Who { ip: "::ffff:10.0.0.1".parse().unwrap(), user: Some("ftp"), anonymous: true };
+        let t = Transfer {
+            direction: Direction::Upload,
+            ascii: true,
+            error: Some("reset"),
+            elapsed: Duration::from_millis(2600),
+            ..download("/up.txt", 0)
+        };
+        let line = xferlog_line(XferlogFlavor::Wuftpd, &now, &Event::Transfer(anon, t)).unwrap();
+        assert_eq!(line, "Sun Mar 15 23:59:59 2026 3 10.0.0.1 1234 /up.txt a _ i a ftp ftp 0 * i\n");
+        let dele = Event::Fs(alice(), FsOp::Delete("/old.txt", 99));
+        assert_eq!(xferlog_line(XferlogFlavor::Wuftpd, &now, &dele), None, "wu-ftpd logs transfers only");
+        let line = xferlog_line(XferlogFlavor::Proftpd, &now, &dele).unwrap();
+        assert_eq!(line, "Sun Mar 15 23:59:59 2026 0 192.0.2.7 99 /old.txt b _ d r alice ftp 0 * c\n");
+        let listing = Transfer { direction: Direction::Listing, ..download("/", 1) };
+        assert_eq!(xferlog_line(XferlogFlavor::Wuftpd, &now, &Event::Transfer(alice(), listing)), None);
+    }
+
+    #[test]
+    fn vsftpd_lines_match_vsftpd() {
+        let now = at("2026-12-06T18:38:20[UTC]");
+        let unknown = Who { user: Some("mallory"), ..alice() };
+        assert_eq!(
+            vsftpd_line(42, &now, &Event::LoginFailed(unknown, "bad password")).unwrap(),
+            "Sun Dec  6 18:38:20 2026 [pid 42] [mallory] FAIL LOGIN: Client \"192.0.2.7\"\n"
+        );
+        let nobody = Who { user: None, ..alice() };
+        assert_eq!(
+            vsftpd_line(42, &now, &Event::Connected(nobody)).unwrap(),
+            "Sun Dec  6 18:38:20 2026 [pid 42] CONNECT: Client \"192.0.2.7\"\n"
+        );
+        assert_eq!(
+            vsftpd_line(42, &now, &Event::Transfer(alice(), download("/a b", 500))).unwrap(),
+            "Sun Dec  6 18:38:20 2026 [pid 42] [alice] OK DOWNLOAD: Client \"192.0.2.7\", \"/a b\", 1234 bytes, 2.41Kbyte/sec\n"
+        );
+        assert_eq!(
+            vsftpd_line(42, &now, &Event::Fs(alice(), FsOp::Rename("/a", "/b"))).unwrap(),
+            "Sun Dec  6 18:38:20 2026 [pid 42] [alice] OK RENAME: Client \"192.0.2.7\", \"/a /b\"\n"
+        );
+    }
+}
