@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, rclone,
 # ncftp, pytest, aioftp, and HAProxy (tests/interop/test_haproxy.py); and those the Rust end-to-end
-# tests run: AWStats and fail2ban (log formats), e2fsprogs (the power-cut test). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
+# tests run: AWStats and fail2ban (log formats), e2fsprogs (the power-cut test), systemd
+# (systemd-analyze) and Prometheus (scraping the admin listener). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
 # it on a fresh machine).
 #
 # HAProxy is only ever run by the tests, as a foreground process on loopback (`haproxy -f CFG -db`):
@@ -40,6 +41,10 @@ fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     need+=(systemd)
 fi
+# Prometheus scrapes the admin listener in tests/admin.rs (its own process, on loopback).
+if [ ! -x /usr/bin/prometheus ]; then
+    need+=(prometheus)
+fi
 
 if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -56,6 +61,15 @@ if [ "${#need[@]}" -gt 0 ]; then
     )
     # The haproxy package registers a system service; the tests run their own process on loopback
     # ports, so the one just installed must not run now or start at boot.
+    # Prometheus likewise: the tests start their own.
+    if [[ " ${need[*]} " == *" prometheus "* ]]; then
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        fi
+        if [ -x /etc/init.d/prometheus ]; then
+            /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        fi
+    fi
     # fail2ban likewise: only fail2ban-regex is used, the daemon must not run.
     if [[ " ${need[*]} " == *" fail2ban "* ]]; then
         if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then

@@ -44,6 +44,8 @@ pub struct Config {
     pub process: ProcessConfig,
     /// Log files beside the stderr log: the transfer log, the vsftpd-format log.
     pub log: crate::events::LogConfig,
+    /// The admin interface: metrics, health, sessions API (off unless set).
+    pub admin: crate::admin::AdminConfig,
 }
 
 /// The server process: the user it switches to after binding its ports, and its sandbox
@@ -436,6 +438,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             process: ProcessConfig::default(),
             log: crate::events::LogConfig::default(),
+            admin: crate::admin::AdminConfig::default(),
         }
     }
 }

@@ -22,6 +22,8 @@ use serde::Deserialize;
 /// Who an event is about: the client's address and, once known, the user name.
 #[derive(Debug, Clone, Copy)]
 pub struct Who<'a> {
+    /// The session (as in the log's `session{id}` and the admin API).
+    pub id: u64,
     /// The client (from a PROXY header when a trusted balancer relays).
     pub ip: IpAddr,
     /// The user: logged in, or the name a failed login gave.
@@ -62,6 +64,23 @@ pub struct Transfer<'a> {
     pub error: Option<&'a str>,
 }
 
+/// A transfer that has just started (its data connection is being set up).
+#[derive(Debug, Clone, Copy)]
+pub struct Started<'a> {
+    /// The command.
+    pub verb: &'a str,
+    /// Which way.
+    pub direction: Direction,
+    /// The absolute path in the user's view.
+    pub path: &'a str,
+    /// Bytes to send, when known (downloads).
+    pub size: Option<u64>,
+    /// Bytes moved so far, updated as it runs.
+    pub progress: &'a std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Cancels it (as ABOR does).
+    pub cancel: &'a tokio_util::sync::CancellationToken,
+}
+
 /// A change to the file tree (the reply was 2xx).
 #[derive(Debug, Clone, Copy)]
 pub enum FsOp<'a> {
@@ -86,6 +105,8 @@ pub enum Event<'a> {
     LoginOk(Who<'a>),
     /// A refused login, and why (for the log; never the password).
     LoginFailed(Who<'a>, &'a str),
+    /// A transfer started.
+    TransferStarted(Who<'a>, Started<'a>),
     /// A transfer ended.
     Transfer(Who<'a>, Transfer<'a>),
     /// The file tree changed.
@@ -167,12 +188,17 @@ fn open_append(path: &Path) -> io::Result<File> {
         .map_err(|e| io::Error::new(e.kind(), format!("log file {}: {e}", path.display())))
 }
 
-/// The sinks: the `tracing` log always, the files when configured.
+/// The sinks: the `tracing` log, the metrics and the live session list always, the files when
+/// configured.
 #[derive(Debug)]
 pub struct Events {
     xferlog: Option<(LogFile, XferlogFlavor)>,
     vsftpd: Option<LogFile>,
     pid: u32,
+    /// Prometheus metrics.
+    pub metrics: crate::admin::Metrics,
+    /// The sessions open now, for the admin API.
+    pub live: crate::admin::Live,
 }
 
 impl Events {
@@ -182,12 +208,9 @@ impl Events {
             xferlog: config.xferlog.as_deref().map(LogFile::open).transpose()?.map(|f| (f, config.xferlog_flavor)),
             vsftpd: config.vsftpd_log.as_deref().map(LogFile::open).transpose()?,
             pid: std::process::id(),
+            metrics: crate::admin::Metrics::new(),
+            live: crate::admin::Live::default(),
         })
-    }
-
-    /// No files: the `tracing` log only.
-    pub fn none() -> Self {
-        Self { xferlog: None, vsftpd: None, pid: std::process::id() }
     }
 
     /// Reopens the files under their names (after a rotation).
@@ -199,6 +222,8 @@ impl Events {
     /// Records `event` in every sink.
     pub fn emit(&self, event: &Event<'_>) {
         trace(event);
+        self.metrics.record(event);
+        self.live.record(event);
         let now = jiff::Zoned::now();
         if let Some((file, flavor)) = &self.xferlog {
             if let Some(line) = xferlog_line(*flavor, &now, event) {
@@ -225,6 +250,9 @@ fn trace(event: &Event<'_>) {
         }
         Event::LoginFailed(who, reason) => {
             tracing::warn!(ip = %who.ip, user = who.user.unwrap_or("-"), reason, "failed login");
+        }
+        Event::TransferStarted(who, t) => {
+            tracing::debug!(user = who.user.unwrap_or("-"), verb = t.verb, path = t.path, "transfer started");
         }
         Event::Transfer(who, t) => {
             let secs = t.elapsed.as_secs_f64();
@@ -315,7 +343,7 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::LoginFailed(w, _)
         | Event::Transfer(w, _)
         | Event::Fs(w, _) => w,
-        Event::Closed(..) => return None,
+        Event::Closed(..) | Event::TransferStarted(..) => return None,
     };
     let mut line = format!("{} [pid {pid}] ", date(now, false));
     if let Some(user) = who.user {
@@ -343,7 +371,7 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
             FsOp::Delete(p, _) => write!(line, "OK DELETE: {client}, {}", quoted(p)),
             FsOp::Rename(from, to) => write!(line, "OK RENAME: {client}, {}", quoted(&format!("{from} {to}"))),
         },
-        Event::Closed(..) => return None,
+        Event::Closed(..) | Event::TransferStarted(..) => return None,
     };
     line.push('\n');
     Some(line)
@@ -358,7 +386,7 @@ mod tests {
     }
 
     fn alice() -> Who<'static> {
-        Who { ip: "192.0.2.7".parse().unwrap(), user: Some("alice"), anonymous: false }
+        Who { id: 1, ip: "192.0.2.7".parse().unwrap(), user: Some("alice"), anonymous: false }
     }
 
     fn download(path: &str, ms: u64) -> Transfer<'_> {
@@ -388,7 +416,7 @@ mod tests {
     #[test]
     fn xferlog_marks_uploads_failures_anonymous_and_deletions() {
         let now = at("2026-03-15T23:59:59[UTC]");
-        let anon = Who { ip: "::ffff:10.0.0.1".parse().unwrap(), user: Some("ftp"), anonymous: true };
+        let anon = Who { id: 2, ip: "::ffff:10.0.0.1".parse().unwrap(), user: Some("ftp"), anonymous: true };
         let t = Transfer {
             direction: Direction::Upload,
             ascii: true,

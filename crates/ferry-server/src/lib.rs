@@ -5,6 +5,7 @@
 //! [`Server::prepare`] binds without a runtime, so that the process can give up root and confine
 //! itself ([`sandbox`]) before its threads start.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod datachan;

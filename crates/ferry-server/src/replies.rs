@@ -90,6 +90,11 @@ pub fn shutting_down() -> Reply {
     r(C::SERVICE_NOT_AVAILABLE, "Server shutting down.")
 }
 
+/// 421 to a session the administrator disconnected.
+pub fn kicked() -> Reply {
+    r(C::SERVICE_NOT_AVAILABLE, "Disconnected by the administrator.")
+}
+
 /// 221 on QUIT.
 pub fn goodbye() -> Reply {
     r(C::CLOSING_CONTROL, "Goodbye.")

@@ -195,6 +195,8 @@ pub struct Server {
     /// Listeners, each with whether it is implicit FTPS.
     listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
+    /// The admin HTTP listener's address, when configured.
+    admin_addr: Option<SocketAddr>,
 }
 
 /// A handle on a running server, for operations from outside (signals).
@@ -218,6 +220,11 @@ impl ServerHandle {
         self.shared.tls.is_some()
     }
 
+    /// Counts a reload in the metrics.
+    pub fn record_reload(&self, ok: bool) {
+        self.shared.events.metrics.reloaded(ok);
+    }
+
     /// Reopens the log files under their names (`SIGUSR1`, after logrotate moved them).
     pub fn reopen_logs(&self) -> io::Result<()> {
         self.shared.events.reopen()
@@ -236,6 +243,8 @@ pub struct Bound {
     listeners: Vec<(std::net::TcpListener, bool)>,
     /// The log files, opened.
     events: crate::events::Events,
+    /// The admin listeners, bound.
+    admin: crate::admin::Admin,
 }
 
 impl Bound {
@@ -247,7 +256,7 @@ impl Bound {
     /// Registers the listeners with the runtime and, with S3 storage, checks that the bucket can
     /// be reached (at start-up, not at the first login).
     pub async fn start(self) -> io::Result<Server> {
-        let Bound { config, auth, tls, listeners, events } = self;
+        let Bound { config, auth, tls, listeners, events, admin } = self;
         if config.storage.kind == StorageKind::S3 {
             S3Storage::open(&config.storage, "")?.check().await.map_err(|e| {
                 io::Error::new(
@@ -276,7 +285,14 @@ impl Bound {
             per_ip: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
-        Ok(Server { listeners, shared })
+        let admin_addr = admin.local_addr();
+        admin.spawn(shared.clone())?;
+        Ok(Server { listeners, shared, admin_addr })
+    }
+
+    /// The admin HTTP listener's address, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.local_addr()
     }
 }
 
@@ -308,7 +324,8 @@ impl Server {
             }
         }
         let events = crate::events::Events::open(&config.log)?;
-        Ok(Bound { config, auth, tls, listeners, events })
+        let admin = crate::admin::Admin::bind(&config.admin)?;
+        Ok(Bound { config, auth, tls, listeners, events, admin })
     }
 
     /// [`Server::prepare`] and [`Bound::start`] in one step.
@@ -325,6 +342,11 @@ impl Server {
     /// The bound addresses of the implicit FTPS listeners.
     pub fn implicit_tls_addrs(&self) -> Vec<SocketAddr> {
         self.listeners.iter().filter(|(_, i)| *i).filter_map(|(l, _)| l.local_addr().ok()).collect()
+    }
+
+    /// The admin HTTP listener's address, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// A handle for reloading TLS while the server runs.
@@ -405,7 +427,7 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("session", id, %peer);
                 let shared = shared.clone();
-                tracker.spawn(crate::session::run(stream, peer, shared, implicit, admission).instrument(span));
+                tracker.spawn(crate::session::run(stream, peer, shared, implicit, admission, id).instrument(span));
             }
             Err(why) => {
                 tracing::info!(%peer, why = why.as_str(), "connection refused by limits");
@@ -461,7 +483,7 @@ async fn proxied(
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!(parent: None, "session", id, peer = %client, via = %balancer);
-    crate::session::run(stream, client, shared, implicit, admission).instrument(span).await;
+    crate::session::run(stream, client, shared, implicit, admission, id).instrument(span).await;
 }
 
 async fn refuse(mut stream: TcpStream, why: Refusal) {

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 other errors, 2 usage, 3 connection, 4 login, 5 not found,
 //! 6 transfer (data connection, local file, verification), 7 other server refusals.
 
+mod admin;
 mod cert;
 mod client;
 mod serve;
@@ -30,6 +31,10 @@ enum Cmd {
     /// Make TLS certificates for FTPS.
     #[command(subcommand)]
     Cert(cert::CertCmd),
+    /// List the sessions of a running server (through its admin socket).
+    Who(admin::WhoArgs),
+    /// Disconnect a session of a running server (through its admin socket).
+    Kick(admin::KickArgs),
     #[command(flatten)]
     Client(client::ClientCmd),
 }
@@ -47,6 +52,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Serve(args) => serve::run(*args),
         Cmd::User(cmd) => user::run(cmd),
         Cmd::Cert(cmd) => cert::run(cmd),
+        Cmd::Who(args) => admin::who(args),
+        Cmd::Kick(args) => admin::kick(args),
         Cmd::Client(cmd) => client::run(cmd, cli.common),
     };
     match result {

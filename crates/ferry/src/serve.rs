@@ -263,12 +263,11 @@ impl UsersReload {
             if now == seen {
                 continue;
             }
+            // Once per version of the file: a half-written file is tried again when its writer
+            // finishes (which changes the stamp), a wrong one is logged once.
+            seen = now;
             match self.reload() {
-                Ok(n) => {
-                    tracing::info!(file = %self.file.display(), accounts = n, "users file changed: reloaded");
-                    seen = now;
-                }
-                // Half-written, or wrong: keep the old users; try again at the next change or tick.
+                Ok(n) => tracing::info!(file = %self.file.display(), accounts = n, "users file changed: reloaded"),
                 Err(e) => {
                     tracing::error!(file = %self.file.display(), "users file changed but not reloaded (keeping the old users): {e:#}")
                 }
@@ -426,7 +425,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             tokio::spawn(reload.watch());
         }
         let addrs = server.local_addrs();
-        print_banner(&addrs, &server.implicit_tls_addrs(), &serving, &hint)?;
+        print_banner(&addrs, &server.implicit_tls_addrs(), server.admin_addr(), &serving, &hint)?;
         notify.send("READY=1");
         let stopping = stop.clone();
         let on_stop = notify.clone();
@@ -440,8 +439,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
     })
 }
 
-fn print_banner(addrs: &[SocketAddr], implicit: &[SocketAddr], serving: &str, hint: &LoginHint) -> Result<()> {
+fn print_banner(
+    addrs: &[SocketAddr],
+    implicit: &[SocketAddr],
+    admin: Option<SocketAddr>,
+    serving: &str,
+    hint: &LoginHint,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
+    if let Some(a) = admin {
+        writeln!(out, "admin listening on {a}")?;
+    }
     for a in addrs {
         writeln!(out, "listening on {a}")?;
     }
@@ -475,14 +483,26 @@ async fn reload_on_sighup(
         let mut done = Vec::new();
         if let Some(users) = &users {
             match users.reload() {
-                Ok(n) => done.push(format!("users file {} ({n} accounts)", users.file.display())),
-                Err(e) => tracing::error!("SIGHUP: users file not reloaded (keeping the old users): {e:#}"),
+                Ok(n) => {
+                    handle.record_reload(true);
+                    done.push(format!("users file {} ({n} accounts)", users.file.display()));
+                }
+                Err(e) => {
+                    handle.record_reload(false);
+                    tracing::error!("SIGHUP: users file not reloaded (keeping the old users): {e:#}");
+                }
             }
         }
         if handle.has_tls() {
             match handle.reload_tls() {
-                Ok(()) => done.push("TLS certificate and key".to_owned()),
-                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate"),
+                Ok(()) => {
+                    handle.record_reload(true);
+                    done.push("TLS certificate and key".to_owned());
+                }
+                Err(e) => {
+                    handle.record_reload(false);
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate");
+                }
             }
         }
         if done.is_empty() {

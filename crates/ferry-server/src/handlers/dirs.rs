@@ -40,7 +40,7 @@ pub(crate) fn pwd(a: &Account) -> Reply {
 pub(crate) async fn mkd(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
     a.storage.create_dir(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
-    cx.shared.events.emit(&Event::Fs(a.who(cx.conn.peer.ip()), FsOp::Mkdir(&path.to_string())));
+    cx.shared.events.emit(&Event::Fs(a.who(cx.conn), FsOp::Mkdir(&path.to_string())));
     Ok(replies::created(&path))
 }
 
@@ -52,7 +52,7 @@ pub(crate) async fn rmd(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
         Ok(_) => {}
     }
     a.storage.remove_dir(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
-    cx.shared.events.emit(&Event::Fs(a.who(cx.conn.peer.ip()), FsOp::Rmdir(&path.to_string())));
+    cx.shared.events.emit(&Event::Fs(a.who(cx.conn), FsOp::Rmdir(&path.to_string())));
     Ok(replies::directory_removed())
 }
 

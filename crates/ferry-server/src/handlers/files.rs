@@ -18,7 +18,7 @@ pub(crate) async fn dele(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     let size = a.storage.symlink_metadata(&path).await.ok().map(|m| m.size);
     a.storage.remove_file(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
     let shown = path.to_string();
-    cx.shared.events.emit(&Event::Fs(a.who(cx.conn.peer.ip()), FsOp::Delete(&shown, size.unwrap_or(0))));
+    cx.shared.events.emit(&Event::Fs(a.who(cx.conn), FsOp::Delete(&shown, size.unwrap_or(0))));
     if let (Some(usage), Some(size)) = (&a.usage, size) {
         let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
         u.bytes = u.bytes.saturating_sub(size);
@@ -45,7 +45,7 @@ pub(crate) async fn rnto(a: &mut Account, cx: &Cx<'_>, arg: &str) -> Answer {
     let to = a.resolve(arg)?;
     a.storage.rename(&from, &to).await.map_err(|e| replies::storage_error(&e, arg))?;
     let (from, to) = (from.to_string(), to.to_string());
-    cx.shared.events.emit(&Event::Fs(a.who(cx.conn.peer.ip()), FsOp::Rename(&from, &to)));
+    cx.shared.events.emit(&Event::Fs(a.who(cx.conn), FsOp::Rename(&from, &to)));
     Ok(replies::renamed())
 }
 

@@ -21,6 +21,7 @@ use ferry_proto::{Command, Reply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
+use tokio_util::sync::CancellationToken;
 
 use crate::events::{self, Direction, Event};
 use crate::handlers::{auth, dirs, files, misc, transfer, Act, Handled};
@@ -62,14 +63,18 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     implicit: bool,
     admission: Admission,
+    id: u64,
 ) {
     let local = match stream.local_addr() {
         Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
         Err(_) => return,
     };
-    let mut s = Session::new(shared, Conn { peer, local, since: Instant::now(), failed_logins: 0, admission });
+    let conn = Conn { id, peer, local, since: Instant::now(), failed_logins: 0, admission };
+    let mut s = Session::new(shared, conn);
     let opened = Instant::now();
-    s.shared.events.emit(&Event::Connected(s.auth.who(peer.ip())));
+    let kick = CancellationToken::new();
+    let _listed = crate::admin::Live::register(&s.shared, id, peer, kick.clone());
+    s.shared.events.emit(&Event::Connected(s.auth.who(&s.conn)));
     let mut io: Box<dyn Io> = Box::new(ControlStream(stream));
     if implicit {
         // Implicit FTPS protects data connections from the start.
@@ -82,7 +87,7 @@ pub(crate) async fn run(
         };
     }
     s.reply(replies::greeting(&s.shared.config.banner));
-    let result = s.main_loop(io).await;
+    let result = s.main_loop(io, kick).await;
     if let Some(mut t) = s.running.take() {
         // The control connection is gone: stop the transfer, and let it finish stopping (an upload
         // is abandoned safely).
@@ -94,7 +99,7 @@ pub(crate) async fn run(
     if let Err(e) = &result {
         tracing::debug!(error = %e, "control connection error");
     }
-    s.shared.events.emit(&Event::Closed(s.auth.who(peer.ip()), opened.elapsed()));
+    s.shared.events.emit(&Event::Closed(s.auth.who(&s.conn), opened.elapsed()));
 }
 
 impl Session {
@@ -148,7 +153,7 @@ impl Session {
         }
     }
 
-    async fn main_loop(&mut self, mut io: Box<dyn Io>) -> std::io::Result<()> {
+    async fn main_loop(&mut self, mut io: Box<dyn Io>, kick: CancellationToken) -> std::io::Result<()> {
         let mut splitter = LineSplitter::new(self.shared.config.limits.max_line);
         let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
         // The first bytes, held back until they cannot begin a PROXY header: a trusted balancer's
@@ -240,6 +245,12 @@ impl Session {
                     self.reply(reply);
                     return self.flush_and_close(&mut io).await;
                 }
+                () = kick.cancelled() => {
+                    // The administrator's `ferry kick` / `DELETE /api/v1/sessions/{id}`; a
+                    // running transfer is stopped by `run` (an upload is undone).
+                    self.reply(replies::kicked());
+                    return self.flush_and_close(&mut io).await;
+                }
                 () = shutdown.cancelled(), if !transfer_running => {
                     self.reply(replies::shutting_down());
                     return self.flush_and_close(&mut io).await;
@@ -314,6 +325,20 @@ impl Session {
                 Flow::Continue
             }
             Ok(Act::Transfer(running)) => {
+                let (direction, size) = match &running.info.opening {
+                    replies::Opening::Download { bytes, .. } => (Direction::Download, Some(*bytes)),
+                    replies::Opening::Upload { .. } | replies::Opening::Unique { .. } => (Direction::Upload, None),
+                    replies::Opening::Listing => (Direction::Listing, None),
+                };
+                let started = events::Started {
+                    verb: running.info.verb,
+                    direction,
+                    path: &running.info.path,
+                    size,
+                    progress: &running.progress,
+                    cancel: &running.cancel,
+                };
+                self.shared.events.emit(&Event::TransferStarted(self.auth.who(&self.conn), started));
                 self.running = Some(*running);
                 Flow::Continue
             }
@@ -368,7 +393,7 @@ impl Session {
             protected: self.tls.private_data().is_some(),
             error: error.as_deref(),
         };
-        self.shared.events.emit(&Event::Transfer(self.auth.who(self.conn.peer.ip()), record));
+        self.shared.events.emit(&Event::Transfer(self.auth.who(&self.conn), record));
         self.reply(replies::transfer_done(&t.info.opening, &outcome.result, path));
         if t.then.abort {
             self.reply(replies::abor_ok());

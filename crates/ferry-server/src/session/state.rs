@@ -25,6 +25,8 @@ use crate::transfer::TransferEvent;
 /// The control connection: who is at either end, since when, and how many logins failed on it.
 #[derive(Debug)]
 pub(crate) struct Conn {
+    /// The session's id (the log's `session{id}`, the admin API's).
+    pub id: u64,
     /// The client (from a PROXY header when a trusted balancer relays).
     pub peer: SocketAddr,
     /// This end of the control connection.
@@ -51,13 +53,13 @@ pub(crate) enum Auth {
 impl Auth {
     /// Who the session is, for an event: the client's address and the user as far as known (the
     /// `USER` name before the password).
-    pub fn who(&self, ip: std::net::IpAddr) -> crate::events::Who<'_> {
+    pub fn who(&self, conn: &Conn) -> crate::events::Who<'_> {
         let (user, anonymous) = match self {
             Self::Fresh => (None, false),
             Self::NeedPassword(name) => (Some(name.as_str()), false),
             Self::LoggedIn(a) => (Some(a.user.name.as_str()), a.user.anonymous),
         };
-        crate::events::Who { ip, user, anonymous }
+        crate::events::Who { id: conn.id, ip: conn.peer.ip(), user, anonymous }
     }
 
     /// The account, when logged in.
@@ -96,8 +98,13 @@ pub(crate) struct Account {
 
 impl Account {
     /// Who the account is, for an event.
-    pub fn who(&self, ip: std::net::IpAddr) -> crate::events::Who<'_> {
-        crate::events::Who { ip, user: Some(&self.user.name), anonymous: self.user.anonymous }
+    pub fn who(&self, conn: &Conn) -> crate::events::Who<'_> {
+        crate::events::Who {
+            id: conn.id,
+            ip: conn.peer.ip(),
+            user: Some(&self.user.name),
+            anonymous: self.user.anonymous,
+        }
     }
 
     /// An account just logged in, at its root.

@@ -14,6 +14,8 @@ pub use ferry_testkit::{proc_status, random_bytes, rss_kib, Ctrl};
 pub struct Ferry {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The admin HTTP listener, when `[admin] listen` was set.
+    pub admin: Option<SocketAddr>,
     pub root: PathBuf,
     _dir: tempfile::TempDir,
     stderr_path: PathBuf,
@@ -58,15 +60,19 @@ impl Ferry {
             .expect("ferry binary runs");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut admin = None;
         let addr = loop {
             let line = lines.next().expect("ferry printed its address").unwrap();
+            if let Some(a) = line.strip_prefix("admin listening on ") {
+                admin = Some(a.parse().unwrap());
+            }
             if let Some(a) = line.strip_prefix("listening on ") {
                 break a.parse().unwrap();
             }
         };
         // Keep draining stdout so the server never blocks on it.
         std::thread::spawn(move || for _ in lines {});
-        Self { child: Some(child), addr, root, _dir: dir, stderr_path }
+        Self { child: Some(child), addr, admin, root, _dir: dir, stderr_path }
     }
 
     /// The server's process id.

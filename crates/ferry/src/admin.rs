@@ -1,0 +1,110 @@
+//! `ferry who` and `ferry kick`: the running server's sessions, through its admin unix socket
+//! (`[admin] socket`, mode 0600: whoever may open it may ask; no token needed).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+/// Which server: its socket, or the config file that names it.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The admin socket (`[admin] socket`).
+    #[arg(long, conflicts_with = "config")]
+    socket: Option<PathBuf>,
+    /// The server's config file, whose `[admin] socket` is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `ferry who`.
+#[derive(Debug, clap::Args)]
+pub struct WhoArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Print the server's JSON as it is.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ferry kick`.
+#[derive(Debug, clap::Args)]
+pub struct KickArgs {
+    /// The session id (first column of `ferry who`).
+    id: u64,
+    #[command(flatten)]
+    target: Target,
+}
+
+impl Target {
+    fn socket(&self) -> Result<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        let Some(file) = &self.config else {
+            bail!("which server? pass --socket PATH, or --config FILE whose [admin] socket names it");
+        };
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let config = ferry_server::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        config.admin.socket.with_context(|| format!("{} has no [admin] socket", file.display()))
+    }
+
+    /// One HTTP request over the socket: the status code and the body.
+    fn request(&self, method: &str, path: &str) -> Result<(u16, String)> {
+        let socket = self.socket()?;
+        let mut stream = UnixStream::connect(&socket).with_context(|| {
+            format!("connecting to {} (is the server running with [admin] socket?)", socket.display())
+        })?;
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").context("a malformed answer from the server")?;
+        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no status in the answer")?;
+        Ok((status, body.to_owned()))
+    }
+}
+
+/// Lists the sessions: one line each, or the JSON.
+pub fn who(args: WhoArgs) -> Result<()> {
+    let (status, body) = args.target.request("GET", "/api/v1/sessions")?;
+    if status != 200 {
+        bail!("the server answered {status}: {body}");
+    }
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let sessions: Vec<ferry_server::admin::SessionView> =
+        serde_json::from_str(&body).context("parsing the sessions")?;
+    println!("{:>6}  {:<16} {:<40} {:>8}  {:<12} TRANSFER", "ID", "USER", "ADDRESS", "SECS", "STATE");
+    for s in sessions {
+        let transfer = s.transfer.map_or_else(String::new, |t| {
+            let of = t.size.map_or_else(String::new, |n| format!("/{n}"));
+            format!("{} {} {}{of} bytes, {} B/s", t.verb, t.path, t.bytes, t.rate_bps)
+        });
+        println!(
+            "{:>6}  {:<16} {:<40} {:>8.0}  {:<12} {transfer}",
+            s.id,
+            s.user.as_deref().unwrap_or("-"),
+            s.address,
+            s.secs,
+            s.state
+        );
+    }
+    Ok(())
+}
+
+/// Disconnects a session.
+pub fn kick(args: KickArgs) -> Result<()> {
+    let (status, body) = args.target.request("DELETE", &format!("/api/v1/sessions/{}", args.id))?;
+    match status {
+        200 => {
+            println!("session {} disconnected", args.id);
+            Ok(())
+        }
+        404 => bail!("no session {}", args.id),
+        _ => bail!("the server answered {status}: {body}"),
+    }
+}

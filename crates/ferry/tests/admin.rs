@@ -1,0 +1,221 @@
+//! End-to-end: the admin interface.
+//!
+//! - `/metrics` in the Prometheus format, scraped by a real Prometheus (Debian's package, started
+//!   on loopback by the test) and queried through its HTTP API.
+//! - `/livez`, `/readyz` (503 with reasons while draining).
+//! - The sessions API and `ferry who` / `ferry kick` over the unix socket; mutating calls on the
+//!   TCP listener need the bearer token.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Ctrl, Ferry};
+
+const TOKEN: &str = "s3cret-admin-token";
+
+/// A server with the admin listener on 127.0.0.1:0, the unix socket and a token, configured in
+/// `dir/ferry.toml`.
+fn start(dir: &Path) -> Ferry {
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(
+        dir.join("ferry.toml"),
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\nsocket = {:?}\ntoken_file = {:?}\n\n[limits]\nfailed_login_delay_ms = 10\n",
+            dir.join("admin.sock"),
+            dir.join("token")
+        ),
+    )
+    .unwrap();
+    Ferry::start(&["--config", dir.join("ferry.toml").to_str().unwrap()])
+}
+
+/// A plain HTTP/1.1 request; the status and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: 0\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
+}
+
+fn ferry_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn upload(c: &mut Ctrl, name: &str, body: &[u8]) {
+    let mut data = c.epsv_connect();
+    c.ok(&format!("STOR {name}"), 150);
+    data.write_all(body).unwrap();
+    drop(data);
+    assert_eq!(c.read().code.0, 226);
+}
+
+#[test]
+fn metrics_health_and_the_sessions_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = start(dir.path());
+    let admin = f.admin.expect("the admin address is printed");
+    assert_eq!(http(admin, "GET", "/livez", None), (200, "ok\n".to_owned()));
+    let (code, body) = http(admin, "GET", "/readyz", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"ready\":true"), "{body}");
+
+    let mut c = f.login();
+    c.ok("TYPE I", 200);
+    upload(&mut c, "m.bin", &[7u8; 12_345]);
+    let mut bad = Ctrl::greeted(f.addr);
+    bad.ok("USER alice", 331);
+    bad.ok("PASS wrong", 530);
+    let (code, metrics) = http(admin, "GET", "/metrics", None);
+    assert_eq!(code, 200);
+    for line in [
+        "ferry_logins_total{result=\"ok\"} 1",
+        "ferry_logins_total{result=\"failed\"} 1",
+        "ferry_transfers_total{direction=\"upload\",result=\"complete\"} 1",
+        "ferry_transfer_bytes_total{direction=\"upload\"} 12345",
+        "ferry_sessions 2",
+        "ferry_connections_total 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+    }
+
+    // The sessions, over HTTP and through `ferry who` on the unix socket.
+    let (code, sessions) = http(admin, "GET", "/api/v1/sessions", None);
+    assert_eq!(code, 200);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&sessions).unwrap();
+    assert_eq!(list.len(), 2, "{sessions}");
+    let alice = list.iter().find(|s| s["state"] == "idle" && s["user"] == "alice").unwrap();
+    let id = alice["id"].as_u64().unwrap();
+    let config = dir.path().join("ferry.toml");
+    let (ok, who) = ferry_cli(&["who", "--config", config.to_str().unwrap()]);
+    assert!(ok, "{who}");
+    let row = who.lines().find(|l| l.trim_start().starts_with(&format!("{id} "))).unwrap_or_else(|| panic!("{who}"));
+    assert!(row.contains("alice") && row.contains("127.0.0.1:") && row.contains("idle"), "{row}");
+
+    // Kicking: refused on TCP without the token, done with it and through `ferry kick`.
+    assert_eq!(http(admin, "DELETE", &format!("/api/v1/sessions/{id}"), None).0, 401);
+    assert_eq!(http(admin, "DELETE", &format!("/api/v1/sessions/{id}"), Some("wrong-token")).0, 401);
+    c.ok("NOOP", 200);
+    let (ok, said) = ferry_cli(&["kick", &id.to_string(), "--socket", dir.path().join("admin.sock").to_str().unwrap()]);
+    assert!(ok, "{said}");
+    let r = c.read();
+    assert_eq!((r.code.0, r.lines[0].as_str()), (421, "Disconnected by the administrator."));
+    assert!(c.try_read().is_none(), "the connection is closed");
+    let (code, _) = http(admin, "DELETE", "/api/v1/sessions/999999", Some(TOKEN));
+    assert_eq!(code, 404);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&http(admin, "GET", "/api/v1/sessions", None).1).unwrap();
+    let other = list[0]["id"].as_u64().unwrap();
+    assert_eq!(http(admin, "DELETE", &format!("/api/v1/sessions/{other}"), Some(TOKEN)).0, 200);
+    assert_eq!(bad.read().code.0, 421);
+    let socket_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("admin.sock")).unwrap().permissions(),
+    );
+    assert_eq!(socket_mode & 0o777, 0o600, "the admin socket is the owner's only");
+}
+
+#[test]
+fn readyz_says_503_while_draining() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = start(dir.path());
+    let admin = f.admin.unwrap();
+    // A transfer in progress keeps the server draining (the grace period) after SIGTERM.
+    let mut c = f.login();
+    c.ok("TYPE I", 200);
+    let mut data = c.epsv_connect();
+    c.ok("STOR slow.bin", 150);
+    data.write_all(b"part").unwrap();
+    assert!(Command::new("kill").args(["-TERM", &f.pid().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (code, body) = loop {
+        let (code, body) = http(admin, "GET", "/readyz", None);
+        if code == 503 || Instant::now() > deadline {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("draining"), "{body}");
+    assert_eq!(http(admin, "GET", "/livez", None).0, 200, "alive while draining");
+    drop(data);
+    assert_eq!(c.read().code.0, 226);
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Prometheus, stopped on drop.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_metrics() {
+    let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].into_iter().find(|p| Path::new(p).exists());
+    let binary = binary.expect("Prometheus is not installed: run scripts/install-test-deps.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let f = start(dir.path());
+    let admin = f.admin.unwrap();
+    let mut c = f.login();
+    c.ok("TYPE I", 200);
+    upload(&mut c, "p.bin", b"scraped");
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ferry\n    static_configs:\n      - targets: ['{admin}']\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let web = format!("127.0.0.1:{port}");
+    let _prom = Prometheus(
+        Command::new(binary)
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    let web: SocketAddr = web.parse().unwrap();
+    // Ask Prometheus (not Ferry) until its scrape has landed.
+    let query = "/api/v1/query?query=ferry_transfers_total%7Bdirection%3D%22upload%22%7D";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        let answer = TcpStream::connect(web).ok().map(|_| http(web, "GET", query, None));
+        if let Some((200, body)) = &answer {
+            if body.contains("\"result\":[{") {
+                break body.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never had the series: {answer:?}\n{}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let sample = &v["data"]["result"][0];
+    assert_eq!(sample["metric"]["job"], "ferry");
+    assert_eq!(sample["metric"]["result"], "complete");
+    assert_eq!(sample["value"][1], "1", "{answer}");
+    // And the target is up, scraped without errors.
+    let (_, targets) = http(web, "GET", "/api/v1/targets", None);
+    assert!(targets.contains("\"health\":\"up\""), "{targets}");
+}
