@@ -2,7 +2,7 @@
 # Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, rclone,
 # ncftp, pytest, aioftp, and HAProxy (tests/interop/test_haproxy.py); and those the Rust end-to-end
 # tests run: AWStats and fail2ban (log formats), e2fsprogs (the power-cut test), systemd
-# (systemd-analyze) and Prometheus (scraping the admin listener). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
+# (systemd-analyze), Prometheus (scraping the admin listener) and Chromium (the status page). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
 # it on a fresh machine).
 #
 # HAProxy is only ever run by the tests, as a foreground process on loopback (`haproxy -f CFG -db`):
@@ -44,6 +44,10 @@ fi
 # Prometheus scrapes the admin listener in tests/admin.rs (its own process, on loopback).
 if [ ! -x /usr/bin/prometheus ]; then
     need+=(prometheus)
+fi
+# Headless Chromium shows the status page in tests/status_page.rs.
+if [ ! -x /usr/bin/chromium ]; then
+    need+=(chromium)
 fi
 
 if [ "${#need[@]}" -gt 0 ]; then

@@ -250,6 +250,27 @@ pub enum DataConnection {
     Tls(EarlyTls),
 }
 
+/// The two ends of a data connection, as far as known (for the live view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataEnds {
+    /// This server's port.
+    pub local_port: u16,
+    /// The client's address and port (not known yet for an early TLS connection).
+    pub peer: Option<SocketAddr>,
+}
+
+impl DataConnection {
+    /// Its ends.
+    pub fn ends(&self) -> DataEnds {
+        match self {
+            DataConnection::Tcp(s) => {
+                DataEnds { local_port: s.local_addr().map(|a| a.port()).unwrap_or(0), peer: s.peer_addr().ok() }
+            }
+            DataConnection::Tls(early) => DataEnds { local_port: early.port, peer: None },
+        }
+    }
+}
+
 /// Accepts the client's data connection on a passive listener: from the control connection's
 /// client (its address in a trusted balancer's PROXY header), or from anyone with
 /// `allow_any_peer`. Anyone else's connection is closed, and the wait goes on for the client.

@@ -105,6 +105,12 @@ pub enum Event<'a> {
     LoginOk(Who<'a>),
     /// A refused login, and why (for the log; never the password).
     LoginFailed(Who<'a>, &'a str),
+    /// A command arrived (passwords masked).
+    Command(Who<'a>, &'a str),
+    /// A reply went out.
+    Reply(Who<'a>, &'a ferry_proto::Reply),
+    /// A transfer's data connection opened.
+    DataOpened(Who<'a>, crate::datachan::DataEnds),
     /// A transfer started.
     TransferStarted(Who<'a>, Started<'a>),
     /// A transfer ended.
@@ -202,14 +208,15 @@ pub struct Events {
 }
 
 impl Events {
-    /// Opens the configured files (creating them, mode 0640).
-    pub fn open(config: &LogConfig) -> io::Result<Self> {
+    /// Opens the configured files (creating them, mode 0640). `ladder`: keep each session's
+    /// commands, replies and data connections for the live view (when an admin interface is on).
+    pub fn open(config: &LogConfig, ladder: bool) -> io::Result<Self> {
         Ok(Self {
             xferlog: config.xferlog.as_deref().map(LogFile::open).transpose()?.map(|f| (f, config.xferlog_flavor)),
             vsftpd: config.vsftpd_log.as_deref().map(LogFile::open).transpose()?,
             pid: std::process::id(),
             metrics: crate::admin::Metrics::new(),
-            live: crate::admin::Live::default(),
+            live: crate::admin::Live::new(ladder),
         })
     }
 
@@ -250,6 +257,11 @@ fn trace(event: &Event<'_>) {
         }
         Event::LoginFailed(who, reason) => {
             tracing::warn!(ip = %who.ip, user = who.user.unwrap_or("-"), reason, "failed login");
+        }
+        Event::Command(_, line) => tracing::debug!(command = %line, "command"),
+        Event::Reply(_, reply) => tracing::debug!(code = reply.code.0, text = %reply.lines.join(" | "), "reply"),
+        Event::DataOpened(_, ends) => {
+            tracing::debug!(port = ends.local_port, peer = ?ends.peer, "data connection open")
         }
         Event::TransferStarted(who, t) => {
             tracing::debug!(user = who.user.unwrap_or("-"), verb = t.verb, path = t.path, "transfer started");
@@ -343,7 +355,11 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::LoginFailed(w, _)
         | Event::Transfer(w, _)
         | Event::Fs(w, _) => w,
-        Event::Closed(..) | Event::TransferStarted(..) => return None,
+        Event::Closed(..)
+        | Event::TransferStarted(..)
+        | Event::Command(..)
+        | Event::Reply(..)
+        | Event::DataOpened(..) => return None,
     };
     let mut line = format!("{} [pid {pid}] ", date(now, false));
     if let Some(user) = who.user {
@@ -371,7 +387,11 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
             FsOp::Delete(p, _) => write!(line, "OK DELETE: {client}, {}", quoted(p)),
             FsOp::Rename(from, to) => write!(line, "OK RENAME: {client}, {}", quoted(&format!("{from} {to}"))),
         },
-        Event::Closed(..) | Event::TransferStarted(..) => return None,
+        Event::Closed(..)
+        | Event::TransferStarted(..)
+        | Event::Command(..)
+        | Event::Reply(..)
+        | Event::DataOpened(..) => return None,
     };
     line.push('\n');
     Some(line)

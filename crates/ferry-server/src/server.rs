@@ -323,7 +323,8 @@ impl Server {
                 Err(e) => return Err(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))),
             }
         }
-        let events = crate::events::Events::open(&config.log)?;
+        let ladder = config.admin.listen.is_some() || config.admin.socket.is_some();
+        let events = crate::events::Events::open(&config.log, ladder)?;
         let admin = crate::admin::Admin::bind(&config.admin)?;
         Ok(Bound { config, auth, tls, listeners, events, admin })
     }

@@ -136,8 +136,8 @@ pub struct Outcome {
 /// Events from a transfer to its session.
 #[derive(Debug)]
 pub enum TransferEvent {
-    /// The data connection is open.
-    Opened,
+    /// The data connection is open, between these ends.
+    Opened(crate::datachan::DataEnds),
     /// The transfer is over and the data connection closed.
     Done(Outcome),
 }
@@ -166,7 +166,7 @@ pub async fn run(
         }
     };
     // 150 goes out before the data TLS handshake: most clients start it only after the 1xx reply.
-    let _ = events.send(TransferEvent::Opened).await;
+    let _ = events.send(TransferEvent::Opened(stream.ends())).await;
     let started = Instant::now();
     let result = match (stream, tls) {
         (DataConnection::Tcp(s), None) => run_job(s, job, rate, &progress, &cancel, timeout).await,

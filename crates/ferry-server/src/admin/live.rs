@@ -1,8 +1,12 @@
 //! The sessions open now: who, from where, since when, doing what. Filled by the sessions
 //! themselves (each registers on start through a [`Listed`] guard that removes it on drop) and by
 //! events (login, transfer start and end); read by `GET /api/v1/sessions` and `ferry who`.
+//!
+//! With the ladder on (an admin interface is configured), each session also keeps its last
+//! [`LADDER_STEPS`] steps (commands, replies, data connections opening and closing) for the status
+//! page, and every new step is broadcast to the page's event streams.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +16,21 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Direction, Event};
+
+/// Steps kept per session for the status page.
+pub const LADDER_STEPS: usize = 500;
+
+/// One step of a session's ladder: what crossed the control connection, or a data connection
+/// opening or closing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    /// Seconds since the session connected.
+    pub t: f64,
+    /// `command` (client to server), `reply` (server to client), `data-open`, `data-close`.
+    pub kind: String,
+    /// The command (passwords masked), the reply, or the data connection's ends and bytes.
+    pub text: String,
+}
 
 /// A transfer in progress, as the registry keeps it.
 #[derive(Debug)]
@@ -34,12 +53,23 @@ struct Entry {
     running: Option<Running>,
     /// Cancelled to disconnect the session (`DELETE /api/v1/sessions/{id}`, `ferry kick`).
     kick: CancellationToken,
+    /// The last steps, when the ladder is on.
+    ladder: VecDeque<Step>,
 }
 
 /// The registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Live {
     sessions: Mutex<BTreeMap<u64, Entry>>,
+    /// Keep and broadcast ladder steps.
+    ladder: bool,
+    steps: tokio::sync::broadcast::Sender<(u64, Step)>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new(false)
+    }
 }
 
 /// A session's place in the registry; removes it when dropped.
@@ -94,6 +124,39 @@ pub struct SessionView {
 }
 
 impl Live {
+    /// An empty registry; `ladder`: keep each session's steps.
+    pub fn new(ladder: bool) -> Self {
+        Self { sessions: Mutex::new(BTreeMap::new()), ladder, steps: tokio::sync::broadcast::channel(1024).0 }
+    }
+
+    /// New steps of every session, as they happen.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(u64, Step)> {
+        self.steps.subscribe()
+    }
+
+    /// Session `id`'s kept steps, oldest first.
+    pub fn ladder(&self, id: u64) -> Option<Vec<Step>> {
+        self.lock().get(&id).map(|e| e.ladder.iter().cloned().collect())
+    }
+
+    /// Adds a step to session `id`'s ladder and tells the watchers.
+    fn step(&self, id: u64, kind: &str, text: String) {
+        if !self.ladder {
+            return;
+        }
+        let mut sessions = self.lock();
+        let Some(e) = sessions.get_mut(&id) else { return };
+        let step = Step { t: e.opened.elapsed().as_secs_f64(), kind: kind.to_owned(), text };
+        if e.ladder.len() == LADDER_STEPS {
+            e.ladder.pop_front();
+        }
+        e.ladder.push_back(step.clone());
+        drop(sessions);
+        if self.steps.receiver_count() > 0 {
+            let _ = self.steps.send((id, step));
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -105,7 +168,15 @@ impl Live {
         peer: SocketAddr,
         kick: CancellationToken,
     ) -> Listed {
-        let entry = Entry { peer, since: SystemTime::now(), opened: Instant::now(), user: None, running: None, kick };
+        let entry = Entry {
+            peer,
+            since: SystemTime::now(),
+            opened: Instant::now(),
+            user: None,
+            running: None,
+            kick,
+            ladder: VecDeque::new(),
+        };
         shared.events.live.lock().insert(id, entry);
         Listed { shared: shared.clone(), id }
     }
@@ -130,10 +201,21 @@ impl Live {
                     });
                 }
             }
-            Event::Transfer(who, _) => {
+            Event::Transfer(who, t) => {
                 if let Some(e) = self.lock().get_mut(&who.id) {
                     e.running = None;
                 }
+                let how = t.error.map_or_else(String::new, |e| format!(" ({e})"));
+                self.step(who.id, "data-close", format!("data connection closed: {} bytes{how}", t.bytes));
+            }
+            Event::Command(who, line) => self.step(who.id, "command", (*line).to_owned()),
+            Event::Reply(who, reply) => {
+                let text = reply.lines.iter().map(|l| format!("{} {l}", reply.code.0)).collect::<Vec<_>>().join("\n");
+                self.step(who.id, "reply", text);
+            }
+            Event::DataOpened(who, ends) => {
+                let peer = ends.peer.map_or_else(|| "the client".to_owned(), |p| p.to_string());
+                self.step(who.id, "data-open", format!("data connection open: port {} <- {peer}", ends.local_port));
             }
             Event::Connected(_) | Event::Closed(..) | Event::Fs(..) => {}
         }

@@ -150,6 +150,7 @@ impl Metrics {
             Event::TransferStarted(..) => {
                 self.transfers.running.inc();
             }
+            Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) => {}
             Event::Transfer(_, t) => {
                 let t_ = &self.transfers;
                 t_.running.dec();

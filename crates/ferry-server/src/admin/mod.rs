@@ -7,7 +7,10 @@
 //! | `GET /metrics` | Prometheus text format, `ferry_*` series |
 //! | `GET /livez` | 200 while the process serves |
 //! | `GET /readyz` | 200, or 503 with the reasons (draining, root not writable) as JSON |
+//! | `GET /` | the status page: the sessions, live, and a session's ladder |
 //! | `GET /api/v1/sessions` | the sessions open now, as JSON |
+//! | `GET /api/v1/sessions/{id}/ladder` | its last steps (commands, replies, data connections) |
+//! | `GET /api/v1/sessions/{id}/events` | its new steps as they happen (server-sent events) |
 //! | `DELETE /api/v1/sessions/{id}` | disconnects the session (421 to its client) |
 //! | `POST /api/v1/sessions/{id}/abort` | stops its transfer |
 //!
@@ -23,11 +26,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-pub use live::{Live, SessionView, TransferView};
+pub use live::{Live, SessionView, Step, TransferView, LADDER_STEPS};
 pub use metrics::Metrics;
 
 use crate::server::Shared;
@@ -161,8 +165,14 @@ where
     let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
 }
 
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+/// Every answer's body: whole, or a stream (server-sent events).
+type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+/// The status page (static; it reads the API).
+const STATUS_PAGE: &str = include_str!("status.html");
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
@@ -170,12 +180,35 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Re
     r
 }
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     respond(status, "application/json", body)
 }
 
-fn route(req: &Request<hyper::body::Incoming>, shared: &Shared, access: &Access) -> Response<Full<Bytes>> {
+/// Session `id`'s new steps as server-sent events (`event: step`, JSON data), until the client
+/// goes away.
+fn step_stream(live: &Live, id: u64) -> Response<Body> {
+    let rx = live.subscribe();
+    let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok((sid, step)) if sid == id => {
+                    let data = serde_json::to_string(&step).unwrap_or_default();
+                    let frame = hyper::body::Frame::data(Bytes::from(format!("event: step\ndata: {data}\n\n")));
+                    return Some((Ok::<_, std::convert::Infallible>(frame), rx));
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let mut r = Response::new(StreamBody::new(stream).boxed());
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn route(req: &Request<hyper::body::Incoming>, shared: &Shared, access: &Access) -> Response<Body> {
     let path = req.uri().path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let live = &shared.events.live;
@@ -185,6 +218,7 @@ fn route(req: &Request<hyper::body::Incoming>, shared: &Shared, access: &Access)
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             shared.events.metrics.encode(),
         ),
+        (&Method::GET, [""]) => respond(StatusCode::OK, "text/html; charset=utf-8", STATUS_PAGE),
         (&Method::GET, ["livez"]) => respond(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, ["readyz"]) => {
             let reasons = not_ready(shared);
@@ -192,6 +226,15 @@ fn route(req: &Request<hyper::body::Incoming>, shared: &Shared, access: &Access)
             json(status, &serde_json::json!({ "ready": reasons.is_empty(), "reasons": reasons }))
         }
         (&Method::GET, ["api", "v1", "sessions"]) => json(StatusCode::OK, &live.list()),
+        (&Method::GET, ["api", "v1", "sessions", id, "ladder"]) => match id.parse().ok().and_then(|id| live.ladder(id))
+        {
+            Some(steps) => json(StatusCode::OK, &steps),
+            None => json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "no such session" })),
+        },
+        (&Method::GET, ["api", "v1", "sessions", id, "events"]) => match id.parse() {
+            Ok(id) => step_stream(live, id),
+            Err(_) => json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": "not a session id" })),
+        },
         (&Method::DELETE, ["api", "v1", "sessions", id]) | (&Method::POST, ["api", "v1", "sessions", id, "abort"]) => {
             if !access.allows(req) {
                 return json(StatusCode::UNAUTHORIZED, &serde_json::json!({ "error": "a bearer token is required" }));

@@ -141,7 +141,7 @@ impl Session {
 
     /// Queues a reply; it is written before the session next waits.
     fn reply(&mut self, reply: Reply) {
-        tracing::debug!(code = reply.code.0, text = %reply.lines.join(" | "), "reply");
+        self.shared.events.emit(&Event::Reply(self.auth.who(&self.conn), &reply));
         reply.encode_into(&mut self.out);
     }
 
@@ -305,11 +305,15 @@ impl Session {
             Ok(cmd) => cmd,
             Err(e) => {
                 tracing::debug!(error = %e, "unparsable command");
+                // The verb only: what follows may be a password.
+                let verb = line.split(|b| *b == b' ').next().unwrap_or_default();
+                let shown = format!("{} (unparsable)", String::from_utf8_lossy(verb).trim_end());
+                self.shared.events.emit(&Event::Command(self.auth.who(&self.conn), &shown));
                 self.reply(replies::parse_error(&e));
                 return Flow::Continue;
             }
         };
-        tracing::debug!(command = %cmd.redacted(), "command");
+        self.shared.events.emit(&Event::Command(self.auth.who(&self.conn), &cmd.redacted().to_string()));
         if let Some(a) = self.auth.account_mut() {
             policy::keep_pending(&mut a.pending, &cmd);
         }
@@ -356,7 +360,8 @@ impl Session {
 
     fn transfer_event(&mut self, event: Option<TransferEvent>) -> Flow {
         match event {
-            Some(TransferEvent::Opened) => {
+            Some(TransferEvent::Opened(ends)) => {
+                self.shared.events.emit(&Event::DataOpened(self.auth.who(&self.conn), ends));
                 if let Some(t) = &self.running {
                     let opening = replies::opening(&t.info.opening);
                     self.reply(opening);
