@@ -81,6 +81,20 @@ pub struct Started<'a> {
     pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
+/// How a session ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Closed<'a> {
+    /// How long it lasted.
+    pub duration: Duration,
+    /// Bytes received on its data connections (uploads).
+    pub bytes_in: u64,
+    /// Bytes sent on its data connections (downloads, listings).
+    pub bytes_out: u64,
+    /// Why: `QUIT`'s reply, a 421's text (timeout, shutdown, the administrator), the client
+    /// closing the connection, or an error.
+    pub reason: &'a str,
+}
+
 /// A change to the file tree (the reply was 2xx).
 #[derive(Debug, Clone, Copy)]
 pub enum FsOp<'a> {
@@ -99,8 +113,8 @@ pub enum FsOp<'a> {
 pub enum Event<'a> {
     /// A control connection was accepted (past the limits).
     Connected(Who<'a>),
-    /// It closed, after `Duration`.
-    Closed(Who<'a>, Duration),
+    /// It closed.
+    Closed(Who<'a>, Closed<'a>),
     /// A successful login.
     LoginOk(Who<'a>),
     /// A refused login, and why (for the log; never the password).
@@ -119,10 +133,14 @@ pub enum Event<'a> {
     Fs(Who<'a>, FsOp<'a>),
 }
 
-/// `[log]` in the configuration: the files beside the stderr log.
+/// `[log]` in the configuration: the main log's format and place, and the files beside it.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// `text` (default) or `json` (one JSON object per line, events named `session.open`, ...).
+    pub format: LogFormat,
+    /// The main log's file; stderr when unset.
+    pub file: Option<PathBuf>,
     /// The transfer log, in the wu-ftpd `xferlog` format; none when unset.
     pub xferlog: Option<PathBuf>,
     /// Which `xferlog` dialect.
@@ -135,8 +153,19 @@ pub struct LogConfig {
 impl LogConfig {
     /// The log files configured.
     pub fn files(&self) -> Vec<PathBuf> {
-        self.xferlog.iter().chain(&self.vsftpd_log).cloned().collect()
+        self.file.iter().chain(&self.xferlog).chain(&self.vsftpd_log).cloned().collect()
     }
+}
+
+/// The main log's format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (`tracing`'s format).
+    #[default]
+    Text,
+    /// JSON lines with fixed keys: `ts`, `event`, `session`, `ip`, `user`, then the event's own.
+    Json,
 }
 
 /// The two `xferlog` dialects in use.
@@ -152,7 +181,7 @@ pub enum XferlogFlavor {
 
 /// A log file, appended to one line per `write` (so lines of concurrent sessions never mix).
 #[derive(Debug)]
-struct LogFile {
+pub struct LogFile {
     path: PathBuf,
     file: Mutex<File>,
     /// A write failed and was logged; quiet until the next success or reopen.
@@ -160,11 +189,13 @@ struct LogFile {
 }
 
 impl LogFile {
-    fn open(path: &Path) -> io::Result<Self> {
+    /// Opens (creates, mode 0640) `path` for appending.
+    pub fn open(path: &Path) -> io::Result<Self> {
         Ok(Self { path: path.to_owned(), file: Mutex::new(open_append(path)?), failing: AtomicBool::new(false) })
     }
 
-    fn write_line(&self, line: &str) {
+    /// Appends `line` (which ends with a newline) in one write.
+    pub fn write_line(&self, line: &str) {
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         match file.write_all(line.as_bytes()) {
             Ok(()) => self.failing.store(false, Ordering::Relaxed),
@@ -176,7 +207,13 @@ impl LogFile {
         }
     }
 
-    fn reopen(&self) -> io::Result<()> {
+    /// Appends `bytes` in one write; the error is returned (for `tracing`'s writer).
+    pub fn write_bytes(&self, bytes: &[u8]) -> io::Result<()> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner()).write_all(bytes)
+    }
+
+    /// Opens the file again under its name (after a rotation moved it).
+    pub fn reopen(&self) -> io::Result<()> {
         let new = open_append(&self.path)?;
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = new;
         self.failing.store(false, Ordering::Relaxed);
@@ -194,10 +231,22 @@ fn open_append(path: &Path) -> io::Result<File> {
         .map_err(|e| io::Error::new(e.kind(), format!("log file {}: {e}", path.display())))
 }
 
-/// The sinks: the `tracing` log, the metrics and the live session list always, the files when
+/// Where the main log goes.
+#[derive(Debug)]
+enum MainLog {
+    /// `tracing` formats the events (`[log] format = "text"`).
+    Text,
+    /// JSON lines, to stderr or a file.
+    Json(Option<std::sync::Arc<LogFile>>),
+}
+
+/// The sinks: the main log, the metrics and the live session list always, the files when
 /// configured.
 #[derive(Debug)]
 pub struct Events {
+    main: MainLog,
+    /// The main log's file, shared with the `tracing` writer (reopened with the others).
+    main_file: Option<std::sync::Arc<LogFile>>,
     xferlog: Option<(LogFile, XferlogFlavor)>,
     vsftpd: Option<LogFile>,
     pid: u32,
@@ -211,7 +260,13 @@ impl Events {
     /// Opens the configured files (creating them, mode 0640). `ladder`: keep each session's
     /// commands, replies and data connections for the live view (when an admin interface is on).
     pub fn open(config: &LogConfig, ladder: bool) -> io::Result<Self> {
+        let main_file = config.file.as_deref().map(LogFile::open).transpose()?.map(std::sync::Arc::new);
         Ok(Self {
+            main: match config.format {
+                LogFormat::Text => MainLog::Text,
+                LogFormat::Json => MainLog::Json(main_file.clone()),
+            },
+            main_file,
             xferlog: config.xferlog.as_deref().map(LogFile::open).transpose()?.map(|f| (f, config.xferlog_flavor)),
             vsftpd: config.vsftpd_log.as_deref().map(LogFile::open).transpose()?,
             pid: std::process::id(),
@@ -220,15 +275,33 @@ impl Events {
         })
     }
 
+    /// The main log's file, for the `tracing` writer, when `[log] file` is set.
+    pub fn main_file(&self) -> Option<std::sync::Arc<LogFile>> {
+        self.main_file.clone()
+    }
+
     /// Reopens the files under their names (after a rotation).
     pub fn reopen(&self) -> io::Result<()> {
-        let files = self.xferlog.iter().map(|(f, _)| f).chain(&self.vsftpd);
+        let main = self.main_file.as_deref();
+        let files = main.into_iter().chain(self.xferlog.iter().map(|(f, _)| f)).chain(&self.vsftpd);
         files.into_iter().try_for_each(LogFile::reopen)
     }
 
     /// Records `event` in every sink.
     pub fn emit(&self, event: &Event<'_>) {
-        trace(event);
+        match &self.main {
+            MainLog::Text => trace(event),
+            MainLog::Json(file) => {
+                if let Some(line) = json_line(jiff::Timestamp::now(), event) {
+                    match file {
+                        Some(f) => f.write_line(&line),
+                        None => {
+                            let _ = io::stderr().lock().write_all(line.as_bytes());
+                        }
+                    }
+                }
+            }
+        }
         self.metrics.record(event);
         self.live.record(event);
         let now = jiff::Zoned::now();
@@ -249,8 +322,9 @@ impl Events {
 fn trace(event: &Event<'_>) {
     match event {
         Event::Connected(who) => tracing::info!(ip = %who.ip, "connected"),
-        Event::Closed(who, d) => {
-            tracing::info!(ip = %who.ip, user = who.user.unwrap_or("-"), secs = d.as_secs_f64(), "disconnected");
+        Event::Closed(who, c) => {
+            let (ip, user, secs) = (who.ip, who.user.unwrap_or("-"), c.duration.as_secs_f64());
+            tracing::info!(%ip, user, secs, bytes_in = c.bytes_in, bytes_out = c.bytes_out, reason = c.reason, "disconnected");
         }
         Event::LoginOk(who) => {
             tracing::info!(ip = %who.ip, user = who.user.unwrap_or("-"), anonymous = who.anonymous, "logged in");
@@ -297,6 +371,113 @@ fn trace(event: &Event<'_>) {
             }
         }
     }
+}
+
+/// One JSON object, keys in the order they are added.
+struct Json(String);
+
+impl Json {
+    fn new(ts: jiff::Timestamp, event: &str, who: &Who<'_>) -> Self {
+        let mut j = Json(String::from("{"));
+        j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        j.field("event", event);
+        j.field("session", who.id);
+        j.field("ip", who.ip.to_canonical().to_string());
+        if let Some(user) = who.user {
+            j.field("user", user);
+        }
+        j
+    }
+
+    fn field(&mut self, key: &str, value: impl serde::Serialize) -> &mut Self {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        let _ = write!(self.0, "\"{key}\":{}", serde_json::to_string(&value).unwrap_or_else(|_| "null".into()));
+        self
+    }
+
+    fn end(mut self) -> String {
+        self.0.push_str("}\n");
+        self.0
+    }
+}
+
+fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Download => "download",
+        Direction::Upload => "upload",
+        Direction::Listing => "listing",
+    }
+}
+
+/// The JSON line of an event: `ts` (UTC, milliseconds), `event`, `session`, `ip`, `user` when
+/// known, then the event's own fields. Commands, replies and data connections are not logged.
+fn json_line(ts: jiff::Timestamp, event: &Event<'_>) -> Option<String> {
+    let j = match event {
+        Event::Connected(who) => Json::new(ts, "session.open", who),
+        Event::Closed(who, c) => {
+            let mut j = Json::new(ts, "session.close", who);
+            j.field("secs", c.duration.as_secs_f64())
+                .field("bytes_in", c.bytes_in)
+                .field("bytes_out", c.bytes_out)
+                .field("reason", c.reason);
+            j
+        }
+        Event::LoginOk(who) => {
+            let mut j = Json::new(ts, "login.ok", who);
+            j.field("anonymous", who.anonymous);
+            j
+        }
+        Event::LoginFailed(who, reason) => {
+            let mut j = Json::new(ts, "login.fail", who);
+            j.field("reason", reason);
+            j
+        }
+        Event::TransferStarted(who, t) => {
+            let mut j = Json::new(ts, "transfer.start", who);
+            j.field("verb", t.verb).field("direction", direction_name(t.direction)).field("path", t.path);
+            j.field("size", t.size);
+            j
+        }
+        Event::Transfer(who, t) => {
+            let secs = t.elapsed.as_secs_f64();
+            let mut j = Json::new(ts, "transfer.end", who);
+            j.field("verb", t.verb).field("direction", direction_name(t.direction)).field("path", t.path);
+            j.field("bytes", t.bytes).field("secs", secs);
+            j.field("rate_bps", if secs > 0.0 { (t.bytes as f64 / secs) as u64 } else { 0 });
+            j.field("protected", t.protected).field("ascii", t.ascii);
+            j.field("result", if t.error.is_none() { "complete" } else { "failed" });
+            if let Some(e) = t.error {
+                j.field("error", e);
+            }
+            j
+        }
+        Event::Fs(who, op) => match op {
+            FsOp::Mkdir(p) => {
+                let mut j = Json::new(ts, "fs.mkdir", who);
+                j.field("path", p);
+                j
+            }
+            FsOp::Rmdir(p) => {
+                let mut j = Json::new(ts, "fs.rmdir", who);
+                j.field("path", p);
+                j
+            }
+            FsOp::Delete(p, size) => {
+                let mut j = Json::new(ts, "fs.delete", who);
+                j.field("path", p).field("size", size);
+                j
+            }
+            FsOp::Rename(from, to) => {
+                let mut j = Json::new(ts, "fs.rename", who);
+                j.field("from", from).field("to", to);
+                j
+            }
+        },
+        Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) => return None,
+    };
+    Some(j.end())
 }
 
 /// `Sun Dec  6 18:38:20 2026`: ctime's form, English names, the day padded with a space (or with
@@ -452,6 +633,25 @@ mod tests {
         assert_eq!(line, "Sun Mar 15 23:59:59 2026 0 192.0.2.7 99 /old.txt b _ d r alice ftp 0 * c\n");
         let listing = Transfer { direction: Direction::Listing, ..download("/", 1) };
         assert_eq!(xferlog_line(XferlogFlavor::Wuftpd, &now, &Event::Transfer(alice(), listing)), None);
+    }
+
+    #[test]
+    fn json_lines_have_fixed_keys_in_order() {
+        let ts: jiff::Timestamp = "2026-12-07T00:10:49.9004Z".parse().unwrap();
+        let line = json_line(ts, &Event::Transfer(alice(), download("/a \"b\"", 2000))).unwrap();
+        assert_eq!(
+            line,
+            "{\"ts\":\"2026-12-07T00:10:49.900Z\",\"event\":\"transfer.end\",\"session\":1,\"ip\":\"192.0.2.7\",\
+             \"user\":\"alice\",\"verb\":\"RETR\",\"direction\":\"download\",\"path\":\"/a \\\"b\\\"\",\"bytes\":1234,\
+             \"secs\":2.0,\"rate_bps\":617,\"protected\":true,\"ascii\":false,\"result\":\"complete\"}\n"
+        );
+        let closed = Closed { duration: Duration::from_secs(3), bytes_in: 5, bytes_out: 7, reason: "221 Goodbye." };
+        let line = json_line(ts, &Event::Closed(alice(), closed)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "session.close");
+        assert_eq!(v["reason"], "221 Goodbye.");
+        assert_eq!(v["bytes_out"], 7);
+        assert!(json_line(ts, &Event::Command(alice(), "NOOP")).is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use clap::Args;
 use ferry_server::auth::users_file::UsersFile;
 use ferry_server::auth::{Permissions, Swappable, UserDb};
 use ferry_server::config::{PortRange, StorageKind};
+use ferry_server::events::{LogFile, LogFormat};
 use ferry_server::proxy::IpNet;
 use ferry_server::tls::TlsPolicy;
 use ferry_server::{Config, Server};
@@ -349,15 +350,9 @@ fn random_password() -> String {
 /// (`run_as`), confine the process (Landlock, seccomp) while it has one thread, and only then start
 /// the runtime's threads, which inherit the confinement.
 pub fn run(args: ServeArgs) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let config = build_config(&args)?;
+    let main_log = config.log.file.as_deref().map(LogFile::open).transpose()?.map(Arc::new);
+    init_logging(config.log.format, main_log.clone());
     if rustix::process::geteuid().is_root() && config.process.run_as.is_none() {
         tracing::warn!(
             "running as root: set run_as = \"ferry\" in [process] (or --run-as ferry) to switch to an \
@@ -420,7 +415,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let stop = CancellationToken::new();
         tokio::spawn(wait_for_signal(stop.clone(), term, int));
         tokio::spawn(reload_on_sighup(server.handle(), reload.clone(), hup, notify.clone()));
-        tokio::spawn(reopen_on_sigusr1(server.handle(), usr1));
+        tokio::spawn(reopen_on_sigusr1(server.handle(), main_log, usr1));
         if let Some(reload) = reload {
             tokio::spawn(reload.watch());
         }
@@ -557,9 +552,51 @@ impl Notify {
     }
 }
 
+/// The main log: text or JSON lines (`[log] format`), on stderr or in `[log] file`; `RUST_LOG`
+/// filters it (default `info`). With JSON, the server's events are written by its own sink
+/// (`ferry_server::events`) and the other messages by `tracing`'s JSON formatter.
+fn init_logging(format: LogFormat, file: Option<Arc<LogFile>>) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let writer = match file {
+        Some(f) => BoxMakeWriter::new(move || LogWriter(f.clone())),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `tracing`'s writer into the main log file: one `write` per formatted line.
+struct LogWriter(Arc<LogFile>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_bytes(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// SIGUSR1: reopens the log files (after logrotate moved them away).
-async fn reopen_on_sigusr1(handle: ferry_server::ServerHandle, mut usr1: tokio::signal::unix::Signal) {
+async fn reopen_on_sigusr1(
+    handle: ferry_server::ServerHandle,
+    main_log: Option<Arc<LogFile>>,
+    mut usr1: tokio::signal::unix::Signal,
+) {
     while usr1.recv().await.is_some() {
+        if let Some(f) = &main_log {
+            if let Err(e) = f.reopen() {
+                tracing::error!(error = %e, "SIGUSR1: cannot reopen the main log; writing to the old one");
+            }
+        }
         match handle.reopen_logs() {
             Ok(()) => tracing::info!("SIGUSR1: log files reopened"),
             Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot reopen a log file; writing to the old one"),

@@ -52,12 +52,9 @@ fn ferry_cli(args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// STOR over EPSV, answered 226.
 fn upload(c: &mut Ctrl, name: &str, body: &[u8]) {
-    let mut data = c.epsv_connect();
-    c.ok(&format!("STOR {name}"), 150);
-    data.write_all(body).unwrap();
-    drop(data);
-    assert_eq!(c.read().code.0, 226);
+    assert_eq!(c.upload(&format!("STOR {name}"), body).code.0, 226);
 }
 
 #[test]

@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -52,17 +51,8 @@ fn lines(file: &Path, n: usize) -> Vec<String> {
 
 /// Uploads `body` as `name`, then downloads it: one line each in the transfer log.
 fn upload_and_download(c: &mut Ctrl, name: &str, body: &[u8]) {
-    let mut data = c.epsv_connect();
-    c.ok(&format!("STOR {name}"), 150);
-    data.write_all(body).unwrap();
-    drop(data);
-    assert_eq!(c.read().code.0, 226);
-    let mut data = c.epsv_connect();
-    c.ok(&format!("RETR {name}"), 150);
-    let mut back = Vec::new();
-    data.read_to_end(&mut back).unwrap();
-    assert_eq!(c.read().code.0, 226);
-    assert_eq!(back, body);
+    assert_eq!(c.upload(&format!("STOR {name}"), body).code.0, 226);
+    assert_eq!(c.download(&format!("RETR {name}")), body);
 }
 
 /// A wrong password on a fresh connection.
@@ -221,4 +211,66 @@ fn sigusr1_reopens_the_log_files_after_a_rotation() {
     assert!(new.iter().all(|l| l.contains("/b.bin")), "{new:#?}");
     assert_eq!(lines(&rotated, 2).len(), 2, "the rotated file keeps its lines, and gets no more");
     assert!(f.stderr().contains("SIGUSR1: log files reopened"));
+}
+
+#[test]
+fn the_json_log_names_each_event_with_fixed_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ferry.log");
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!("[log]\nformat = \"json\"\nfile = {log:?}\n\n[limits]\nfailed_login_delay_ms = 10\n"),
+    )
+    .unwrap();
+    let f = Ferry::start(&["--config", config.to_str().unwrap()]);
+    let mut c = f.login();
+    c.ok("TYPE I", 200);
+    upload_and_download(&mut c, "j.bin", &[9u8; 2048]);
+    c.ok("MKD dir", 257);
+    c.ok("QUIT", 221);
+    wrong_password(&f, "mallory");
+    let lines = lines(&log, 1);
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Wait for both sessions to close.
+    let all = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.matches("\"event\":\"session.close\"").count() >= 2 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!lines.is_empty());
+    for line in all.lines() {
+        // Every line is JSON, the server's own messages too.
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if let Some(event) = v.get("event").and_then(|e| e.as_str()) {
+            // Fixed keys first, in this order.
+            assert!(line.starts_with("{\"ts\":\""), "{line}");
+            let order = ["\"ts\":", "\"event\":", "\"session\":", "\"ip\":"].map(|k| line.find(k).unwrap());
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "{line}");
+            assert!(v["ts"].as_str().unwrap().ends_with('Z') && v["ts"].as_str().unwrap().len() == 24, "{line}");
+            events.push((event.to_owned(), v));
+        }
+    }
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    for wanted in
+        ["session.open", "login.ok", "transfer.start", "transfer.end", "fs.mkdir", "login.fail", "session.close"]
+    {
+        assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+    }
+    let by = |name: &'static str| events.iter().filter(move |(e, _)| e == name).map(|(_, v)| v);
+    let upload = by("transfer.end").find(|v| v["direction"] == "upload").unwrap();
+    assert_eq!(
+        (upload["user"].as_str(), upload["bytes"].as_u64(), upload["path"].as_str()),
+        (Some("alice"), Some(2048), Some("/j.bin"))
+    );
+    let fail = by("login.fail").next().unwrap();
+    assert_eq!(fail["user"], "mallory");
+    let quit = by("session.close").find(|v| v["user"] == "alice").unwrap();
+    assert!(quit["reason"].as_str().unwrap().starts_with("221"), "{quit}");
+    assert_eq!((quit["bytes_in"].as_u64(), quit["bytes_out"].as_u64()), (Some(2048), Some(2048)));
+    // No text lines and no password anywhere.
+    assert!(!all.contains("secret"));
 }

@@ -145,12 +145,9 @@ impl Page {
     }
 }
 
+/// STOR over EPSV, answered 226.
 fn upload(c: &mut Ctrl, name: &str, body: &[u8]) {
-    let mut data = c.epsv_connect();
-    c.ok(&format!("STOR {name}"), 150);
-    data.write_all(body).unwrap();
-    drop(data);
-    assert_eq!(c.read().code.0, 226);
+    assert_eq!(c.upload(&format!("STOR {name}"), body).code.0, 226);
 }
 
 fn artifacts() -> PathBuf {

@@ -54,6 +54,10 @@ pub(crate) struct Session {
     running: Option<Running>,
     /// Replies waiting to be written, in one write.
     out: Vec<u8>,
+    /// The last 221 or 421 sent: why the session is ending, for the log.
+    closing: Option<String>,
+    /// Bytes moved on this session's data connections: (in, out).
+    moved: (u64, u64),
 }
 
 /// Runs a session to its end. `implicit`: the listener is implicit FTPS (TLS before the greeting).
@@ -96,16 +100,30 @@ pub(crate) async fn run(
             task.into_inner().unwrap_or_else(|p| p.into_inner()).await;
         }
     }
-    if let Err(e) = &result {
-        tracing::debug!(error = %e, "control connection error");
-    }
-    s.shared.events.emit(&Event::Closed(s.auth.who(&s.conn), opened.elapsed()));
+    let reason = match (&result, s.closing.take()) {
+        (Err(e), _) => format!("connection error: {e}"),
+        (Ok(()), Some(last)) => last,
+        (Ok(()), None) => "the client closed the connection".to_owned(),
+    };
+    let closed =
+        events::Closed { duration: opened.elapsed(), bytes_in: s.moved.0, bytes_out: s.moved.1, reason: &reason };
+    s.shared.events.emit(&Event::Closed(s.auth.who(&s.conn), closed));
 }
 
 impl Session {
     fn new(shared: Arc<Shared>, conn: Conn) -> Self {
         let tls = TlsState::for_new_session(&shared);
-        Self { shared, conn, auth: Auth::Fresh, tls, xfer: Xfer::new(), running: None, out: Vec::new() }
+        Self {
+            shared,
+            conn,
+            auth: Auth::Fresh,
+            tls,
+            xfer: Xfer::new(),
+            running: None,
+            out: Vec::new(),
+            closing: None,
+            moved: (0, 0),
+        }
     }
 
     /// The login and the rest, borrowed apart.
@@ -142,6 +160,9 @@ impl Session {
     /// Queues a reply; it is written before the session next waits.
     fn reply(&mut self, reply: Reply) {
         self.shared.events.emit(&Event::Reply(self.auth.who(&self.conn), &reply));
+        if matches!(reply.code.0, 221 | 421) {
+            self.closing = Some(format!("{} {}", reply.code.0, reply.lines.join(" ")));
+        }
         reply.encode_into(&mut self.out);
     }
 
@@ -388,6 +409,10 @@ impl Session {
             replies::Opening::Upload { .. } | replies::Opening::Unique { .. } => Direction::Upload,
             replies::Opening::Listing => Direction::Listing,
         };
+        match direction {
+            Direction::Upload => self.moved.0 += outcome.bytes,
+            Direction::Download | Direction::Listing => self.moved.1 += outcome.bytes,
+        }
         let record = events::Transfer {
             verb: t.info.verb,
             direction,
