@@ -46,6 +46,8 @@ pub struct Config {
     pub log: crate::events::LogConfig,
     /// The admin interface: metrics, health, sessions API (off unless set).
     pub admin: crate::admin::AdminConfig,
+    /// Bans: the allow-list, repeat offenders, persistence.
+    pub bans: crate::bans::BanConfig,
 }
 
 /// The server process: the user it switches to after binding its ports, and its sandbox
@@ -439,6 +441,7 @@ impl Default for Config {
             process: ProcessConfig::default(),
             log: crate::events::LogConfig::default(),
             admin: crate::admin::AdminConfig::default(),
+            bans: crate::bans::BanConfig::default(),
         }
     }
 }

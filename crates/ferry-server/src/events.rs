@@ -131,6 +131,10 @@ pub enum Event<'a> {
     Transfer(Who<'a>, Transfer<'a>),
     /// The file tree changed.
     Fs(Who<'a>, FsOp<'a>),
+    /// An address was banned, and why (`failed logins`, `administrator`).
+    Banned(&'a crate::bans::Ban, &'a str),
+    /// A ban was lifted by the administrator.
+    Unbanned(IpAddr),
 }
 
 /// `[log]` in the configuration: the main log's format and place, and the files beside it.
@@ -361,6 +365,10 @@ fn trace(event: &Event<'_>) {
                 }
             }
         }
+        Event::Banned(ban, why) => {
+            tracing::warn!(ip = %ban.ip, until = ban.until, count = ban.count, why, "address banned");
+        }
+        Event::Unbanned(ip) => tracing::info!(%ip, "ban lifted"),
         Event::Fs(who, op) => {
             let user = who.user.unwrap_or("-");
             match op {
@@ -475,6 +483,18 @@ fn json_line(ts: jiff::Timestamp, event: &Event<'_>) -> Option<String> {
                 j
             }
         },
+        Event::Banned(ban, why) => {
+            let mut j = Json(String::from("{"));
+            j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).field("event", "ban.add");
+            j.field("ip", ban.ip.to_string()).field("until", ban.until).field("count", ban.count).field("reason", why);
+            j
+        }
+        Event::Unbanned(ip) => {
+            let mut j = Json(String::from("{"));
+            j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).field("event", "ban.remove");
+            j.field("ip", ip.to_string());
+            j
+        }
         Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) => return None,
     };
     Some(j.end())
@@ -536,6 +556,7 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::LoginFailed(w, _)
         | Event::Transfer(w, _)
         | Event::Fs(w, _) => w,
+        Event::Banned(..) | Event::Unbanned(_) => return None,
         Event::Closed(..)
         | Event::TransferStarted(..)
         | Event::Command(..)
@@ -572,7 +593,9 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::TransferStarted(..)
         | Event::Command(..)
         | Event::Reply(..)
-        | Event::DataOpened(..) => return None,
+        | Event::DataOpened(..)
+        | Event::Banned(..)
+        | Event::Unbanned(_) => return None,
     };
     line.push('\n');
     Some(line)

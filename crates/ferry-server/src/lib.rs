@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bans;
 pub mod config;
 pub mod datachan;
 pub mod events;

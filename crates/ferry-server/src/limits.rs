@@ -16,21 +16,22 @@ const MAX_IP_RECORDS: usize = 100_000;
 struct IpRecord {
     failures: u32,
     window_start: Instant,
-    banned_until: Option<Instant>,
 }
 
 /// What a failed login leads to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureVerdict {
     /// How long to wait before answering.
     pub delay: Duration,
-    /// Whether the address is now banned.
-    pub banned: bool,
+    /// The ban this failure led to, if any.
+    pub ban: Option<crate::bans::Ban>,
 }
 
 /// Shared limit state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LimitState {
+    /// Banned addresses.
+    pub bans: crate::bans::Bans,
     ips: Mutex<HashMap<IpAddr, IpRecord>>,
     accounts: Mutex<HashMap<String, u32>>,
     usage: Mutex<HashMap<String, Arc<Mutex<Usage>>>>,
@@ -45,11 +46,21 @@ pub struct Usage {
     pub files: u64,
 }
 
+impl Default for LimitState {
+    fn default() -> Self {
+        Self::new(crate::bans::Bans::in_memory(crate::bans::BanConfig::default()))
+    }
+}
+
 impl LimitState {
+    /// The state of a server with these bans.
+    pub fn new(bans: crate::bans::Bans) -> Self {
+        Self { bans, ips: Mutex::default(), accounts: Mutex::default(), usage: Mutex::default() }
+    }
+
     /// Whether `ip` is banned now.
     pub fn is_banned(&self, ip: IpAddr) -> bool {
-        let ips = self.ips.lock().unwrap_or_else(|p| p.into_inner());
-        ips.get(&ip).and_then(|r| r.banned_until).is_some_and(|t| t > Instant::now())
+        self.bans.is_banned(ip)
     }
 
     /// Records a failed login from `ip`: the delay grows with each failure in the window, and the
@@ -59,31 +70,30 @@ impl LimitState {
         let window = Duration::from_secs(limits.failure_window_secs);
         let mut ips = self.ips.lock().unwrap_or_else(|p| p.into_inner());
         if ips.len() >= MAX_IP_RECORDS {
-            ips.retain(|_, r| r.banned_until.is_some_and(|t| t > now) || now.duration_since(r.window_start) < window);
+            ips.retain(|_, r| now.duration_since(r.window_start) < window);
         }
-        let r = ips.entry(ip).or_insert(IpRecord { failures: 0, window_start: now, banned_until: None });
+        let r = ips.entry(ip).or_insert(IpRecord { failures: 0, window_start: now });
         if now.duration_since(r.window_start) >= window {
-            *r = IpRecord { failures: 0, window_start: now, banned_until: None };
+            *r = IpRecord { failures: 0, window_start: now };
         }
         r.failures += 1;
         let exp = r.failures.saturating_sub(1).min(16);
         let delay = Duration::from_millis(
             limits.failed_login_delay_ms.saturating_mul(1u64 << exp).min(limits.max_failed_login_delay_ms),
         );
-        let banned = limits.ban_after_failures > 0 && r.failures >= limits.ban_after_failures;
-        if banned {
-            r.banned_until = Some(now + Duration::from_secs(limits.ban_secs));
-            tracing::warn!(%ip, failures = r.failures, secs = limits.ban_secs, "address banned after failed logins");
-        }
-        FailureVerdict { delay, banned }
+        let ban = if limits.ban_after_failures > 0 && r.failures >= limits.ban_after_failures {
+            // Counting starts again after a ban (a repeat offender's next ban is longer).
+            *r = IpRecord { failures: 0, window_start: now };
+            self.bans.add(ip, Duration::from_secs(limits.ban_secs)).ok()
+        } else {
+            None
+        };
+        FailureVerdict { delay, ban }
     }
 
     /// Forgets failures from `ip` after a successful login.
     pub fn login_succeeded(&self, ip: IpAddr) {
-        let mut ips = self.ips.lock().unwrap_or_else(|p| p.into_inner());
-        if ips.get(&ip).is_some_and(|r| r.banned_until.is_none()) {
-            ips.remove(&ip);
-        }
+        self.ips.lock().unwrap_or_else(|p| p.into_inner()).remove(&ip);
     }
 
     /// Claims a session slot for an account; `None` when it has `max` already.
@@ -198,7 +208,7 @@ mod tests {
         let l = limits();
         let d: Vec<_> = (0..4).map(|_| s.login_failed(ip, &l)).collect();
         assert_eq!(d.iter().map(|v| v.delay.as_millis()).collect::<Vec<_>>(), vec![100, 200, 400, 500]);
-        assert_eq!(d.iter().map(|v| v.banned).collect::<Vec<_>>(), vec![false, false, false, true]);
+        assert_eq!(d.iter().map(|v| v.ban.is_some()).collect::<Vec<_>>(), vec![false, false, false, true]);
         assert!(s.is_banned(ip));
         assert!(!s.is_banned("192.0.2.2".parse().unwrap()));
         s.login_succeeded(ip);

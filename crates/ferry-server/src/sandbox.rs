@@ -155,9 +155,9 @@ impl Plan {
         // Active mode connects only to unprivileged ports (RFC 2577; lower ones get 504).
         plan.connect.push(if config.active.allow_low_ports_unsafe { 1..=u16::MAX } else { 1024..=u16::MAX });
         plan.readable.extend(CPU_QUOTA_FILES.iter().chain(TIME_ZONE_FILES).map(PathBuf::from));
-        // Log files are reopened by name after a rotation: their directories (local, whatever
-        // the storage).
-        for file in config.log.files() {
+        // Log files are reopened by name after a rotation, and the ban state file is replaced by a
+        // rename: their directories are writable (local, whatever the storage).
+        for file in config.log.files().into_iter().chain(config.bans.state_file.clone()) {
             let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             if !plan.writable.iter().any(|w| w == parent) {
                 plan.writable.push(parent.to_path_buf());

@@ -245,6 +245,8 @@ pub struct Bound {
     events: crate::events::Events,
     /// The admin listeners, bound.
     admin: crate::admin::Admin,
+    /// The bans, read from their state file.
+    bans: crate::bans::Bans,
 }
 
 impl Bound {
@@ -256,7 +258,7 @@ impl Bound {
     /// Registers the listeners with the runtime and, with S3 storage, checks that the bucket can
     /// be reached (at start-up, not at the first login).
     pub async fn start(self) -> io::Result<Server> {
-        let Bound { config, auth, tls, listeners, events, admin } = self;
+        let Bound { config, auth, tls, listeners, events, admin, bans } = self;
         if config.storage.kind == StorageKind::S3 {
             S3Storage::open(&config.storage, "")?.check().await.map_err(|e| {
                 io::Error::new(
@@ -276,7 +278,7 @@ impl Bound {
             auth,
             tls,
             shutdown: CancellationToken::new(),
-            limit_state: Arc::new(crate::limits::LimitState::default()),
+            limit_state: Arc::new(crate::limits::LimitState::new(bans)),
             proxy,
             fds: crate::fds::Descriptors::new(),
             events,
@@ -326,7 +328,8 @@ impl Server {
         let ladder = config.admin.listen.is_some() || config.admin.socket.is_some();
         let events = crate::events::Events::open(&config.log, ladder)?;
         let admin = crate::admin::Admin::bind(&config.admin)?;
-        Ok(Bound { config, auth, tls, listeners, events, admin })
+        let bans = crate::bans::Bans::load(&config.bans)?;
+        Ok(Bound { config, auth, tls, listeners, events, admin, bans })
     }
 
     /// [`Server::prepare`] and [`Bound::start`] in one step.

@@ -96,6 +96,73 @@ pub fn who(args: WhoArgs) -> Result<()> {
     Ok(())
 }
 
+/// `ferry ban`.
+#[derive(Debug, clap::Args)]
+pub struct BanArgs {
+    /// The address to ban.
+    ip: std::net::IpAddr,
+    /// For how long, seconds (default: the server's `[limits] ban_secs`, longer for a repeat
+    /// offender).
+    #[arg(long)]
+    secs: Option<u64>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `ferry unban` and `ferry bans`.
+#[derive(Debug, clap::Args)]
+pub struct UnbanArgs {
+    /// The address.
+    ip: std::net::IpAddr,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Bans an address: its connections get 421 before the greeting.
+pub fn ban(args: BanArgs) -> Result<()> {
+    let query = args.secs.map(|s| format!("?secs={s}")).unwrap_or_default();
+    let (status, body) = args.target.request("POST", &format!("/api/v1/bans/{}{query}", args.ip))?;
+    match status {
+        200 => {
+            let ban: ferry_server::bans::Ban = serde_json::from_str(&body).context("parsing the ban")?;
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            println!("{} banned for {} s (ban number {})", ban.ip, ban.until.saturating_sub(now), ban.count);
+            Ok(())
+        }
+        409 => bail!("{} is in [bans] allow: it is never banned", args.ip),
+        _ => bail!("the server answered {status}: {body}"),
+    }
+}
+
+/// Lifts a ban.
+pub fn unban(args: UnbanArgs) -> Result<()> {
+    let (status, body) = args.target.request("DELETE", &format!("/api/v1/bans/{}", args.ip))?;
+    match status {
+        200 => {
+            println!("{} unbanned", args.ip);
+            Ok(())
+        }
+        404 => bail!("{} is not banned", args.ip),
+        _ => bail!("the server answered {status}: {body}"),
+    }
+}
+
+/// Lists the bans in force.
+pub fn bans(target: Target) -> Result<()> {
+    let (status, body) = target.request("GET", "/api/v1/bans")?;
+    if status != 200 {
+        bail!("the server answered {status}: {body}");
+    }
+    let list: Vec<ferry_server::bans::Ban> = serde_json::from_str(&body).context("parsing the bans")?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    println!("{:<40} {:>10} {:>6}", "ADDRESS", "SECS LEFT", "COUNT");
+    for b in list {
+        println!("{:<40} {:>10} {:>6}", b.ip.to_string(), b.until.saturating_sub(now), b.count);
+    }
+    Ok(())
+}
+
 /// Disconnects a session.
 pub fn kick(args: KickArgs) -> Result<()> {
     let (status, body) = args.target.request("DELETE", &format!("/api/v1/sessions/{}", args.id))?;

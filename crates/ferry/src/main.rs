@@ -35,6 +35,12 @@ enum Cmd {
     Who(admin::WhoArgs),
     /// Disconnect a session of a running server (through its admin socket).
     Kick(admin::KickArgs),
+    /// Ban an address on a running server (through its admin socket).
+    Ban(admin::BanArgs),
+    /// Lift a ban on a running server (through its admin socket).
+    Unban(admin::UnbanArgs),
+    /// List the bans of a running server (through its admin socket).
+    Bans(admin::Target),
     #[command(flatten)]
     Client(client::ClientCmd),
 }
@@ -54,6 +60,9 @@ fn main() -> std::process::ExitCode {
         Cmd::Cert(cmd) => cert::run(cmd),
         Cmd::Who(args) => admin::who(args),
         Cmd::Kick(args) => admin::kick(args),
+        Cmd::Ban(args) => admin::ban(args),
+        Cmd::Unban(args) => admin::unban(args),
+        Cmd::Bans(target) => admin::bans(target),
         Cmd::Client(cmd) => client::run(cmd, cli.common),
     };
     match result {

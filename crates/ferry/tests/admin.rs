@@ -216,3 +216,93 @@ fn a_real_prometheus_scrapes_the_metrics() {
     let (_, targets) = http(web, "GET", "/api/v1/targets", None);
     assert!(targets.contains("\"health\":\"up\""), "{targets}");
 }
+
+/// A control connection from `source` (another loopback address); the first reply.
+fn greeting_from(source: &str, addr: SocketAddr) -> (u16, Ctrl) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = Ctrl::connect_stream(stream);
+    let code = c.read().code.0;
+    (code, c)
+}
+
+/// Two wrong passwords from `source`.
+fn fail_twice(source: &str, addr: SocketAddr) {
+    let (code, mut c) = greeting_from(source, addr);
+    assert_eq!(code, 220);
+    for _ in 0..2 {
+        c.ok("USER alice", 331);
+        c.send("PASS wrong");
+        if c.read().code.0 != 530 {
+            break;
+        }
+    }
+}
+
+#[test]
+fn bans_persist_grow_spare_the_allow_list_and_ignore_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("admin.sock");
+    let state = dir.path().join("state").join("bans.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\nsocket = {socket:?}\n\n[limits]\nfailed_login_delay_ms = 10\nban_after_failures = 2\nban_secs = 2\n\n\
+             [bans]\nallow = [\"127.0.0.3\"]\nstate_file = {state:?}\n\n[log]\nformat = \"json\"\nfile = {:?}\n",
+            dir.path().join("ferry.log")
+        ),
+    )
+    .unwrap();
+    let sock = socket.to_str().unwrap();
+    let f = Ferry::start(&["--config", config.to_str().unwrap()]);
+    // Load-balancer probes: connect and close, or QUIT, before USER: never counted.
+    for _ in 0..10 {
+        let (code, mut c) = greeting_from("127.0.0.4", f.addr);
+        assert_eq!(code, 220);
+        c.ok("QUIT", 221);
+        drop(greeting_from("127.0.0.4", f.addr));
+    }
+    assert_eq!(greeting_from("127.0.0.4", f.addr).0, 220, "probes are not failures");
+    // Two failures ban; the allow-listed address is never banned.
+    fail_twice("127.0.0.2", f.addr);
+    assert_eq!(greeting_from("127.0.0.2", f.addr).0, 421, "banned after two failures");
+    let (ok, list) = ferry_cli(&["bans", "--socket", sock]);
+    fail_twice("127.0.0.3", f.addr);
+    fail_twice("127.0.0.3", f.addr);
+    assert_eq!(greeting_from("127.0.0.3", f.addr).0, 220, "the allow-list is never banned");
+    assert!(ok && list.contains("127.0.0.2") && !list.contains("127.0.0.3"), "{list}");
+    // Lifted by the administrator: forgiven.
+    let (ok, said) = ferry_cli(&["unban", "127.0.0.2", "--socket", sock]);
+    assert!(ok, "{said}");
+    assert_eq!(greeting_from("127.0.0.2", f.addr).0, 220);
+    // Banned again, the ban runs out (2 s), banned once more: a repeat offender waits twice as long.
+    fail_twice("127.0.0.2", f.addr);
+    assert_eq!(greeting_from("127.0.0.2", f.addr).0, 421);
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(greeting_from("127.0.0.2", f.addr).0, 220, "the ban ran out");
+    fail_twice("127.0.0.2", f.addr);
+    let bans: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let left = bans[0]["until"].as_u64().unwrap().saturating_sub(now);
+    assert_eq!(bans[0]["count"], 2, "{bans:?}");
+    assert!((3..=4).contains(&left), "a repeat offender's ban is longer: {left} s");
+    // The administrator's ban, refused for the allow-list.
+    let (ok, said) = ferry_cli(&["ban", "127.0.0.5", "--secs", "300", "--socket", sock]);
+    assert!(ok && said.contains("127.0.0.5 banned for"), "{said}");
+    let (ok, said) = ferry_cli(&["ban", "127.0.0.3", "--socket", sock]);
+    assert!(!ok && said.contains("never banned"), "{said}");
+    // The events are in the JSON log.
+    let log = std::fs::read_to_string(dir.path().join("ferry.log")).unwrap();
+    assert!(log.contains("\"event\":\"ban.add\",\"ip\":\"127.0.0.2\""), "{log}");
+    assert!(log.contains("\"event\":\"ban.remove\",\"ip\":\"127.0.0.2\""), "{log}");
+    // A restart keeps them.
+    drop(f);
+    let f = Ferry::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(greeting_from("127.0.0.5", f.addr).0, 421, "the ban survived the restart");
+    assert_eq!(greeting_from("127.0.0.4", f.addr).0, 220);
+}

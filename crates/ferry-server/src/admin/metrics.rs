@@ -72,6 +72,7 @@ pub struct Metrics {
     logins: Family<ResultLabel, Counter>,
     transfers: Transfers,
     fs: Family<OpLabel, Counter>,
+    bans: Counter,
     reloads: Family<ResultLabel, Counter>,
     reload_time: Gauge<f64, AtomicU64>,
 }
@@ -116,6 +117,8 @@ impl Metrics {
         registry.register("transfers_running", "Transfers running now", transfers.running.clone());
         let fs = Family::<OpLabel, Counter>::default();
         registry.register("fs_operations", "Changes to the file tree, by operation", fs.clone());
+        let bans = Counter::default();
+        registry.register("bans", "Addresses banned (after failed logins, or by the administrator)", bans.clone());
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register("reloads", "Reloads (SIGHUP, users file changes), by result", reloads.clone());
         let reload_time = Gauge::<f64, AtomicU64>::default();
@@ -128,7 +131,7 @@ impl Metrics {
         for result in ["ok", "failed"] {
             let _ = logins.get_or_create(&ResultLabel { result });
         }
-        Self { registry, connections, sessions, logins, transfers, fs, reloads, reload_time }
+        Self { registry, connections, sessions, logins, transfers, fs, bans, reloads, reload_time }
     }
 
     /// Counts `event`.
@@ -150,7 +153,10 @@ impl Metrics {
             Event::TransferStarted(..) => {
                 self.transfers.running.inc();
             }
-            Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) => {}
+            Event::Banned(..) => {
+                self.bans.inc();
+            }
+            Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) | Event::Unbanned(_) => {}
             Event::Transfer(_, t) => {
                 let t_ = &self.transfers;
                 t_.running.dec();

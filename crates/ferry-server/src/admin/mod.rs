@@ -13,6 +13,9 @@
 //! | `GET /api/v1/sessions/{id}/events` | its new steps as they happen (server-sent events) |
 //! | `DELETE /api/v1/sessions/{id}` | disconnects the session (421 to its client) |
 //! | `POST /api/v1/sessions/{id}/abort` | stops its transfer |
+//! | `GET /api/v1/bans` | the banned addresses |
+//! | `POST /api/v1/bans/{ip}?secs=N` | bans an address (`[limits] ban_secs` by default) |
+//! | `DELETE /api/v1/bans/{ip}` | lifts a ban |
 //!
 //! Calls that change something need `Authorization: Bearer TOKEN` (the content of
 //! `[admin] token_file`) on the TCP listener; on the unix socket, its file mode is the check. Without
@@ -252,7 +255,45 @@ fn route(req: &Request<hyper::body::Incoming>, shared: &Shared, access: &Access)
                 json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "no such session (or no transfer)" }))
             }
         }
+        (&Method::GET, ["api", "v1", "bans"]) => json(StatusCode::OK, &shared.limit_state.bans.list()),
+        (&Method::POST | &Method::DELETE, ["api", "v1", "bans", ip]) => {
+            if !access.allows(req) {
+                return json(StatusCode::UNAUTHORIZED, &serde_json::json!({ "error": "a bearer token is required" }));
+            }
+            let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+                return json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": "not an IP address" }));
+            };
+            ban_or_unban(req, shared, ip)
+        }
         _ => json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "not found" })),
+    }
+}
+
+/// `POST /api/v1/bans/{ip}[?secs=N]` and `DELETE /api/v1/bans/{ip}`.
+fn ban_or_unban(req: &Request<hyper::body::Incoming>, shared: &Shared, ip: std::net::IpAddr) -> Response<Body> {
+    let bans = &shared.limit_state.bans;
+    if req.method() == Method::DELETE {
+        return if bans.remove(ip) {
+            shared.events.emit(&crate::events::Event::Unbanned(ip));
+            json(StatusCode::OK, &serde_json::json!({ "ip": ip }))
+        } else {
+            json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "not banned" }))
+        };
+    }
+    let secs = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("secs=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(shared.config.limits.ban_secs);
+    match bans.add(ip, std::time::Duration::from_secs(secs)) {
+        Ok(ban) => {
+            shared.events.emit(&crate::events::Event::Banned(&ban, "administrator"));
+            json(StatusCode::OK, &ban)
+        }
+        Err(crate::bans::Refused::Allowed) => {
+            json(StatusCode::CONFLICT, &serde_json::json!({ "error": "the address is in [bans] allow" }))
+        }
     }
 }
 

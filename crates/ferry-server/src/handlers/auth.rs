@@ -81,7 +81,10 @@ async fn failed_login(cx: &mut Cx<'_>, name: &str, reason: &str) -> Act {
     let limits = &cx.shared.config.limits;
     let verdict = cx.shared.limit_state.login_failed(cx.conn.peer.ip(), limits);
     tokio::time::sleep(verdict.delay).await;
-    if verdict.banned {
+    if let Some(ban) = &verdict.ban {
+        cx.shared.events.emit(&Event::Banned(ban, "failed logins"));
+    }
+    if verdict.ban.is_some() {
         return Act::Close(vec![replies::login_incorrect(), replies::banned_now()]);
     }
     if cx.conn.failed_logins >= limits.max_login_failures {
