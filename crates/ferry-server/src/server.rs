@@ -303,6 +303,17 @@ impl Server {
     /// runtime (see [`Bound`]). An IPv6 wildcard that the system cannot bind is skipped when
     /// another listener was bound (machines without IPv6); any other failure is an error.
     pub fn prepare(config: Config, auth: Arc<dyn Authenticator>) -> io::Result<Bound> {
+        Self::prepare_with(config, auth, Vec::new())
+    }
+
+    /// [`Server::prepare`] with listeners handed over by the service manager (systemd socket
+    /// activation), each with whether it is implicit FTPS. When there are any, `listen` and
+    /// `tls.implicit_listen` are not bound: the inherited sockets replace them.
+    pub fn prepare_with(
+        config: Config,
+        auth: Arc<dyn Authenticator>,
+        inherited: Vec<(std::net::TcpListener, bool)>,
+    ) -> io::Result<Bound> {
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(c), Some(k)) => {
@@ -311,12 +322,17 @@ impl Server {
             _ => None,
         };
         let mut listeners = Vec::new();
-        for addr in &config.tls.implicit_listen {
+        for (l, implicit) in inherited {
+            l.set_nonblocking(true)?;
+            listeners.push((l, implicit));
+        }
+        let bind = listeners.is_empty();
+        for addr in config.tls.implicit_listen.iter().filter(|_| bind) {
             let l =
                 bind_listener(*addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             listeners.push((l, true));
         }
-        for addr in &config.listen {
+        for addr in config.listen.iter().filter(|_| bind) {
             match bind_listener(*addr) {
                 Ok(l) => listeners.push((l, false)),
                 Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() && config.listen.len() > 1 => {

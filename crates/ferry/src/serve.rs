@@ -379,7 +379,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let plan = ferry_server::sandbox::Plan::new(&config, &roots, &reread);
     let (process, local) = (config.process.clone(), config.storage.kind == StorageKind::Local);
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let bound = Server::prepare(config, users)?;
+    let bound = Server::prepare_with(config, users, inherited_listeners()?)?;
     if let Some(user) = &process.run_as {
         ferry_server::sandbox::drop_privileges(user)?;
         tracing::info!(user, "switched to user");
@@ -550,6 +550,29 @@ impl Notify {
         let usec = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000;
         self.send(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
     }
+}
+
+/// Listening sockets passed by systemd (socket activation: `LISTEN_PID`, `LISTEN_FDS`,
+/// `LISTEN_FDNAMES`), each with whether it is implicit FTPS (named `ftps` in the `.socket` unit's
+/// `FileDescriptorName=`). Empty when not socket-activated.
+fn inherited_listeners() -> Result<Vec<(std::net::TcpListener, bool)>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let names: Vec<String> =
+        std::env::var("LISTEN_FDNAMES").map(|n| n.split(':').map(str::to_owned).collect()).unwrap_or_default();
+    let mut listeners = Vec::new();
+    for i in 0..fds.len() {
+        let listener = fds
+            .take_tcp_listener(i)
+            .with_context(|| format!("socket activation: descriptor {} is not a TCP listener", i + 3))?;
+        if let Some(l) = listener {
+            let implicit = names.get(i).is_some_and(|n| n == "ftps");
+            listeners.push((l, implicit));
+        }
+    }
+    if !listeners.is_empty() {
+        tracing::info!(count = listeners.len(), "socket activation: serving the listeners systemd passed");
+    }
+    Ok(listeners)
 }
 
 /// The main log: text or JSON lines (`[log] format`), on stderr or in `[log] file`; `RUST_LOG`

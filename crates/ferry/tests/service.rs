@@ -1,7 +1,8 @@
 //! End-to-end: running Ferry as a service.
 //!
-//! - `dist/ferry.service` passes `systemd-analyze verify` and scores 2.0 or better in
-//!   `systemd-analyze security --offline=true`.
+//! - `dist/ferry.service` and `dist/ferry.socket` pass `systemd-analyze verify`; the service
+//!   scores 2.0 or better in `systemd-analyze security --offline=true`.
+//! - Socket activation through `systemd-socket-activate`.
 //! - The readiness protocol systemd's `Type=notify` uses: `READY=1` once serving, `RELOADING=1`
 //!   (with `MONOTONIC_USEC`) and `READY=1` around a SIGHUP, `STOPPING=1` on SIGTERM, read from a
 //!   datagram socket passed in `NOTIFY_SOCKET` as systemd passes it.
@@ -24,16 +25,22 @@ fn unit() -> PathBuf {
 }
 
 #[test]
-fn the_unit_passes_systemd_analyze_verify() {
+fn the_units_pass_systemd_analyze_verify() {
     // `verify` checks that ExecStart's program exists: this copy names the binary just built, the
     // rest of the unit is the shipped one, byte for byte.
     let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ferry.socket");
+    std::fs::copy(unit().with_file_name("ferry.socket"), &socket).unwrap();
     let text = std::fs::read_to_string(unit()).unwrap();
     assert!(text.contains("ExecStart=/usr/bin/ferry serve --config /etc/ferry/ferry.toml"));
     let copy = dir.path().join("ferry.service");
     std::fs::write(&copy, text.replace("/usr/bin/ferry", env!("CARGO_BIN_EXE_ferry"))).unwrap();
-    let out =
-        Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy).output().expect("systemd-analyze runs");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&copy)
+        .arg(&socket)
+        .output()
+        .expect("systemd-analyze runs");
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && all.trim().is_empty(), "systemd-analyze verify:\n{all}");
 }
@@ -156,4 +163,53 @@ fn users_added_while_the_server_runs_log_in_within_two_seconds() {
     assert!(f.stderr().contains("SIGHUP: users file not reloaded"), "{}", f.stderr());
     assert!(f.stderr().contains("SIGHUP: nothing reloaded"), "no TLS, no valid users file: {}", f.stderr());
     assert!(!f.stderr().contains("TLS certificate"), "a server without TLS does not claim to reload it");
+}
+
+#[test]
+fn socket_activation_serves_the_socket_systemd_passes() {
+    // systemd-socket-activate (from the systemd package) does what a .socket unit does: it
+    // listens, and starts the service on the first connection, passing the listening socket.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let mut activator = Command::new("systemd-socket-activate")
+        .args(["--listen", &listen, "--fdname=ftp"])
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "--user", "alice:secret", "--listen", "127.0.0.1:1", "--root"])
+        .arg(&root)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .expect("systemd-socket-activate runs");
+    // The socket exists before the server: the connection waits in its backlog, and is served.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        match std::net::TcpStream::connect(&listen) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "systemd-socket-activate never listened: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut c = Ctrl::connect_stream(stream);
+    assert_eq!(c.read().code.0, 220, "greeted by the server systemd-socket-activate started");
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    assert_eq!(c.download("LIST").len(), 0, "an empty root");
+    c.ok("QUIT", 221);
+    let _ = Command::new("kill").args(["-TERM", &activator.id().to_string()]).status();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut activator.stdout.take().unwrap(), &mut out).unwrap();
+    let _ = activator.wait();
+    let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(log.contains("socket activation: serving the listeners systemd passed"), "{log}");
+    // The inherited socket replaced --listen.
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("listening on")).collect::<Vec<_>>(),
+        [format!("listening on {listen}")]
+    );
 }
