@@ -26,4 +26,4 @@ pub mod tls;
 pub mod transfer;
 
 pub use config::Config;
-pub use server::{Bound, Server, ServerHandle};
+pub use server::{Bound, ReloadReport, Reloader, Server, ServerHandle};

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) fds: crate::fds::Descriptors,
     /// Where events go: the log, the transfer log, the vsftpd-format log.
     pub events: crate::events::Events,
+    /// What `POST /api/v1/reload` runs (set by the program that owns the files).
+    pub(crate) reloader: ReloadSlot,
     /// Open root directories, shared by the sessions rooted there.
     roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
     total: AtomicUsize,
@@ -189,6 +191,27 @@ impl Drop for Admission {
     }
 }
 
+/// What a reload did: the parts reloaded, and those that failed (with why; the old ones stay).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ReloadReport {
+    /// What was reloaded ("users file ... (N accounts)", "TLS certificate and key").
+    pub reloaded: Vec<String>,
+    /// What could not be, and why.
+    pub failed: Vec<String>,
+}
+
+/// Runs a reload (the program that read the files knows how to read them again).
+pub type Reloader = Box<dyn Fn() -> ReloadReport + Send + Sync>;
+
+/// Where the reloader is kept.
+pub(crate) struct ReloadSlot(pub(crate) Mutex<Option<Reloader>>);
+
+impl std::fmt::Debug for ReloadSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReloadSlot")
+    }
+}
+
 /// A bound FTP server, ready to run.
 #[derive(Debug)]
 pub struct Server {
@@ -218,6 +241,11 @@ impl ServerHandle {
     /// Whether a TLS certificate is configured (and so reloaded on SIGHUP).
     pub fn has_tls(&self) -> bool {
         self.shared.tls.is_some()
+    }
+
+    /// Sets what a reload request (`POST /api/v1/reload`) runs.
+    pub fn set_reloader(&self, reloader: Reloader) {
+        *self.shared.reloader.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reloader);
     }
 
     /// Counts a reload in the metrics.
@@ -282,6 +310,7 @@ impl Bound {
             proxy,
             fds: crate::fds::Descriptors::new(),
             events,
+            reloader: ReloadSlot(Mutex::new(None)),
             roots: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),

@@ -148,6 +148,25 @@ pub fn unban(args: UnbanArgs) -> Result<()> {
     }
 }
 
+/// Asks the server to reread its users file and certificate (as SIGHUP does); says what it did.
+pub fn reload(target: Target) -> Result<()> {
+    let (status, body) = target.request("POST", "/api/v1/reload")?;
+    let report: ferry_server::ReloadReport = match status {
+        200 | 422 => serde_json::from_str(&body).context("parsing the reload report")?,
+        _ => bail!("the server answered {status}: {body}"),
+    };
+    if report.reloaded.is_empty() && report.failed.is_empty() {
+        println!("nothing to reload (no users file, no TLS certificate)");
+    }
+    for r in &report.reloaded {
+        println!("reloaded {r}");
+    }
+    if !report.failed.is_empty() {
+        bail!("{}", report.failed.join("; "));
+    }
+    Ok(())
+}
+
 /// Lists the bans in force.
 pub fn bans(target: Target) -> Result<()> {
     let (status, body) = target.request("GET", "/api/v1/bans")?;

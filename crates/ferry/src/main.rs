@@ -41,6 +41,8 @@ enum Cmd {
     Unban(admin::UnbanArgs),
     /// List the bans of a running server (through its admin socket).
     Bans(admin::Target),
+    /// Make a running server reread its users file and certificate (through its admin socket).
+    Reload(admin::Target),
     #[command(flatten)]
     Client(client::ClientCmd),
 }
@@ -63,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Ban(args) => admin::ban(args),
         Cmd::Unban(args) => admin::unban(args),
         Cmd::Bans(target) => admin::bans(target),
+        Cmd::Reload(target) => admin::reload(target),
         Cmd::Client(cmd) => client::run(cmd, cli.common),
     };
     match result {

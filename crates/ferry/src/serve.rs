@@ -414,7 +414,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let usr1 = signal(SignalKind::user_defined1())?;
         let stop = CancellationToken::new();
         tokio::spawn(wait_for_signal(stop.clone(), term, int));
-        tokio::spawn(reload_on_sighup(server.handle(), reload.clone(), hup, notify.clone()));
+        let reloader = Arc::new(Reload { handle: server.handle(), users: reload.clone(), notify: notify.clone() });
+        let api = reloader.clone();
+        server.handle().set_reloader(Box::new(move || api.run("reload request")));
+        tokio::spawn(reload_on_sighup(hup, reloader));
         tokio::spawn(reopen_on_sigusr1(server.handle(), main_log, usr1));
         if let Some(reload) = reload {
             tokio::spawn(reload.watch());
@@ -467,45 +470,53 @@ fn print_banner(
 
 /// SIGHUP: rereads the users file and the TLS certificate and key; each that fails keeps its old
 /// version and says why; the log line says what was reloaded.
-async fn reload_on_sighup(
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reload: Arc<Reload>) {
+    while hup.recv().await.is_some() {
+        reload.run("SIGHUP");
+    }
+}
+
+/// What SIGHUP and `POST /api/v1/reload` (`ferry reload`) reread: the users file and the TLS
+/// certificate and key. Each that fails keeps its old version and says why.
+struct Reload {
     handle: ferry_server::ServerHandle,
     users: Option<Arc<UsersReload>>,
-    mut hup: tokio::signal::unix::Signal,
     notify: Arc<Notify>,
-) {
-    while hup.recv().await.is_some() {
-        notify.reloading();
-        let mut done = Vec::new();
-        if let Some(users) = &users {
+}
+
+impl Reload {
+    /// Reloads; what was reloaded, and what failed (each with why).
+    fn run(&self, by: &str) -> ferry_server::ReloadReport {
+        self.notify.reloading();
+        let mut report = ferry_server::ReloadReport::default();
+        if let Some(users) = &self.users {
             match users.reload() {
-                Ok(n) => {
-                    handle.record_reload(true);
-                    done.push(format!("users file {} ({n} accounts)", users.file.display()));
-                }
-                Err(e) => {
-                    handle.record_reload(false);
-                    tracing::error!("SIGHUP: users file not reloaded (keeping the old users): {e:#}");
-                }
+                Ok(n) => report.reloaded.push(format!("users file {} ({n} accounts)", users.file.display())),
+                Err(e) => report.failed.push(format!("users file not reloaded (keeping the old users): {e:#}")),
             }
         }
-        if handle.has_tls() {
-            match handle.reload_tls() {
-                Ok(()) => {
-                    handle.record_reload(true);
-                    done.push("TLS certificate and key".to_owned());
-                }
-                Err(e) => {
-                    handle.record_reload(false);
-                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate");
-                }
+        if self.handle.has_tls() {
+            match self.handle.reload_tls() {
+                Ok(()) => report.reloaded.push("TLS certificate and key".to_owned()),
+                Err(e) => report.failed.push(format!("TLS reload failed (keeping the old certificate): {e}")),
             }
         }
-        if done.is_empty() {
-            tracing::info!("SIGHUP: nothing reloaded");
+        for failure in &report.failed {
+            tracing::error!("{by}: {failure}");
+        }
+        if report.reloaded.is_empty() {
+            tracing::info!("{by}: nothing reloaded");
         } else {
-            tracing::info!("SIGHUP: reloaded {}", done.join(", "));
+            tracing::info!("{by}: reloaded {}", report.reloaded.join(", "));
         }
-        notify.send("READY=1");
+        for _ in &report.reloaded {
+            self.handle.record_reload(true);
+        }
+        for _ in &report.failed {
+            self.handle.record_reload(false);
+        }
+        self.notify.send("READY=1");
+        report
     }
 }
 

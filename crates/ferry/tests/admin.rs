@@ -306,3 +306,39 @@ fn bans_persist_grow_spare_the_allow_list_and_ignore_probes() {
     assert_eq!(greeting_from("127.0.0.5", f.addr).0, 421, "the ban survived the restart");
     assert_eq!(greeting_from("127.0.0.4", f.addr).0, 220);
 }
+
+#[test]
+fn ferry_reload_rereads_the_users_file_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let add = |name: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["user", "add", name, "--password-stdin", "--users", users.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "pw-{name}").unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    add("bob");
+    let socket = dir.path().join("admin.sock");
+    std::fs::write(dir.path().join("ferry.toml"), format!("[admin]\nsocket = {socket:?}\n")).unwrap();
+    let f = Ferry::start(&[
+        "--config",
+        dir.path().join("ferry.toml").to_str().unwrap(),
+        "--users",
+        users.to_str().unwrap(),
+    ]);
+    let (ok, said) = ferry_cli(&["reload", "--socket", socket.to_str().unwrap()]);
+    assert!(ok, "{said}");
+    assert!(said.contains("reloaded users file") && said.contains("(2 accounts)"), "alice from --user, bob: {said}");
+    assert!(f.stderr().contains("reload request: reloaded users file"), "{}", f.stderr());
+    // A broken file: the command fails and says why; the users stay.
+    std::fs::write(&users, "[broken").unwrap();
+    let (ok, said) = ferry_cli(&["reload", "--socket", socket.to_str().unwrap()]);
+    assert!(!ok && said.contains("users file not reloaded (keeping the old users)"), "{said}");
+    let mut c = Ctrl::greeted(f.addr);
+    c.ok("USER bob", 331);
+    c.ok("PASS pw-bob", 230);
+}

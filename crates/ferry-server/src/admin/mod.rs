@@ -13,6 +13,7 @@
 //! | `GET /api/v1/sessions/{id}/events` | its new steps as they happen (server-sent events) |
 //! | `DELETE /api/v1/sessions/{id}` | disconnects the session (421 to its client) |
 //! | `POST /api/v1/sessions/{id}/abort` | stops its transfer |
+//! | `POST /api/v1/reload` | rereads the users file and the certificate (as SIGHUP) |
 //! | `GET /api/v1/bans` | the banned addresses |
 //! | `POST /api/v1/bans/{ip}?secs=N` | bans an address (`[limits] ban_secs` by default) |
 //! | `DELETE /api/v1/bans/{ip}` | lifts a ban |
@@ -253,6 +254,17 @@ fn route(req: &Request<hyper::body::Incoming>, shared: &Shared, access: &Access)
                 json(StatusCode::OK, &serde_json::json!({ "id": id }))
             } else {
                 json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "no such session (or no transfer)" }))
+            }
+        }
+        (&Method::POST, ["api", "v1", "reload"]) => {
+            if !access.allows(req) {
+                return json(StatusCode::UNAUTHORIZED, &serde_json::json!({ "error": "a bearer token is required" }));
+            }
+            let report = shared.reloader.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|run| run());
+            match report {
+                Some(r) if r.failed.is_empty() => json(StatusCode::OK, &r),
+                Some(r) => json(StatusCode::UNPROCESSABLE_ENTITY, &r),
+                None => json(StatusCode::NOT_IMPLEMENTED, &serde_json::json!({ "error": "this server cannot reload" })),
             }
         }
         (&Method::GET, ["api", "v1", "bans"]) => json(StatusCode::OK, &shared.limit_state.bans.list()),
