@@ -125,6 +125,10 @@ pub enum Event<'a> {
     Reply(Who<'a>, &'a ferry_proto::Reply),
     /// A transfer's data connection opened.
     DataOpened(Who<'a>, crate::datachan::DataEnds),
+    /// A TLS handshake on the control connection ended: succeeded or not.
+    TlsHandshake(Who<'a>, bool),
+    /// PASV/EPSV found no free port (425).
+    NoPassivePort(Who<'a>),
     /// A transfer started.
     TransferStarted(Who<'a>, Started<'a>),
     /// A transfer ended.
@@ -341,6 +345,8 @@ fn trace(event: &Event<'_>) {
         Event::DataOpened(_, ends) => {
             tracing::debug!(port = ends.local_port, peer = ?ends.peer, "data connection open")
         }
+        Event::TlsHandshake(who, ok) => tracing::debug!(ip = %who.ip, ok, "control connection TLS handshake"),
+        Event::NoPassivePort(who) => tracing::warn!(ip = %who.ip, "no free passive port (425)"),
         Event::TransferStarted(who, t) => {
             tracing::debug!(user = who.user.unwrap_or("-"), verb = t.verb, path = t.path, "transfer started");
         }
@@ -495,7 +501,11 @@ fn json_line(ts: jiff::Timestamp, event: &Event<'_>) -> Option<String> {
             j.field("ip", ip.to_string());
             j
         }
-        Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) => return None,
+        Event::Command(..)
+        | Event::Reply(..)
+        | Event::DataOpened(..)
+        | Event::TlsHandshake(..)
+        | Event::NoPassivePort(_) => return None,
     };
     Some(j.end())
 }
@@ -556,7 +566,7 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::LoginFailed(w, _)
         | Event::Transfer(w, _)
         | Event::Fs(w, _) => w,
-        Event::Banned(..) | Event::Unbanned(_) => return None,
+        Event::Banned(..) | Event::Unbanned(_) | Event::TlsHandshake(..) | Event::NoPassivePort(_) => return None,
         Event::Closed(..)
         | Event::TransferStarted(..)
         | Event::Command(..)
@@ -595,7 +605,9 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::Reply(..)
         | Event::DataOpened(..)
         | Event::Banned(..)
-        | Event::Unbanned(_) => return None,
+        | Event::Unbanned(_)
+        | Event::TlsHandshake(..)
+        | Event::NoPassivePort(_) => return None,
     };
     line.push('\n');
     Some(line)

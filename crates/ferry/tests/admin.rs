@@ -342,3 +342,22 @@ fn ferry_reload_rereads_the_users_file_and_says_so() {
     c.ok("USER bob", 331);
     c.ok("PASS pw-bob", 230);
 }
+
+#[test]
+fn an_exhausted_passive_range_shows_in_metrics_and_readyz() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(dir.path().join("ferry.toml"), "[admin]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let range = format!("{port}-{port}");
+    let f = Ferry::start(&["--config", dir.path().join("ferry.toml").to_str().unwrap(), "--passive-ports", &range]);
+    let admin = f.admin.unwrap();
+    let mut first = f.login();
+    first.ok("EPSV", 229);
+    let mut second = f.login();
+    second.ok("EPSV", 425);
+    let (_, metrics) = http(admin, "GET", "/metrics", None);
+    assert!(metrics.lines().any(|l| l == "ferry_passive_port_exhausted_total 1"), "{metrics}");
+    let (code, body) = http(admin, "GET", "/readyz", None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("passive ports exhausted"), "{body}");
+}

@@ -217,7 +217,13 @@ impl Live {
                 let peer = ends.peer.map_or_else(|| "the client".to_owned(), |p| p.to_string());
                 self.step(who.id, "data-open", format!("data connection open: port {} <- {peer}", ends.local_port));
             }
-            Event::Connected(_) | Event::Closed(..) | Event::Fs(..) | Event::Banned(..) | Event::Unbanned(_) => {}
+            Event::Connected(_)
+            | Event::Closed(..)
+            | Event::Fs(..)
+            | Event::Banned(..)
+            | Event::Unbanned(_)
+            | Event::TlsHandshake(..)
+            | Event::NoPassivePort(_) => {}
         }
     }
 

@@ -73,6 +73,10 @@ pub struct Metrics {
     transfers: Transfers,
     fs: Family<OpLabel, Counter>,
     bans: Counter,
+    tls: Family<ResultLabel, Counter>,
+    passive_exhausted: Counter,
+    /// When PASV/EPSV last found no port (Unix seconds; 0: never), for `/readyz`.
+    pub(crate) last_exhausted: std::sync::atomic::AtomicU64,
     reloads: Family<ResultLabel, Counter>,
     reload_time: Gauge<f64, AtomicU64>,
 }
@@ -119,6 +123,14 @@ impl Metrics {
         registry.register("fs_operations", "Changes to the file tree, by operation", fs.clone());
         let bans = Counter::default();
         registry.register("bans", "Addresses banned (after failed logins, or by the administrator)", bans.clone());
+        let tls = Family::<ResultLabel, Counter>::default();
+        registry.register("tls_handshakes", "TLS handshakes on control connections, by result", tls.clone());
+        let passive_exhausted = Counter::default();
+        registry.register(
+            "passive_port_exhausted",
+            "PASV/EPSV answered 425: no free port in the passive range (or no descriptor)",
+            passive_exhausted.clone(),
+        );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register("reloads", "Reloads (SIGHUP, users file changes), by result", reloads.clone());
         let reload_time = Gauge::<f64, AtomicU64>::default();
@@ -131,7 +143,20 @@ impl Metrics {
         for result in ["ok", "failed"] {
             let _ = logins.get_or_create(&ResultLabel { result });
         }
-        Self { registry, connections, sessions, logins, transfers, fs, bans, reloads, reload_time }
+        Self {
+            registry,
+            connections,
+            sessions,
+            logins,
+            transfers,
+            fs,
+            bans,
+            tls,
+            passive_exhausted,
+            last_exhausted: std::sync::atomic::AtomicU64::new(0),
+            reloads,
+            reload_time,
+        }
     }
 
     /// Counts `event`.
@@ -155,6 +180,14 @@ impl Metrics {
             }
             Event::Banned(..) => {
                 self.bans.inc();
+            }
+            Event::TlsHandshake(_, ok) => {
+                self.tls.get_or_create(&ResultLabel { result: if *ok { "ok" } else { "failed" } }).inc();
+            }
+            Event::NoPassivePort(_) => {
+                self.passive_exhausted.inc();
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                self.last_exhausted.store(now.as_secs(), std::sync::atomic::Ordering::Relaxed);
             }
             Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) | Event::Unbanned(_) => {}
             Event::Transfer(_, t) => {

@@ -46,9 +46,11 @@ pub(crate) fn eprt(a: &Account, cx: &mut Cx<'_>, target: SocketAddr) -> Reply {
 /// connection is accepted, and its TLS handshake run, as soon as it comes ([`EarlyTls`]).
 async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     cx.xfer.data = None;
-    let fds = &cx.shared.fds;
+    let shared = cx.shared;
+    let who = crate::events::Who { id: cx.conn.id, ip: cx.conn.peer.ip(), user: None, anonymous: false };
     let no_port = |e: std::io::Error| {
-        fds.warn("cannot bind a passive port: 425", &e);
+        shared.fds.warn("cannot bind a passive port: 425", &e);
+        shared.events.emit(&crate::events::Event::NoPassivePort(who));
         replies::no_passive_port()
     };
     let mut l = datachan::bind_passive(cx.conn.local.ip(), cx.shared.config.passive.ports).await.map_err(no_port)?;

@@ -85,7 +85,9 @@ pub(crate) async fn run(
         io = match s.tls_accept(io, true).await {
             Ok(io) => io,
             Err(e) => {
-                tracing::debug!(error = %e, "implicit TLS handshake failed");
+                let reason = format!("implicit TLS handshake failed: {e}");
+                let closed = events::Closed { duration: opened.elapsed(), bytes_in: 0, bytes_out: 0, reason: &reason };
+                s.shared.events.emit(&Event::Closed(s.auth.who(&s.conn), closed));
                 return;
             }
         };
@@ -149,9 +151,12 @@ impl Session {
             .ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
         let timeout = std::time::Duration::from_secs(self.shared.config.tls.handshake_timeout_secs);
         let accept = tokio_rustls::TlsAcceptor::from(configs.control.clone()).accept(io);
-        let stream = tokio::time::timeout(timeout, accept)
+        let result = tokio::time::timeout(timeout, accept)
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))
+            .and_then(|r| r);
+        self.shared.events.emit(&Event::TlsHandshake(self.auth.who(&self.conn), result.is_ok()));
+        let stream = result?;
         tracing::debug!(version = ?stream.get_ref().1.protocol_version(), "control connection protected");
         self.tls.protect(configs, private_data);
         Ok(Box::new(stream))
