@@ -50,6 +50,15 @@ impl Target {
         config.admin.socket.with_context(|| format!("{} has no [admin] socket", file.display()))
     }
 
+    /// The sessions open now.
+    fn sessions(&self) -> Result<Vec<ferry_server::admin::SessionView>> {
+        let (status, body) = self.request("GET", "/api/v1/sessions")?;
+        if status != 200 {
+            bail!("the server answered {status}: {body}");
+        }
+        serde_json::from_str(&body).context("parsing the sessions")
+    }
+
     /// One HTTP request over the socket: the status code and the body.
     fn request(&self, method: &str, path: &str) -> Result<(u16, String)> {
         let socket = self.socket()?;
@@ -66,21 +75,63 @@ impl Target {
     }
 }
 
+/// `ferry top`.
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// Stop after this many refreshes (default: until interrupted).
+    #[arg(long)]
+    iterations: Option<u64>,
+}
+
+/// The sessions, refreshed like `top`: the busiest first, with totals.
+pub fn top(args: TopArgs) -> Result<()> {
+    let mut n = 0u64;
+    loop {
+        let mut sessions = args.target.sessions()?;
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.transfer.as_ref().map_or(0, |t| t.rate_bps)));
+        let moving = sessions.iter().filter(|s| s.transfer.is_some()).count();
+        let rate: u64 = sessions.iter().filter_map(|s| s.transfer.as_ref()).map(|t| t.rate_bps).sum();
+        // Clear the screen and go home, as top does.
+        print!("\x1b[2J\x1b[H");
+        println!(
+            "ferry top: {} sessions, {moving} transferring, {:.1} MiB/s   (every {} s; Ctrl-C quits)\n",
+            sessions.len(),
+            rate as f64 / 1_048_576.0,
+            args.interval
+        );
+        print_sessions(&sessions);
+        std::io::Write::flush(&mut std::io::stdout())?;
+        n += 1;
+        if args.iterations.is_some_and(|max| n >= max) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.interval.max(0.1)));
+    }
+}
+
 /// Lists the sessions: one line each, or the JSON.
 pub fn who(args: WhoArgs) -> Result<()> {
-    let (status, body) = args.target.request("GET", "/api/v1/sessions")?;
-    if status != 200 {
-        bail!("the server answered {status}: {body}");
-    }
     if args.json {
+        let (status, body) = args.target.request("GET", "/api/v1/sessions")?;
+        if status != 200 {
+            bail!("the server answered {status}: {body}");
+        }
         println!("{body}");
         return Ok(());
     }
-    let sessions: Vec<ferry_server::admin::SessionView> =
-        serde_json::from_str(&body).context("parsing the sessions")?;
+    print_sessions(&args.target.sessions()?);
+    Ok(())
+}
+
+fn print_sessions(sessions: &[ferry_server::admin::SessionView]) {
     println!("{:>6}  {:<16} {:<40} {:>8}  {:<12} TRANSFER", "ID", "USER", "ADDRESS", "SECS", "STATE");
     for s in sessions {
-        let transfer = s.transfer.map_or_else(String::new, |t| {
+        let transfer = s.transfer.as_ref().map_or_else(String::new, |t| {
             let of = t.size.map_or_else(String::new, |n| format!("/{n}"));
             format!("{} {} {}{of} bytes, {} B/s", t.verb, t.path, t.bytes, t.rate_bps)
         });
@@ -93,7 +144,6 @@ pub fn who(args: WhoArgs) -> Result<()> {
             s.state
         );
     }
-    Ok(())
 }
 
 /// `ferry ban`.

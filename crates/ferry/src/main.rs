@@ -33,6 +33,8 @@ enum Cmd {
     Cert(cert::CertCmd),
     /// List the sessions of a running server (through its admin socket).
     Who(admin::WhoArgs),
+    /// Watch the sessions of a running server, refreshed like top (through its admin socket).
+    Top(admin::TopArgs),
     /// Disconnect a session of a running server (through its admin socket).
     Kick(admin::KickArgs),
     /// Ban an address on a running server (through its admin socket).
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Cert(cmd) => cert::run(cmd),
         Cmd::Who(args) => admin::who(args),
         Cmd::Kick(args) => admin::kick(args),
+        Cmd::Top(args) => admin::top(args),
         Cmd::Ban(args) => admin::ban(args),
         Cmd::Unban(args) => admin::unban(args),
         Cmd::Bans(target) => admin::bans(target),

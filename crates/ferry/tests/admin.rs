@@ -361,3 +361,17 @@ fn an_exhausted_passive_range_shows_in_metrics_and_readyz() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("passive ports exhausted"), "{body}");
 }
+
+#[test]
+fn ferry_top_refreshes_with_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("admin.sock");
+    std::fs::write(dir.path().join("ferry.toml"), format!("[admin]\nsocket = {socket:?}\n")).unwrap();
+    let f = Ferry::start(&["--config", dir.path().join("ferry.toml").to_str().unwrap()]);
+    let _c = f.login();
+    let (ok, out) = ferry_cli(&["top", "--socket", socket.to_str().unwrap(), "--iterations", "2", "--interval", "0.2"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("ferry top: 1 sessions, 0 transferring").count(), 2, "two refreshes:\n{out}");
+    assert_eq!(out.matches("\x1b[2J").count(), 2, "the screen is cleared each time");
+    assert!(out.lines().any(|l| l.contains("alice") && l.contains("idle")), "{out}");
+}
