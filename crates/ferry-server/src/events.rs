@@ -139,6 +139,8 @@ pub enum Event<'a> {
     Banned(&'a crate::bans::Ban, &'a str),
     /// A ban was lifted by the administrator.
     Unbanned(IpAddr),
+    /// A reload (SIGHUP, a reload request) ran; what triggered it.
+    Reloaded(&'a crate::server::ReloadReport, &'a str),
 }
 
 /// `[log]` in the configuration: the main log's format and place, and the files beside it.
@@ -375,6 +377,16 @@ fn trace(event: &Event<'_>) {
             tracing::warn!(ip = %ban.ip, until = ban.until, count = ban.count, why, "address banned");
         }
         Event::Unbanned(ip) => tracing::info!(%ip, "ban lifted"),
+        Event::Reloaded(report, by) => {
+            for failure in &report.failed {
+                tracing::error!("{by}: {failure}");
+            }
+            if report.reloaded.is_empty() {
+                tracing::info!("{by}: nothing reloaded");
+            } else {
+                tracing::info!("{by}: reloaded {}", report.reloaded.join(", "));
+            }
+        }
         Event::Fs(who, op) => {
             let user = who.user.unwrap_or("-");
             match op {
@@ -495,6 +507,12 @@ fn json_line(ts: jiff::Timestamp, event: &Event<'_>) -> Option<String> {
             j.field("ip", ban.ip.to_string()).field("until", ban.until).field("count", ban.count).field("reason", why);
             j
         }
+        Event::Reloaded(report, by) => {
+            let mut j = Json(String::from("{"));
+            j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).field("event", "config.reload");
+            j.field("by", by).field("reloaded", &report.reloaded).field("failed", &report.failed);
+            j
+        }
         Event::Unbanned(ip) => {
             let mut j = Json(String::from("{"));
             j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).field("event", "ban.remove");
@@ -566,7 +584,11 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::LoginFailed(w, _)
         | Event::Transfer(w, _)
         | Event::Fs(w, _) => w,
-        Event::Banned(..) | Event::Unbanned(_) | Event::TlsHandshake(..) | Event::NoPassivePort(_) => return None,
+        Event::Banned(..)
+        | Event::Unbanned(_)
+        | Event::Reloaded(..)
+        | Event::TlsHandshake(..)
+        | Event::NoPassivePort(_) => return None,
         Event::Closed(..)
         | Event::TransferStarted(..)
         | Event::Command(..)
@@ -606,6 +628,7 @@ fn vsftpd_line(pid: u32, now: &jiff::Zoned, event: &Event<'_>) -> Option<String>
         | Event::DataOpened(..)
         | Event::Banned(..)
         | Event::Unbanned(_)
+        | Event::Reloaded(..)
         | Event::TlsHandshake(..)
         | Event::NoPassivePort(_) => return None,
     };

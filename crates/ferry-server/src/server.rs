@@ -248,9 +248,9 @@ impl ServerHandle {
         *self.shared.reloader.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reloader);
     }
 
-    /// Counts a reload in the metrics.
-    pub fn record_reload(&self, ok: bool) {
-        self.shared.events.metrics.reloaded(ok);
+    /// Records a reload: a `config.reload` event (logs, metrics).
+    pub fn record_reload(&self, report: &ReloadReport, by: &str) {
+        self.shared.events.emit(&crate::events::Event::Reloaded(report, by));
     }
 
     /// Reopens the log files under their names (`SIGUSR1`, after logrotate moved them).

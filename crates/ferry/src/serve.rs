@@ -501,20 +501,7 @@ impl Reload {
                 Err(e) => report.failed.push(format!("TLS reload failed (keeping the old certificate): {e}")),
             }
         }
-        for failure in &report.failed {
-            tracing::error!("{by}: {failure}");
-        }
-        if report.reloaded.is_empty() {
-            tracing::info!("{by}: nothing reloaded");
-        } else {
-            tracing::info!("{by}: reloaded {}", report.reloaded.join(", "));
-        }
-        for _ in &report.reloaded {
-            self.handle.record_reload(true);
-        }
-        for _ in &report.failed {
-            self.handle.record_reload(false);
-        }
+        self.handle.record_reload(&report, by);
         self.notify.send("READY=1");
         report
     }

@@ -296,8 +296,11 @@ fn bans_persist_grow_spare_the_allow_list_and_ignore_probes() {
     assert!(ok && said.contains("127.0.0.5 banned for"), "{said}");
     let (ok, said) = ferry_cli(&["ban", "127.0.0.3", "--socket", sock]);
     assert!(!ok && said.contains("never banned"), "{said}");
-    // The events are in the JSON log.
+    // The events are in the JSON log (a reload request's too).
+    let (ok, said) = ferry_cli(&["reload", "--socket", sock]);
+    assert!(ok && said.contains("nothing to reload"), "{said}");
     let log = std::fs::read_to_string(dir.path().join("ferry.log")).unwrap();
+    assert!(log.contains("\"event\":\"config.reload\",\"by\":\"reload request\""), "{log}");
     assert!(log.contains("\"event\":\"ban.add\",\"ip\":\"127.0.0.2\""), "{log}");
     assert!(log.contains("\"event\":\"ban.remove\",\"ip\":\"127.0.0.2\""), "{log}");
     // A restart keeps them.

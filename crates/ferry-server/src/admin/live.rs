@@ -222,6 +222,7 @@ impl Live {
             | Event::Fs(..)
             | Event::Banned(..)
             | Event::Unbanned(_)
+            | Event::Reloaded(..)
             | Event::TlsHandshake(..)
             | Event::NoPassivePort(_) => {}
         }

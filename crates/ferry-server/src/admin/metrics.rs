@@ -181,6 +181,14 @@ impl Metrics {
             Event::Banned(..) => {
                 self.bans.inc();
             }
+            Event::Reloaded(report, _) => {
+                for _ in &report.reloaded {
+                    self.reloaded(true);
+                }
+                for _ in &report.failed {
+                    self.reloaded(false);
+                }
+            }
             Event::TlsHandshake(_, ok) => {
                 self.tls.get_or_create(&ResultLabel { result: if *ok { "ok" } else { "failed" } }).inc();
             }
