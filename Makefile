@@ -1,7 +1,7 @@
 # Ferry: `make check` is exactly what CI runs (.ci/run).
-.PHONY: check deps lint test interop fuzz-smoke fuzz-long soak soak-short run bench bench-quick
+.PHONY: check deps lint test interop fuzz-smoke fuzz-long soak soak-short package run bench bench-quick
 
-check: deps lint test fuzz-smoke soak-short interop
+check: deps lint test fuzz-smoke package soak-short interop
 
 deps:
 	bash scripts/install-test-deps.sh
@@ -40,6 +40,10 @@ soak:
 
 # The same, short, against the debug binary (part of `make check`, before the interop suite so the
 # run still ends with pytest's summary).
+# The Debian package: built with cargo-deb, installed, used, purged (scripts/deb-test.sh; root).
+package:
+	bash scripts/deb-test.sh
+
 soak-short:
 	cargo build -p ferry
 	cargo run -p xtask -- soak --clients 100 --secs 10 --rounds 2 --ferry target/debug/ferry

@@ -45,6 +45,12 @@ enum Cmd {
     Bans(admin::Target),
     /// Make a running server reread its users file and certificate (through its admin socket).
     Reload(admin::Target),
+    /// Write the man pages and shell completions into a directory (for packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where: `man/` and `completions/` are created below it.
+        dir: std::path::PathBuf,
+    },
     #[command(flatten)]
     Client(client::ClientCmd),
 }
@@ -55,6 +61,21 @@ enum Cmd {
 /// the soak figures for both).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Man pages (`ferry.1`, `ferry-serve.1`, ...) and completions for bash, zsh and fish.
+fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    clap_mangen::generate_to(Cli::command(), &man)?;
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        clap_complete::generate_to(shell, &mut Cli::command(), "ferry", &completions)?;
+    }
+    println!("man pages in {}, completions in {}", man.display(), completions.display());
+    Ok(())
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -69,6 +90,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Unban(args) => admin::unban(args),
         Cmd::Bans(target) => admin::bans(target),
         Cmd::Reload(target) => admin::reload(target),
+        Cmd::GenerateAssets { dir } => generate_assets(&dir),
         Cmd::Client(cmd) => client::run(cmd, cli.common),
     };
     match result {
