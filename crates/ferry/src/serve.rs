@@ -413,7 +413,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let hup = signal(SignalKind::hangup())?;
         let usr1 = signal(SignalKind::user_defined1())?;
         let stop = CancellationToken::new();
-        tokio::spawn(wait_for_signal(stop.clone(), term, int));
+        tokio::spawn(wait_for_signal(stop.clone(), term, int, notify.clone()));
         let reloader = Arc::new(Reload { handle: server.handle(), users: reload.clone(), notify: notify.clone() });
         let api = reloader.clone();
         server.handle().set_reloader(Box::new(move || api.run("reload request")));
@@ -425,12 +425,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let addrs = server.local_addrs();
         print_banner(&addrs, &server.implicit_tls_addrs(), server.admin_addr(), &serving, &hint)?;
         notify.send("READY=1");
-        let stopping = stop.clone();
-        let on_stop = notify.clone();
-        tokio::spawn(async move {
-            stopping.cancelled().await;
-            on_stop.send("STOPPING=1");
-        });
         server.run(stop).await?;
         tracing::info!("stopped");
         Ok(())
@@ -625,14 +619,18 @@ async fn reopen_on_sigusr1(
     }
 }
 
+/// SIGTERM or SIGINT: tells systemd the server is stopping (before the drain, so the message
+/// cannot be lost to the exit), then starts the drain.
 async fn wait_for_signal(
     stop: CancellationToken,
     mut term: tokio::signal::unix::Signal,
     mut int: tokio::signal::unix::Signal,
+    notify: Arc<Notify>,
 ) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
+    notify.send("STOPPING=1");
     stop.cancel();
 }
