@@ -403,7 +403,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if local {
         sweep_temporaries(&roots);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        // Blocking-pool threads (file I/O, fsync, argon2) that a burst started end a second after
+        // it, and their stacks and allocator caches with them (docs/reliability.md).
+        .thread_keep_alive(std::time::Duration::from_secs(1))
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let server = bound.start().await?;
         // Handlers first: a signal sent as soon as the address is printed must stop cleanly.
