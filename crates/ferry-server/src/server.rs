@@ -43,6 +43,13 @@ pub(crate) struct Shared {
     pub(crate) reloader: ReloadSlot,
     /// Open root directories, shared by the sessions rooted there.
     roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
+    /// Connections open now, in all and per address, and the next session id.
+    conns: Connections,
+}
+
+/// The server's connection counts (the limits of [`Admission`]) and session ids.
+#[derive(Debug)]
+struct Connections {
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, PerIp>>,
     next_id: AtomicU64,
@@ -90,17 +97,17 @@ impl Shared {
     /// Counts a new connection in the total only: its client is not known yet (a PROXY header is
     /// still to come). [`Admission::attribute`] counts it for the client's address.
     fn admit_unattributed(self: &Arc<Self>) -> Result<Admission, Refusal> {
-        let _per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if self.total.load(Ordering::Relaxed) >= self.config.limits.max_sessions {
+        let _per_ip = self.conns.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.conns.total.load(Ordering::Relaxed) >= self.config.limits.max_sessions {
             return Err(Refusal::TooManyUsers);
         }
-        self.total.fetch_add(1, Ordering::Relaxed);
+        self.conns.total.fetch_add(1, Ordering::Relaxed);
         Ok(Admission { shared: self.clone(), ip: None, logged_in: false })
     }
 
     /// Sessions now.
     pub fn sessions(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
+        self.conns.total.load(Ordering::Relaxed)
     }
 }
 
@@ -136,7 +143,7 @@ impl Admission {
             return Err(Refusal::Banned);
         }
         let limits = &self.shared.config.limits;
-        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_ip = self.shared.conns.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let n = per_ip.entry(ip).or_default();
         if limits.max_sessions_per_ip > 0 && n.sessions >= limits.max_sessions_per_ip {
             return Err(Refusal::TooManyFromAddress);
@@ -166,7 +173,7 @@ impl Admission {
         }
         self.logged_in = now;
         let Some(ip) = self.ip else { return };
-        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_ip = self.shared.conns.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = per_ip.get_mut(&ip) {
             n.startups = if now { n.startups.saturating_sub(1) } else { n.startups + 1 };
         }
@@ -175,7 +182,7 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_ip = self.shared.conns.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ip) = self.ip {
             if let Some(n) = per_ip.get_mut(&ip) {
                 n.sessions = n.sessions.saturating_sub(1);
@@ -187,7 +194,7 @@ impl Drop for Admission {
                 }
             }
         }
-        self.shared.total.fetch_sub(1, Ordering::Relaxed);
+        self.shared.conns.total.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -312,9 +319,11 @@ impl Bound {
             events,
             reloader: ReloadSlot(Mutex::new(None)),
             roots: Mutex::new(HashMap::new()),
-            total: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
+            conns: Connections {
+                total: AtomicUsize::new(0),
+                per_ip: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+            },
         });
         let admin_addr = admin.local_addr();
         admin.spawn(shared.clone())?;
@@ -473,7 +482,7 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>,
         }
         match shared.admit(peer.ip()) {
             Ok(admission) => {
-                let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+                let id = shared.conns.next_id.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("session", id, %peer);
                 let shared = shared.clone();
                 tracker.spawn(crate::session::run(stream, peer, shared, implicit, admission, id).instrument(span));
@@ -530,7 +539,7 @@ async fn proxied(
         refuse(stream, why).await;
         return;
     }
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = shared.conns.next_id.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!(parent: None, "session", id, peer = %client, via = %balancer);
     crate::session::run(stream, client, shared, implicit, admission, id).instrument(span).await;
 }

@@ -77,8 +77,14 @@ pub struct Metrics {
     passive_exhausted: Counter,
     /// When PASV/EPSV last found no port (Unix seconds; 0: never), for `/readyz`.
     pub(crate) last_exhausted: std::sync::atomic::AtomicU64,
-    reloads: Family<ResultLabel, Counter>,
-    reload_time: Gauge<f64, AtomicU64>,
+    reloads: Reloads,
+}
+
+/// Reloads by result, and when the last good one happened.
+#[derive(Debug)]
+struct Reloads {
+    count: Family<ResultLabel, Counter>,
+    last_ok: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -154,8 +160,7 @@ impl Metrics {
             tls,
             passive_exhausted,
             last_exhausted: std::sync::atomic::AtomicU64::new(0),
-            reloads,
-            reload_time,
+            reloads: Reloads { count: reloads, last_ok: reload_time },
         }
     }
 
@@ -222,10 +227,10 @@ impl Metrics {
 
     /// Counts a reload.
     pub fn reloaded(&self, ok: bool) {
-        self.reloads.get_or_create(&ResultLabel { result: if ok { "ok" } else { "failed" } }).inc();
+        self.reloads.count.get_or_create(&ResultLabel { result: if ok { "ok" } else { "failed" } }).inc();
         if ok {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            self.reload_time.set(now.as_secs_f64());
+            self.reloads.last_ok.set(now.as_secs_f64());
         }
     }
 
