@@ -215,6 +215,41 @@ fn a_real_prometheus_scrapes_the_metrics() {
     // And the target is up, scraped without errors.
     let (_, targets) = http(web, "GET", "/api/v1/targets", None);
     assert!(targets.contains("\"health\":\"up\""), "{targets}");
+    // Every query of the sample Grafana dashboard is valid PromQL over series Prometheus has.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/grafana-ferry.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().replace("$job", "ferry"))
+        })
+        .collect();
+    assert!(exprs.len() >= 8);
+    for expr in exprs {
+        let query: String = expr
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        let (code, body) = http(web, "GET", &format!("/api/v1/query?query={query}"), None);
+        assert_eq!(code, 200, "{expr}: {body}");
+        assert!(body.contains("\"status\":\"success\""), "{expr}: {body}");
+        // Each series it names exists in what Prometheus scraped.
+        for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("ferry_")) {
+            let series = name.trim_end_matches("_bucket");
+            let (_, found) =
+                http(web, "GET", &format!("/api/v1/series?match%5B%5D={series}%7Bjob%3D%22ferry%22%7D"), None);
+            let found = if series.ends_with("_seconds") {
+                http(web, "GET", &format!("/api/v1/series?match%5B%5D={series}_count"), None).1
+            } else {
+                found
+            };
+            assert!(found.contains("\"__name__\""), "{name} (in {expr}) is not a series Prometheus has: {found}");
+        }
+    }
 }
 
 /// A control connection from `source` (another loopback address); the first reply.

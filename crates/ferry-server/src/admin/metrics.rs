@@ -148,6 +148,8 @@ impl Metrics {
         // Pre-create the series people alert on, so that they exist at zero.
         for result in ["ok", "failed"] {
             let _ = logins.get_or_create(&ResultLabel { result });
+            let _ = tls.get_or_create(&ResultLabel { result });
+            let _ = reloads.get_or_create(&ResultLabel { result });
         }
         Self {
             registry,
