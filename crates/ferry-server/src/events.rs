@@ -269,7 +269,8 @@ pub struct Events {
 impl Events {
     /// Opens the configured files (creating them, mode 0640). `ladder`: keep each session's
     /// commands, replies and data connections for the live view (when an admin interface is on).
-    pub fn open(config: &LogConfig, ladder: bool) -> io::Result<Self> {
+    /// `per_user`: per-user metric series for at most this many users.
+    pub fn open(config: &LogConfig, ladder: bool, per_user: usize) -> io::Result<Self> {
         let main_file = config.file.as_deref().map(LogFile::open).transpose()?.map(std::sync::Arc::new);
         Ok(Self {
             main: match config.format {
@@ -280,7 +281,7 @@ impl Events {
             xferlog: config.xferlog.as_deref().map(LogFile::open).transpose()?.map(|f| (f, config.xferlog_flavor)),
             vsftpd: config.vsftpd_log.as_deref().map(LogFile::open).transpose()?,
             pid: std::process::id(),
-            metrics: crate::admin::Metrics::new(),
+            metrics: crate::admin::Metrics::new(per_user),
             live: crate::admin::Live::new(ladder),
         })
     }

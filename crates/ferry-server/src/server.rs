@@ -380,7 +380,7 @@ impl Server {
             }
         }
         let ladder = config.admin.listen.is_some() || config.admin.socket.is_some();
-        let events = crate::events::Events::open(&config.log, ladder)?;
+        let events = crate::events::Events::open(&config.log, ladder, config.admin.per_user_metrics)?;
         let admin = crate::admin::Admin::bind(&config.admin)?;
         let bans = crate::bans::Bans::load(&config.bans)?;
         Ok(Bound { config, auth, tls, listeners, events, admin, bans })

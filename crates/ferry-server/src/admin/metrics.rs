@@ -49,6 +49,36 @@ struct ResultLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UserLabels {
+    user: String,
+    direction: Dir,
+}
+
+/// Per-user series, opt-in and bounded: the first `max` users get their own, the others share
+/// `user="_other"`, so a server with many accounts cannot grow its series without end.
+#[derive(Debug)]
+struct PerUser {
+    max: usize,
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    bytes: Family<UserLabels, Counter>,
+    transfers: Family<UserLabels, Counter>,
+}
+
+impl PerUser {
+    fn label(&self, user: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(user) {
+            return user.to_owned();
+        }
+        if seen.len() < self.max {
+            seen.insert(user.to_owned());
+            return user.to_owned();
+        }
+        "_other".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabel {
     op: &'static str,
 }
@@ -78,6 +108,7 @@ pub struct Metrics {
     /// When PASV/EPSV last found no port (Unix seconds; 0: never), for `/readyz`.
     pub(crate) last_exhausted: std::sync::atomic::AtomicU64,
     reloads: Reloads,
+    per_user: Option<PerUser>,
 }
 
 /// Reloads by result, and when the last good one happened.
@@ -89,7 +120,7 @@ struct Reloads {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(0)
     }
 }
 
@@ -104,8 +135,9 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// The registry with every metric, at zero.
-    pub fn new() -> Self {
+    /// The registry with every metric, at zero; per-user series for at most `per_user` users
+    /// (0: none).
+    pub fn new(per_user: usize) -> Self {
         let mut registry = Registry::with_prefix("ferry");
         let connections = Counter::default();
         registry.register("connections", "Control connections accepted (past the limits)", connections.clone());
@@ -145,6 +177,21 @@ impl Metrics {
             "When the last successful reload happened (Unix time)",
             reload_time.clone(),
         );
+        let per_user = (per_user > 0).then(|| {
+            let p = PerUser {
+                max: per_user,
+                seen: std::sync::Mutex::default(),
+                bytes: Family::default(),
+                transfers: Family::default(),
+            };
+            registry.register("user_transfer_bytes", "Bytes moved, by user (bounded) and direction", p.bytes.clone());
+            registry.register(
+                "user_transfers",
+                "Transfers ended, by user (bounded) and direction",
+                p.transfers.clone(),
+            );
+            p
+        });
         // Pre-create the series people alert on, so that they exist at zero.
         for result in ["ok", "failed"] {
             let _ = logins.get_or_create(&ResultLabel { result });
@@ -163,6 +210,7 @@ impl Metrics {
             passive_exhausted,
             last_exhausted: std::sync::atomic::AtomicU64::new(0),
             reloads: Reloads { count: reloads, last_ok: reload_time },
+            per_user,
         }
     }
 
@@ -205,7 +253,7 @@ impl Metrics {
                 self.last_exhausted.store(now.as_secs(), std::sync::atomic::Ordering::Relaxed);
             }
             Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) | Event::Unbanned(_) => {}
-            Event::Transfer(_, t) => {
+            Event::Transfer(who, t) => {
                 let t_ = &self.transfers;
                 t_.running.dec();
                 let direction = Dir::from(t.direction);
@@ -214,6 +262,11 @@ impl Metrics {
                 t_.bytes.get_or_create(&DirLabel { direction }).inc_by(t.bytes);
                 t_.size.get_or_create(&DirLabel { direction }).observe(t.bytes as f64);
                 t_.duration.get_or_create(&DirLabel { direction }).observe(t.elapsed.as_secs_f64());
+                if let (Some(p), Some(user)) = (&self.per_user, who.user) {
+                    let labels = UserLabels { user: p.label(user), direction };
+                    p.bytes.get_or_create(&labels).inc_by(t.bytes);
+                    p.transfers.get_or_create(&labels).inc();
+                }
             }
             Event::Fs(_, op) => {
                 let op = match op {
@@ -254,7 +307,7 @@ mod tests {
 
     #[test]
     fn events_become_series() {
-        let m = Metrics::new();
+        let m = Metrics::new(1);
         let who = Who { id: 1, ip: "127.0.0.1".parse().unwrap(), user: Some("alice"), anonymous: false };
         m.record(&Event::Connected(who));
         m.record(&Event::LoginFailed(who, "bad"));
@@ -282,6 +335,15 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
         }
-        assert!(!text.contains("alice"), "no user names in labels");
+        assert!(text.contains("ferry_user_transfer_bytes_total{user=\"alice\",direction=\"download\"} 5000"), "{text}");
+        // Beyond the bound, users share one series.
+        let bob = Who { user: Some("bob"), ..who };
+        m.record(&Event::Transfer(bob, t));
+        let text = m.encode();
+        assert!(text.contains("ferry_user_transfers_total{user=\"_other\",direction=\"download\"} 1"), "{text}");
+        assert!(!text.contains("bob"));
+        let plain = Metrics::new(0);
+        plain.record(&Event::Transfer(who, t));
+        assert!(!plain.encode().contains("alice"), "no user names in labels unless asked");
     }
 }

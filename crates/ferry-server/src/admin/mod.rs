@@ -51,6 +51,9 @@ pub struct AdminConfig {
     pub socket: Option<PathBuf>,
     /// A file holding the bearer token that mutating calls on the TCP listener need.
     pub token_file: Option<PathBuf>,
+    /// Per-user series (`ferry_user_*`) for at most this many users (the rest are counted as
+    /// `user="_other"`); 0, the default: none.
+    pub per_user_metrics: usize,
 }
 
 /// The admin listeners, bound at start-up (before the sandbox).
