@@ -240,7 +240,11 @@ impl ServerHandle {
     /// old ones stay.
     pub fn reload_tls(&self) -> Result<(), crate::tls::TlsError> {
         match &self.shared.tls {
-            Some(t) => t.reload(),
+            Some(t) => {
+                t.reload()?;
+                self.shared.events.metrics.certificate_expires(t.not_after());
+                Ok(())
+            }
             None => Ok(()),
         }
     }
@@ -325,6 +329,9 @@ impl Bound {
                 next_id: AtomicU64::new(1),
             },
         });
+        if let Some(t) = &shared.tls {
+            shared.events.metrics.certificate_expires(t.not_after());
+        }
         let admin_addr = admin.local_addr();
         admin.spawn(shared.clone())?;
         Ok(Server { listeners, shared, admin_addr })

@@ -50,9 +50,17 @@ pub struct Tls {
     cert_path: PathBuf,
     key_path: PathBuf,
     base: RwLock<Arc<ServerConfig>>,
+    /// When the served certificate expires (Unix seconds), for the metrics.
+    not_after: std::sync::atomic::AtomicI64,
 }
 
-fn load_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsError> {
+/// The end of a certificate's validity (Unix seconds), if it parses.
+fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
+fn load_config(cert_path: &Path, key_path: &Path) -> Result<(ServerConfig, i64), TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .map_err(|e| TlsError::Pem { path: cert_path.into(), message: e.to_string() })?
         .collect::<Result<_, _>>()
@@ -60,6 +68,7 @@ fn load_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsErr
     if certs.is_empty() {
         return Err(TlsError::Pem { path: cert_path.into(), message: "no certificate in the file".into() });
     }
+    let expires = not_after(&certs[0]).unwrap_or(0);
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| TlsError::Pem { path: key_path.into(), message: format!("no usable private key: {e}") })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -70,21 +79,32 @@ fn load_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsErr
     // Resumption is stateful (session IDs and TLS 1.3 tickets that name a cache entry), so a
     // per-session cache can scope it; see [`Tls::session_config`].
     config.send_tls13_tickets = 4;
-    Ok(config)
+    Ok((config, expires))
 }
 
 impl Tls {
     /// Loads a certificate chain and private key from PEM files.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
-        let config = load_config(cert_path, key_path)?;
-        Ok(Self { cert_path: cert_path.into(), key_path: key_path.into(), base: RwLock::new(Arc::new(config)) })
+        let (config, expires) = load_config(cert_path, key_path)?;
+        Ok(Self {
+            cert_path: cert_path.into(),
+            key_path: key_path.into(),
+            base: RwLock::new(Arc::new(config)),
+            not_after: std::sync::atomic::AtomicI64::new(expires),
+        })
+    }
+
+    /// When the served certificate expires (Unix seconds; 0 when it could not be read).
+    pub fn not_after(&self) -> i64 {
+        self.not_after.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads the files again (SIGHUP). New sessions use the new certificate; a failure keeps the
     /// old one.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = load_config(&self.cert_path, &self.key_path)?;
+        let (config, expires) = load_config(&self.cert_path, &self.key_path)?;
         *self.base.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        self.not_after.store(expires, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

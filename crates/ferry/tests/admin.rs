@@ -413,3 +413,35 @@ fn ferry_top_refreshes_with_totals() {
     assert_eq!(out.matches("\x1b[2J").count(), 2, "the screen is cleared each time");
     assert!(out.lines().any(|l| l.contains("alice") && l.contains("idle")), "{out}");
 }
+
+#[test]
+fn the_certificate_expiry_is_a_metric() {
+    let (_certs, cert, key) = common::make_cert();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ferry.toml"), "[admin]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let f = Ferry::start(&[
+        "--config",
+        dir.path().join("ferry.toml").to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let (_, metrics) = http(f.admin.unwrap(), "GET", "/metrics", None);
+    let value: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ferry_tls_certificate_expiry_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    // The same date, read by openssl and converted by Python's ssl module.
+    let end = Command::new("openssl").args(["x509", "-noout", "-enddate", "-in"]).arg(&cert).output().unwrap();
+    let end = String::from_utf8(end.stdout).unwrap();
+    let end = end.trim().strip_prefix("notAfter=").unwrap().to_owned();
+    let py = Command::new("python3")
+        .args(["-c", "import ssl,sys; print(ssl.cert_time_to_seconds(sys.argv[1]))", &end])
+        .output()
+        .unwrap();
+    let expected: i64 = String::from_utf8(py.stdout).unwrap().trim().parse().unwrap_or_else(|_| panic!("{end}"));
+    assert_eq!(value, expected, "notAfter={end}");
+}

@@ -103,12 +103,32 @@ pub struct Metrics {
     transfers: Transfers,
     fs: Family<OpLabel, Counter>,
     bans: Counter,
-    tls: Family<ResultLabel, Counter>,
-    passive_exhausted: Counter,
-    /// When PASV/EPSV last found no port (Unix seconds; 0: never), for `/readyz`.
-    pub(crate) last_exhausted: std::sync::atomic::AtomicU64,
+    tls: TlsMetrics,
+    passive: Passive,
     reloads: Reloads,
     per_user: Option<PerUser>,
+}
+
+impl Metrics {
+    /// When PASV/EPSV last found no free port (Unix seconds; 0: never).
+    pub fn last_passive_exhaustion(&self) -> u64 {
+        self.passive.last_exhausted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// TLS: handshakes by result, the certificate's expiry.
+#[derive(Debug)]
+struct TlsMetrics {
+    handshakes: Family<ResultLabel, Counter>,
+    cert_expiry: Gauge,
+}
+
+/// Passive ports: how often none was free, and when last.
+#[derive(Debug)]
+pub(crate) struct Passive {
+    exhausted: Counter,
+    /// When PASV/EPSV last found no port (Unix seconds; 0: never), for `/readyz`.
+    pub(crate) last_exhausted: std::sync::atomic::AtomicU64,
 }
 
 /// Reloads by result, and when the last good one happened.
@@ -169,6 +189,12 @@ impl Metrics {
             "PASV/EPSV answered 425: no free port in the passive range (or no descriptor)",
             passive_exhausted.clone(),
         );
+        let cert_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the served TLS certificate expires (Unix time; 0 without TLS)",
+            cert_expiry.clone(),
+        );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register("reloads", "Reloads (SIGHUP, users file changes), by result", reloads.clone());
         let reload_time = Gauge::<f64, AtomicU64>::default();
@@ -206,9 +232,8 @@ impl Metrics {
             transfers,
             fs,
             bans,
-            tls,
-            passive_exhausted,
-            last_exhausted: std::sync::atomic::AtomicU64::new(0),
+            tls: TlsMetrics { handshakes: tls, cert_expiry },
+            passive: Passive { exhausted: passive_exhausted, last_exhausted: std::sync::atomic::AtomicU64::new(0) },
             reloads: Reloads { count: reloads, last_ok: reload_time },
             per_user,
         }
@@ -245,12 +270,12 @@ impl Metrics {
                 }
             }
             Event::TlsHandshake(_, ok) => {
-                self.tls.get_or_create(&ResultLabel { result: if *ok { "ok" } else { "failed" } }).inc();
+                self.tls.handshakes.get_or_create(&ResultLabel { result: if *ok { "ok" } else { "failed" } }).inc();
             }
             Event::NoPassivePort(_) => {
-                self.passive_exhausted.inc();
+                self.passive.exhausted.inc();
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                self.last_exhausted.store(now.as_secs(), std::sync::atomic::Ordering::Relaxed);
+                self.passive.last_exhausted.store(now.as_secs(), std::sync::atomic::Ordering::Relaxed);
             }
             Event::Command(..) | Event::Reply(..) | Event::DataOpened(..) | Event::Unbanned(_) => {}
             Event::Transfer(who, t) => {
@@ -278,6 +303,11 @@ impl Metrics {
                 self.fs.get_or_create(&OpLabel { op }).inc();
             }
         }
+    }
+
+    /// The served certificate's end of validity (Unix seconds).
+    pub fn certificate_expires(&self, at: i64) {
+        self.tls.cert_expiry.set(at);
     }
 
     /// Counts a reload.

@@ -318,7 +318,7 @@ fn not_ready(shared: &Shared) -> Vec<String> {
     if shared.shutdown.is_cancelled() {
         reasons.push("draining: the server is stopping".to_owned());
     }
-    let exhausted = shared.events.metrics.last_exhausted.load(std::sync::atomic::Ordering::Relaxed);
+    let exhausted = shared.events.metrics.last_passive_exhaustion();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if exhausted > 0 && now.saturating_sub(exhausted) < 10 {
         reasons.push("passive ports exhausted in the last 10 s (425 to PASV/EPSV)".to_owned());
