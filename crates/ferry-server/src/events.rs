@@ -95,6 +95,15 @@ pub struct Closed<'a> {
     pub reason: &'a str,
 }
 
+/// Which connection of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The control connection.
+    Control,
+    /// A data connection.
+    Data,
+}
+
 /// A change to the file tree (the reply was 2xx).
 #[derive(Debug, Clone, Copy)]
 pub enum FsOp<'a> {
@@ -125,8 +134,8 @@ pub enum Event<'a> {
     Reply(Who<'a>, &'a ferry_proto::Reply),
     /// A transfer's data connection opened.
     DataOpened(Who<'a>, crate::datachan::DataEnds),
-    /// A TLS handshake on the control connection ended: succeeded or not.
-    TlsHandshake(Who<'a>, bool),
+    /// A TLS handshake ended, on the control or a data connection: succeeded or not.
+    TlsHandshake(Who<'a>, Channel, bool),
     /// PASV/EPSV found no free port (425).
     NoPassivePort(Who<'a>),
     /// A transfer started.
@@ -348,7 +357,7 @@ fn trace(event: &Event<'_>) {
         Event::DataOpened(_, ends) => {
             tracing::debug!(port = ends.local_port, peer = ?ends.peer, "data connection open")
         }
-        Event::TlsHandshake(who, ok) => tracing::debug!(ip = %who.ip, ok, "control connection TLS handshake"),
+        Event::TlsHandshake(who, channel, ok) => tracing::debug!(ip = %who.ip, ?channel, ok, "TLS handshake"),
         Event::NoPassivePort(who) => tracing::warn!(ip = %who.ip, "no free passive port (425)"),
         Event::TransferStarted(who, t) => {
             tracing::debug!(user = who.user.unwrap_or("-"), verb = t.verb, path = t.path, "transfer started");

@@ -415,7 +415,7 @@ fn ferry_top_refreshes_with_totals() {
 }
 
 #[test]
-fn the_certificate_expiry_is_a_metric() {
+fn tls_metrics_certificate_expiry_and_handshakes() {
     let (_certs, cert, key) = common::make_cert();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ferry.toml"), "[admin]\nlisten = \"127.0.0.1:0\"\n").unwrap();
@@ -444,4 +444,34 @@ fn the_certificate_expiry_is_a_metric() {
         .unwrap();
     let expected: i64 = String::from_utf8(py.stdout).unwrap().trim().parse().unwrap_or_else(|_| panic!("{end}"));
     assert_eq!(value, expected, "notAfter={end}");
+
+    // TLS handshakes: the control connection's, a data connection that resumed, one that did not.
+    let config = common::client_config(&cert);
+    std::fs::write(f.path("t.txt"), b"tls").unwrap();
+    let mut c = Ctrl::greeted(f.addr);
+    c.auth_tls(&config);
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    c.ok("PBSZ 0", 200);
+    c.ok("PROT P", 200);
+    let data = c.epsv_connect();
+    c.ok("RETR t.txt", 150);
+    let mut d = common::tls_wrap(data, &config);
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert_eq!(c.read().code.0, 226);
+    let data = c.epsv_connect();
+    c.ok("RETR t.txt", 150);
+    let fresh = rustls::ClientConnection::new(common::client_config(&cert), "127.0.0.1".try_into().unwrap()).unwrap();
+    let mut thief = rustls::StreamOwned::new(fresh, data);
+    let _ = thief.read_to_end(&mut Vec::new());
+    assert_eq!(c.read().code.0, 522);
+    let (_, metrics) = http(f.admin.unwrap(), "GET", "/metrics", None);
+    for line in [
+        "ferry_tls_handshakes_total{connection=\"control\",result=\"ok\"} 1",
+        "ferry_tls_handshakes_total{connection=\"data\",result=\"ok\"} 1",
+        "ferry_tls_handshakes_total{connection=\"data\",result=\"failed\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+    }
 }

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::events::{Direction, Event, FsOp};
+use crate::events::{Channel, Direction, Event, FsOp};
 
 /// Which way, as a label.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -79,6 +79,12 @@ impl PerUser {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TlsLabels {
+    connection: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabel {
     op: &'static str,
 }
@@ -119,7 +125,7 @@ impl Metrics {
 /// TLS: handshakes by result, the certificate's expiry.
 #[derive(Debug)]
 struct TlsMetrics {
-    handshakes: Family<ResultLabel, Counter>,
+    handshakes: Family<TlsLabels, Counter>,
     cert_expiry: Gauge,
 }
 
@@ -181,8 +187,8 @@ impl Metrics {
         registry.register("fs_operations", "Changes to the file tree, by operation", fs.clone());
         let bans = Counter::default();
         registry.register("bans", "Addresses banned (after failed logins, or by the administrator)", bans.clone());
-        let tls = Family::<ResultLabel, Counter>::default();
-        registry.register("tls_handshakes", "TLS handshakes on control connections, by result", tls.clone());
+        let tls = Family::<TlsLabels, Counter>::default();
+        registry.register("tls_handshakes", "TLS handshakes, by connection (control, data) and result", tls.clone());
         let passive_exhausted = Counter::default();
         registry.register(
             "passive_port_exhausted",
@@ -221,7 +227,9 @@ impl Metrics {
         // Pre-create the series people alert on, so that they exist at zero.
         for result in ["ok", "failed"] {
             let _ = logins.get_or_create(&ResultLabel { result });
-            let _ = tls.get_or_create(&ResultLabel { result });
+            for connection in ["control", "data"] {
+                let _ = tls.get_or_create(&TlsLabels { connection, result });
+            }
             let _ = reloads.get_or_create(&ResultLabel { result });
         }
         Self {
@@ -269,8 +277,13 @@ impl Metrics {
                     self.reloaded(false);
                 }
             }
-            Event::TlsHandshake(_, ok) => {
-                self.tls.handshakes.get_or_create(&ResultLabel { result: if *ok { "ok" } else { "failed" } }).inc();
+            Event::TlsHandshake(_, channel, ok) => {
+                let connection = match channel {
+                    Channel::Control => "control",
+                    Channel::Data => "data",
+                };
+                let result = if *ok { "ok" } else { "failed" };
+                self.tls.handshakes.get_or_create(&TlsLabels { connection, result }).inc();
             }
             Event::NoPassivePort(_) => {
                 self.passive.exhausted.inc();

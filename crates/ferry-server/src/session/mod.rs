@@ -155,7 +155,11 @@ impl Session {
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))
             .and_then(|r| r);
-        self.shared.events.emit(&Event::TlsHandshake(self.auth.who(&self.conn), result.is_ok()));
+        self.shared.events.emit(&Event::TlsHandshake(
+            self.auth.who(&self.conn),
+            events::Channel::Control,
+            result.is_ok(),
+        ));
         let stream = result?;
         tracing::debug!(version = ?stream.get_ref().1.protocol_version(), "control connection protected");
         self.tls.protect(configs, private_data);
@@ -428,6 +432,18 @@ impl Session {
             protected: self.tls.private_data().is_some(),
             error: error.as_deref(),
         };
+        // A protected data connection's handshake: it worked if the transfer did, it failed if the
+        // transfer failed at TLS (other failures say nothing about it).
+        if record.protected {
+            let tls = match &outcome.result {
+                Ok(()) => Some(true),
+                Err(crate::transfer::TransferError::Tls(_) | crate::transfer::TransferError::NotResumed) => Some(false),
+                Err(_) => None,
+            };
+            if let Some(ok) = tls {
+                self.shared.events.emit(&Event::TlsHandshake(self.auth.who(&self.conn), events::Channel::Data, ok));
+            }
+        }
         self.shared.events.emit(&Event::Transfer(self.auth.who(&self.conn), record));
         self.reply(replies::transfer_done(&t.info.opening, &outcome.result, path));
         if t.then.abort {
