@@ -360,7 +360,7 @@ fn trace(event: &Event<'_>) {
         Event::TlsHandshake(who, channel, ok) => tracing::debug!(ip = %who.ip, ?channel, ok, "TLS handshake"),
         Event::NoPassivePort(who) => tracing::warn!(ip = %who.ip, "no free passive port (425)"),
         Event::TransferStarted(who, t) => {
-            tracing::debug!(user = who.user.unwrap_or("-"), verb = t.verb, path = t.path, "transfer started");
+            tracing::debug!(user = who.user.unwrap_or("-"), verb = t.verb, path = %t.path, "transfer started");
         }
         Event::Transfer(who, t) => {
             let secs = t.elapsed.as_secs_f64();
@@ -371,7 +371,7 @@ fn trace(event: &Event<'_>) {
                     tracing::info!(
                         user,
                         verb = t.verb,
-                        path = t.path,
+                        path = %t.path,
                         bytes = t.bytes,
                         secs,
                         rate_bps = rate as u64,
@@ -379,12 +379,16 @@ fn trace(event: &Event<'_>) {
                     );
                 }
                 Some(error) => {
-                    tracing::info!(user, verb = t.verb, path = t.path, bytes = t.bytes, secs, error, "transfer failed");
+                    tracing::info!(user, verb = t.verb, path = %t.path, bytes = t.bytes, secs, error, "transfer failed");
                 }
             }
         }
         Event::Banned(ban, why) => {
-            tracing::warn!(ip = %ban.ip, until = ban.until, count = ban.count, why, "address banned");
+            let (ip, until, count) = (ban.ip, ban.until, ban.count);
+            match *why {
+                "failed logins" => tracing::warn!(%ip, until, count, "address banned after failed logins"),
+                _ => tracing::warn!(%ip, until, count, why, "address banned"),
+            }
         }
         Event::Unbanned(ip) => tracing::info!(%ip, "ban lifted"),
         Event::Reloaded(report, by) => {
@@ -400,10 +404,10 @@ fn trace(event: &Event<'_>) {
         Event::Fs(who, op) => {
             let user = who.user.unwrap_or("-");
             match op {
-                FsOp::Mkdir(p) => tracing::info!(user, path = p, "directory created"),
-                FsOp::Rmdir(p) => tracing::info!(user, path = p, "directory removed"),
-                FsOp::Delete(p, _) => tracing::info!(user, path = p, "file deleted"),
-                FsOp::Rename(from, to) => tracing::info!(user, from, to, "renamed"),
+                FsOp::Mkdir(p) => tracing::info!(user, path = %p, "directory created"),
+                FsOp::Rmdir(p) => tracing::info!(user, path = %p, "directory removed"),
+                FsOp::Delete(p, _) => tracing::info!(user, path = %p, "file deleted"),
+                FsOp::Rename(from, to) => tracing::info!(user, from = %from, to = %to, "renamed"),
             }
         }
     }
