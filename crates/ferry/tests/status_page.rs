@@ -48,7 +48,8 @@ impl Chromium {
     fn start() -> Self {
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new(chromium_binary())
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1280,900"])
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+            .arg("--window-size=1280,900")
             .args(["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
