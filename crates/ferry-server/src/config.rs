@@ -48,6 +48,8 @@ pub struct Config {
     pub admin: crate::admin::AdminConfig,
     /// Bans: the allow-list, repeat offenders, persistence.
     pub bans: crate::bans::BanConfig,
+    /// Commands and webhooks run on uploads, deletions, renames and logins (`[[hooks]]`).
+    pub hooks: Vec<crate::hooks::HookConfig>,
 }
 
 /// The server process: the user it switches to after binding its ports, and its sandbox
@@ -442,6 +444,7 @@ impl Default for Config {
             log: crate::events::LogConfig::default(),
             admin: crate::admin::AdminConfig::default(),
             bans: crate::bans::BanConfig::default(),
+            hooks: Vec::new(),
         }
     }
 }

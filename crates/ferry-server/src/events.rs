@@ -30,6 +30,8 @@ pub struct Who<'a> {
     pub user: Option<&'a str>,
     /// An anonymous login.
     pub anonymous: bool,
+    /// The user's root, once logged in (a directory, or what an S3 key prefix derives from).
+    pub root: Option<&'a Path>,
 }
 
 /// Which way a transfer went.
@@ -273,6 +275,8 @@ pub struct Events {
     pub metrics: crate::admin::Metrics,
     /// The sessions open now, for the admin API.
     pub live: crate::admin::Live,
+    /// Commands and webhooks, started with the runtime ([`crate::Bound::start`]).
+    pub hooks: std::sync::OnceLock<crate::hooks::Hooks>,
 }
 
 impl Events {
@@ -292,6 +296,7 @@ impl Events {
             pid: std::process::id(),
             metrics: crate::admin::Metrics::new(per_user),
             live: crate::admin::Live::new(ladder),
+            hooks: std::sync::OnceLock::new(),
         })
     }
 
@@ -324,6 +329,9 @@ impl Events {
         }
         self.metrics.record(event);
         self.live.record(event);
+        if let Some(hooks) = self.hooks.get() {
+            hooks.record(event);
+        }
         let now = jiff::Zoned::now();
         if let Some((file, flavor)) = &self.xferlog {
             if let Some(line) = xferlog_line(*flavor, &now, event) {
@@ -659,7 +667,7 @@ mod tests {
     }
 
     fn alice() -> Who<'static> {
-        Who { id: 1, ip: "192.0.2.7".parse().unwrap(), user: Some("alice"), anonymous: false }
+        Who { id: 1, ip: "192.0.2.7".parse().unwrap(), user: Some("alice"), anonymous: false, root: None }
     }
 
     fn download(path: &str, ms: u64) -> Transfer<'_> {
@@ -689,7 +697,8 @@ mod tests {
     #[test]
     fn xferlog_marks_uploads_failures_anonymous_and_deletions() {
         let now = at("2026-03-15T23:59:59[UTC]");
-        let anon = Who { id: 2, ip: "::ffff:10.0.0.1".parse().unwrap(), user: Some("ftp"), anonymous: true };
+        let anon =
+            Who { id: 2, ip: "::ffff:10.0.0.1".parse().unwrap(), user: Some("ftp"), anonymous: true, root: None };
         let t = Transfer {
             direction: Direction::Upload,
             ascii: true,

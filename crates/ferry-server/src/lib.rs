@@ -13,6 +13,7 @@ pub mod datachan;
 pub mod events;
 mod fds;
 mod handlers;
+pub mod hooks;
 pub mod limits;
 #[cfg(debug_assertions)]
 pub mod planted;

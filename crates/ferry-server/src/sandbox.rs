@@ -163,7 +163,8 @@ impl Plan {
                 plan.writable.push(parent.to_path_buf());
             }
         }
-        if config.storage.kind == StorageKind::S3 {
+        let webhooks: Vec<&str> = config.hooks.iter().filter_map(|h| h.url.as_deref()).collect();
+        if config.storage.kind == StorageKind::S3 || !webhooks.is_empty() {
             let env = ["SSL_CERT_FILE", "SSL_CERT_DIR"].into_iter().filter_map(std::env::var_os).map(PathBuf::from);
             let system: Vec<PathBuf> = SYSTEM_FILES.iter().map(PathBuf::from).chain(env).collect();
             for path in &system {
@@ -175,14 +176,18 @@ impl Plan {
                 }
             }
             plan.readable.extend(system);
-            plan.connect.push(s3_port(config.storage.endpoint.as_deref()));
+            if config.storage.kind == StorageKind::S3 {
+                plan.connect.push(url_port(config.storage.endpoint.as_deref()));
+            }
+            // Webhooks: their URLs' ports.
+            plan.connect.extend(webhooks.into_iter().map(|url| url_port(Some(url))));
         }
         plan
     }
 }
 
-/// The S3 endpoint's port: the URL's, else its scheme's (AWS: 443).
-fn s3_port(endpoint: Option<&str>) -> RangeInclusive<u16> {
+/// The port of an endpoint URL (S3, a webhook): the URL's, else its scheme's (AWS: 443).
+fn url_port(endpoint: Option<&str>) -> RangeInclusive<u16> {
     let Some(url) = endpoint else { return 443..=443 };
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
@@ -549,13 +554,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn s3_ports() {
-        assert_eq!(s3_port(None), 443..=443);
-        assert_eq!(s3_port(Some("http://127.0.0.1:3900")), 3900..=3900);
-        assert_eq!(s3_port(Some("http://minio.local/")), 80..=80);
-        assert_eq!(s3_port(Some("https://s3.example.com")), 443..=443);
-        assert_eq!(s3_port(Some("http://[::1]:9000/bucket")), 9000..=9000);
-        assert_eq!(s3_port(Some("https://[::1]")), 443..=443);
+    fn url_ports() {
+        assert_eq!(url_port(None), 443..=443);
+        assert_eq!(url_port(Some("http://127.0.0.1:3900")), 3900..=3900);
+        assert_eq!(url_port(Some("http://minio.local/")), 80..=80);
+        assert_eq!(url_port(Some("https://s3.example.com")), 443..=443);
+        assert_eq!(url_port(Some("http://[::1]:9000/bucket")), 9000..=9000);
+        assert_eq!(url_port(Some("https://[::1]")), 443..=443);
     }
 
     #[test]

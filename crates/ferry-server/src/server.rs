@@ -286,9 +286,17 @@ pub struct Bound {
     admin: crate::admin::Admin,
     /// The bans, read from their state file.
     bans: crate::bans::Bans,
+    /// The hook runner's input, when command hooks are configured.
+    runner: Option<crate::hooks::RunnerInput>,
 }
 
 impl Bound {
+    /// Hands over the hook runner's input (`ferry hook-runner`'s stdin), which command hooks need.
+    pub fn with_hook_runner(mut self, stdin: crate::hooks::RunnerInput) -> Self {
+        self.runner = Some(stdin);
+        self
+    }
+
     /// The bound addresses of the explicit (plain FTP) listeners.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners.iter().filter(|(_, i)| !i).filter_map(|(l, _)| l.local_addr().ok()).collect()
@@ -297,7 +305,7 @@ impl Bound {
     /// Registers the listeners with the runtime and, with S3 storage, checks that the bucket can
     /// be reached (at start-up, not at the first login).
     pub async fn start(self) -> io::Result<Server> {
-        let Bound { config, auth, tls, listeners, events, admin, bans } = self;
+        let Bound { config, auth, tls, listeners, events, admin, bans, runner } = self;
         if config.storage.kind == StorageKind::S3 {
             S3Storage::open(&config.storage, "")?.check().await.map_err(|e| {
                 io::Error::new(
@@ -311,6 +319,8 @@ impl Bound {
         }
         let listeners =
             listeners.into_iter().map(|(l, i)| Ok((TcpListener::from_std(l)?, i))).collect::<io::Result<_>>()?;
+        let local = config.storage.kind == StorageKind::Local;
+        let _ = events.hooks.set(crate::hooks::Hooks::start(&config.hooks, runner, local)?);
         let proxy = ProxyTrust::from_config(&config.proxy_protocol).map(Arc::new);
         let shared = Arc::new(Shared {
             config,
@@ -390,7 +400,7 @@ impl Server {
         let events = crate::events::Events::open(&config.log, ladder, config.admin.per_user_metrics)?;
         let admin = crate::admin::Admin::bind(&config.admin)?;
         let bans = crate::bans::Bans::load(&config.bans)?;
-        Ok(Bound { config, auth, tls, listeners, events, admin, bans })
+        Ok(Bound { config, auth, tls, listeners, events, admin, bans, runner: None })
     }
 
     /// [`Server::prepare`] and [`Bound::start`] in one step.

@@ -45,6 +45,9 @@ enum Cmd {
     Bans(admin::Target),
     /// Make a running server reread its users file and certificate (through its admin socket).
     Reload(admin::Target),
+    /// Run hook commands for a server (started by `ferry serve` itself).
+    #[command(hide = true)]
+    HookRunner,
     /// Write the man pages and shell completions into a directory (for packaging).
     #[command(hide = true)]
     GenerateAssets {
@@ -91,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bans(target) => admin::bans(target),
         Cmd::Reload(target) => admin::reload(target),
         Cmd::GenerateAssets { dir } => generate_assets(&dir),
+        Cmd::HookRunner => ferry_server::hooks::run_runner().map_err(Into::into),
         Cmd::Client(cmd) => client::run(cmd, cli.common),
     };
     match result {

@@ -378,12 +378,18 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let reread: Vec<PathBuf> = args.config.iter().chain(hint.file()).cloned().collect();
     let plan = ferry_server::sandbox::Plan::new(&config, &roots, &reread);
     let (process, local) = (config.process.clone(), config.storage.kind == StorageKind::Local);
+    let hook_commands = config.hooks.iter().any(|h| h.command.is_some());
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let bound = Server::prepare_with(config, users, inherited_listeners()?)?;
     if let Some(user) = &process.run_as {
         ferry_server::sandbox::drop_privileges(user)?;
         tracing::info!(user, "switched to user");
     }
+    // The hook runner: a process of its own, started before the sandbox (which refuses exec).
+    let bound = match start_hook_runner(hook_commands)? {
+        Some(stdin) => bound.with_hook_runner(stdin),
+        None => bound,
+    };
     // systemd's notification socket, connected before the sandbox closes the filesystem.
     let notify = Arc::new(Notify::connect());
     if process.sandbox {
@@ -548,6 +554,24 @@ impl Notify {
         let usec = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000;
         self.send(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
     }
+}
+
+/// Starts `ferry hook-runner` (this binary) when command hooks are configured: it runs their
+/// commands for the server, which cannot once confined. It runs as the server's user (started
+/// after `run_as`), and ends when the server does (its stdin closes).
+fn start_hook_runner(needed: bool) -> Result<Option<std::process::ChildStdin>> {
+    if !needed {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().context("finding this program for the hook runner")?;
+    let mut child = std::process::Command::new(exe)
+        .arg("hook-runner")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting the hook runner")?;
+    tracing::info!(pid = child.id(), "hook runner started");
+    Ok(child.stdin.take())
 }
 
 /// Listening sockets passed by systemd (socket activation: `LISTEN_PID`, `LISTEN_FDS`,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Ctrl, Ferry};
+use common::{wait_for_lines as lines, Ctrl, Ferry};
 
 const AWSTATS: &str = "/usr/lib/cgi-bin/awstats.pl";
 const FAIL2BAN_VSFTPD: &str = "/etc/fail2ban/filter.d/vsftpd.conf";
@@ -34,19 +34,6 @@ fn start(dir: &Path, flavor: &str) -> Ferry {
     )
     .unwrap();
     Ferry::start(&["--config", config.to_str().unwrap()])
-}
-
-/// Waits until `file` has `n` lines; its lines.
-fn lines(file: &Path, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Uploads `body` as `name`, then downloads it: one line each in the transfer log.

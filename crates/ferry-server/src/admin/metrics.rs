@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn events_become_series() {
         let m = Metrics::new(1);
-        let who = Who { id: 1, ip: "127.0.0.1".parse().unwrap(), user: Some("alice"), anonymous: false };
+        let who = Who { id: 1, ip: "127.0.0.1".parse().unwrap(), user: Some("alice"), anonymous: false, root: None };
         m.record(&Event::Connected(who));
         m.record(&Event::LoginFailed(who, "bad"));
         m.record(&Event::LoginOk(who));

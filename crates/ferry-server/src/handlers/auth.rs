@@ -76,7 +76,7 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
 /// A wrong name or password: delay, count, maybe ban, maybe close.
 async fn failed_login(cx: &mut Cx<'_>, name: &str, reason: &str) -> Act {
     cx.conn.failed_logins += 1;
-    let who = Who { id: cx.conn.id, ip: cx.conn.peer.ip(), user: Some(name), anonymous: false };
+    let who = Who { id: cx.conn.id, ip: cx.conn.peer.ip(), user: Some(name), anonymous: false, root: None };
     cx.shared.events.emit(&Event::LoginFailed(who, reason));
     let limits = &cx.shared.config.limits;
     let verdict = cx.shared.limit_state.login_failed(cx.conn.peer.ip(), limits);

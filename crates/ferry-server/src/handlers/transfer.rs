@@ -47,7 +47,7 @@ pub(crate) fn eprt(a: &Account, cx: &mut Cx<'_>, target: SocketAddr) -> Reply {
 async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     cx.xfer.data = None;
     let shared = cx.shared;
-    let who = crate::events::Who { id: cx.conn.id, ip: cx.conn.peer.ip(), user: None, anonymous: false };
+    let who = crate::events::Who { id: cx.conn.id, ip: cx.conn.peer.ip(), user: None, anonymous: false, root: None };
     let no_port = |e: std::io::Error| {
         shared.fds.warn("cannot bind a passive port: 425", &e);
         shared.events.emit(&crate::events::Event::NoPassivePort(who));

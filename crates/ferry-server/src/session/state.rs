@@ -59,7 +59,8 @@ impl Auth {
             Self::NeedPassword(name) => (Some(name.as_str()), false),
             Self::LoggedIn(a) => (Some(a.user.name.as_str()), a.user.anonymous),
         };
-        crate::events::Who { id: conn.id, ip: conn.peer.ip(), user, anonymous }
+        let root = self.account().map(|a| a.user.root.as_path());
+        crate::events::Who { id: conn.id, ip: conn.peer.ip(), user, anonymous, root }
     }
 
     /// The account, when logged in.
@@ -104,6 +105,7 @@ impl Account {
             ip: conn.peer.ip(),
             user: Some(&self.user.name),
             anonymous: self.user.anonymous,
+            root: Some(&self.user.root),
         }
     }
 

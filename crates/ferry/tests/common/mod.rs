@@ -215,3 +215,16 @@ pub fn spawn_implicit_tls(
     std::thread::spawn(move || lines.for_each(drop));
     (child, implicit)
 }
+
+/// Waits (up to 15 s) until `file` has at least `n` lines; its lines then.
+pub fn wait_for_lines(file: &Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
