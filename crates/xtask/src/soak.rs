@@ -98,6 +98,11 @@ pub fn run(opts: Options) -> Result<()> {
         .args(["serve", "--listen", "127.0.0.1:0", "--user", "soak:soak", "--root"])
         .arg(&root)
         .args(["--max-sessions", "20000", "--idle-timeout", "600", "--data-timeout", "30"])
+        // A passive range, as a production server has: its ports are bound with SO_REUSEADDR, so
+        // the TIME_WAIT that thousands of downloads a minute leave behind (the server closes them)
+        // does not block them. Without a range, port-0 binds draw on the ephemeral range, which
+        // those TIME_WAITs exhaust within a minute at this rate (425 for every PASV/EPSV).
+        .args(["--passive-ports", "20000-32000"])
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("server.log"))?)
