@@ -300,6 +300,12 @@ impl Events {
         })
     }
 
+    /// Whether anything records each command and reply (the status page's ladder, or the log at
+    /// debug level): when not, the session does not build those events at all.
+    pub fn wants_lines(&self) -> bool {
+        self.live.keeps_ladder() || tracing::enabled!(tracing::Level::DEBUG)
+    }
+
     /// The main log's file, for the `tracing` writer, when `[log] file` is set.
     pub fn main_file(&self) -> Option<std::sync::Arc<LogFile>> {
         self.main_file.clone()
@@ -425,10 +431,17 @@ fn trace(event: &Event<'_>) {
 struct Json(String);
 
 impl Json {
-    fn new(ts: jiff::Timestamp, event: &str, who: &Who<'_>) -> Self {
+    /// `ts` and `event`: the keys every line starts with.
+    fn start(ts: jiff::Timestamp, event: &str) -> Self {
         let mut j = Json(String::from("{"));
         j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
         j.field("event", event);
+        j
+    }
+
+    /// A session's event: `ts`, `event`, `session`, `ip`, `user`.
+    fn new(ts: jiff::Timestamp, event: &str, who: &Who<'_>) -> Self {
+        let mut j = Json::start(ts, event);
         j.field("session", who.id);
         j.field("ip", who.ip.to_canonical().to_string());
         if let Some(user) = who.user {
@@ -524,20 +537,17 @@ fn json_line(ts: jiff::Timestamp, event: &Event<'_>) -> Option<String> {
             }
         },
         Event::Banned(ban, why) => {
-            let mut j = Json(String::from("{"));
-            j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).field("event", "ban.add");
+            let mut j = Json::start(ts, "ban.add");
             j.field("ip", ban.ip.to_string()).field("until", ban.until).field("count", ban.count).field("reason", why);
             j
         }
         Event::Reloaded(report, by) => {
-            let mut j = Json(String::from("{"));
-            j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).field("event", "config.reload");
+            let mut j = Json::start(ts, "config.reload");
             j.field("by", by).field("reloaded", &report.reloaded).field("failed", &report.failed);
             j
         }
         Event::Unbanned(ip) => {
-            let mut j = Json(String::from("{"));
-            j.field("ts", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).field("event", "ban.remove");
+            let mut j = Json::start(ts, "ban.remove");
             j.field("ip", ip.to_string());
             j
         }

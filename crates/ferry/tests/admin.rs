@@ -448,12 +448,7 @@ fn tls_metrics_certificate_expiry_and_handshakes() {
     // TLS handshakes: the control connection's, a data connection that resumed, one that did not.
     let config = common::client_config(&cert);
     std::fs::write(f.path("t.txt"), b"tls").unwrap();
-    let mut c = Ctrl::greeted(f.addr);
-    c.auth_tls(&config);
-    c.ok("USER alice", 331);
-    c.ok("PASS secret", 230);
-    c.ok("PBSZ 0", 200);
-    c.ok("PROT P", 200);
+    let mut c = common::protected_login(&f, &config);
     let data = c.epsv_connect();
     c.ok("RETR t.txt", 150);
     let mut d = common::tls_wrap(data, &config);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{client_config, make_cert, read_file, tls_wrap, Ctrl, Ferry};
+use common::{client_config, make_cert, protected_login, read_file, tls_wrap, Ctrl, Ferry};
 
 fn start(cert: &Path, key: &Path, extra: &[&str]) -> Ferry {
     let mut args = vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
@@ -78,18 +78,6 @@ fn a_data_connection_that_does_not_resume_the_session_is_refused() {
     assert_eq!(r.code.0, 522, "{r:?}");
     assert!(r.lines[0].contains("resume"), "the reply names the fix: {r:?}");
     c.ok("NOOP", 200);
-}
-
-/// A session logged in over TLS made with `config`, with `PBSZ 0` and `PROT P`.
-fn protected_login(f: &Ferry, config: &Arc<rustls::ClientConfig>) -> Ctrl {
-    let mut c = Ctrl::greeted(f.addr);
-    c.auth_tls(config);
-    c.ok("USER alice", 331);
-    c.ok("PASS secret", 230);
-    c.ok("PBSZ 0", 200);
-    c.ok("PROT P", 200);
-    c.ok("TYPE I", 200);
-    c
 }
 
 #[test]

@@ -129,6 +129,11 @@ impl Live {
         Self { sessions: Mutex::new(BTreeMap::new()), ladder, steps: tokio::sync::broadcast::channel(1024).0 }
     }
 
+    /// Whether sessions' steps are kept (an admin interface is on).
+    pub fn keeps_ladder(&self) -> bool {
+        self.ladder
+    }
+
     /// New steps of every session, as they happen.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(u64, Step)> {
         self.steps.subscribe()

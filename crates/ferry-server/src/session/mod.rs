@@ -168,7 +168,9 @@ impl Session {
 
     /// Queues a reply; it is written before the session next waits.
     fn reply(&mut self, reply: Reply) {
-        self.shared.events.emit(&Event::Reply(self.auth.who(&self.conn), &reply));
+        if self.shared.events.wants_lines() {
+            self.shared.events.emit(&Event::Reply(self.auth.who(&self.conn), &reply));
+        }
         if matches!(reply.code.0, 221 | 421) {
             self.closing = Some(format!("{} {}", reply.code.0, reply.lines.join(" ")));
         }
@@ -343,7 +345,9 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        self.shared.events.emit(&Event::Command(self.auth.who(&self.conn), &cmd.redacted().to_string()));
+        if self.shared.events.wants_lines() {
+            self.shared.events.emit(&Event::Command(self.auth.who(&self.conn), &cmd.redacted().to_string()));
+        }
         if let Some(a) = self.auth.account_mut() {
             policy::keep_pending(&mut a.pending, &cmd);
         }

@@ -228,3 +228,15 @@ pub fn wait_for_lines(file: &Path, n: usize) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A session logged in over TLS made with `config`, with `PBSZ 0`, `PROT P` and `TYPE I`.
+pub fn protected_login(f: &Ferry, config: &std::sync::Arc<rustls::ClientConfig>) -> Ctrl {
+    let mut c = Ctrl::greeted(f.addr);
+    c.auth_tls(config);
+    c.ok("USER alice", 331);
+    c.ok("PASS secret", 230);
+    c.ok("PBSZ 0", 200);
+    c.ok("PROT P", 200);
+    c.ok("TYPE I", 200);
+    c
+}
