@@ -503,6 +503,14 @@ impl Config {
         if self.proxy_protocol.header_timeout_secs == 0 {
             return err("proxy_protocol.header_timeout_secs: must be at least 1");
         }
+        for (i, hook) in self.hooks.iter().enumerate() {
+            hook.check().map_err(|why| ConfigError(format!("hooks[{i}]: {why}")))?;
+            if hook.verifies() && self.storage.kind != StorageKind::Local {
+                return Err(ConfigError(format!(
+                    "hooks[{i}]: \"upload.verify\" needs local storage (the hook reads the file)"
+                )));
+            }
+        }
         if self.storage.kind == StorageKind::S3 {
             if self.storage.bucket.as_deref().unwrap_or_default().is_empty() {
                 return err("storage.bucket: needed with kind = \"s3\"");

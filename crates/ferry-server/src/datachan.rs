@@ -138,9 +138,25 @@ impl PassiveListener {
     }
 }
 
+/// Passive listeners bound now, in the whole process (`ferry_passive_ports_in_use`).
+static PASSIVE_IN_USE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Passive listeners bound now (each holds a port of the passive range until its data
+/// connection is accepted, or the session moves on).
+pub fn passive_ports_in_use() -> i64 {
+    PASSIVE_IN_USE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl From<TcpListener> for PassiveListener {
     fn from(listener: TcpListener) -> Self {
+        PASSIVE_IN_USE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self { listener, proxy: None }
+    }
+}
+
+impl Drop for PassiveListener {
+    fn drop(&mut self) {
+        PASSIVE_IN_USE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -275,9 +291,9 @@ impl DataConnection {
 /// client (its address in a trusted balancer's PROXY header), or from anyone with
 /// `allow_any_peer`. Anyone else's connection is closed, and the wait goes on for the client.
 async fn accept_client(listener: PassiveListener, control_peer: IpAddr, allow_any_peer: bool) -> io::Result<TcpStream> {
-    let PassiveListener { listener, proxy } = listener;
+    let proxy = listener.proxy.clone();
     let stream = loop {
-        let (mut stream, from) = listener.accept().await?;
+        let (mut stream, from) = listener.listener.accept().await?;
         let mut client = from.ip().to_canonical();
         if let Some(trust) = proxy.as_ref().filter(|t| t.trusts(client)) {
             // Relayed by a load balancer: its header names the client. The header is read

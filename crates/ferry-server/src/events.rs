@@ -151,7 +151,7 @@ pub enum Event<'a> {
     /// A ban was lifted by the administrator.
     Unbanned(IpAddr),
     /// A reload (SIGHUP, a reload request) ran; what triggered it.
-    Reloaded(&'a crate::server::ReloadReport, &'a str),
+    Reloaded(&'a crate::reload::ReloadReport, &'a str),
 }
 
 /// `[log]` in the configuration: the main log's format and place, and the files beside it.
@@ -414,6 +414,12 @@ fn trace(event: &Event<'_>) {
             } else {
                 tracing::info!("{by}: reloaded {}", report.reloaded.join(", "));
             }
+            if !report.restart_needed.is_empty() {
+                tracing::warn!(
+                    "{by}: changed settings that apply only after a restart (running values kept): {}",
+                    report.restart_needed.join(", ")
+                );
+            }
         }
         Event::Fs(who, op) => {
             let user = who.user.unwrap_or("-");
@@ -543,7 +549,10 @@ fn json_line(ts: jiff::Timestamp, event: &Event<'_>) -> Option<String> {
         }
         Event::Reloaded(report, by) => {
             let mut j = Json::start(ts, "config.reload");
-            j.field("by", by).field("reloaded", &report.reloaded).field("failed", &report.failed);
+            j.field("by", by)
+                .field("reloaded", &report.reloaded)
+                .field("failed", &report.failed)
+                .field("restart_needed", &report.restart_needed);
             j
         }
         Event::Unbanned(ip) => {

@@ -18,6 +18,7 @@ pub mod limits;
 #[cfg(debug_assertions)]
 pub mod planted;
 pub mod proxy;
+pub mod reload;
 pub mod replies;
 pub mod sandbox;
 mod server;
@@ -27,4 +28,5 @@ pub mod tls;
 pub mod transfer;
 
 pub use config::Config;
-pub use server::{Bound, ReloadReport, Reloader, Server, ServerHandle};
+pub use reload::{ReloadReport, Reloader};
+pub use server::{Bound, Server, ServerHandle};

@@ -475,6 +475,10 @@ pub fn transfer_done(o: &Opening, result: &Result<(), TransferError>, path: &str
             "Data connection refused: its TLS handshake did not resume this control connection's session.",
         ),
         Err(TransferError::Tls(_)) => r(C::CANT_OPEN_DATA, "TLS handshake on the data connection failed."),
+        Err(TransferError::Rejected(why)) => r(C::FILE_UNAVAILABLE, format!("Upload rejected: {why}. Not stored.")),
+        Err(TransferError::Unverified(why)) => {
+            r(C::LOCAL_ERROR, format!("Upload could not be verified ({why}). Not stored."))
+        }
     }
 }
 

@@ -163,6 +163,12 @@ impl Plan {
                 plan.writable.push(parent.to_path_buf());
             }
         }
+        // Rejected uploads are moved to the verify hooks' quarantine directories.
+        for dir in config.hooks.iter().filter_map(|h| h.quarantine.clone()) {
+            if !plan.writable.contains(&dir) {
+                plan.writable.push(dir);
+            }
+        }
         let webhooks: Vec<&str> = config.hooks.iter().filter_map(|h| h.url.as_deref()).collect();
         if config.storage.kind == StorageKind::S3 || !webhooks.is_empty() {
             let env = ["SSL_CERT_FILE", "SSL_CERT_DIR"].into_iter().filter_map(std::env::var_os).map(PathBuf::from);

@@ -25,7 +25,8 @@ use crate::storage::Storage;
 /// State shared by all sessions.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub config: Config,
+    /// The configuration in force (a reload replaces it; sessions keep a snapshot).
+    config: Current,
     pub auth: Arc<dyn Authenticator>,
     /// TLS, when a certificate is configured.
     pub tls: Option<crate::tls::Tls>,
@@ -64,7 +65,17 @@ struct PerIp {
     startups: u32,
 }
 
+/// The configuration in force: replaced whole by a reload. A session takes a snapshot when it
+/// connects and again when it logs in, and keeps it (running sessions keep their settings).
+#[derive(Debug)]
+struct Current(std::sync::RwLock<Arc<Config>>);
+
 impl Shared {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The storage a user sees.
     ///
     /// Sessions rooted in the same directory share one handle on it (one file descriptor, not one
@@ -74,11 +85,10 @@ impl Shared {
         if let Some(s) = roots.get(&user.root).and_then(std::sync::Weak::upgrade) {
             return Ok(s);
         }
-        let storage: Arc<dyn Storage> = match self.config.storage.kind {
+        let config = self.config();
+        let storage: Arc<dyn Storage> = match config.storage.kind {
             StorageKind::Local => Arc::new(LocalStorage::open(&user.root)?),
-            StorageKind::S3 => {
-                Arc::new(S3Storage::open(&self.config.storage, &s3_prefix(&self.config.root, &user.root))?)
-            }
+            StorageKind::S3 => Arc::new(S3Storage::open(&config.storage, &s3_prefix(&config.root, &user.root))?),
         };
         if roots.len() > 1024 {
             roots.retain(|_, w| w.strong_count() > 0);
@@ -98,7 +108,7 @@ impl Shared {
     /// still to come). [`Admission::attribute`] counts it for the client's address.
     fn admit_unattributed(self: &Arc<Self>) -> Result<Admission, Refusal> {
         let _per_ip = self.conns.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if self.conns.total.load(Ordering::Relaxed) >= self.config.limits.max_sessions {
+        if self.conns.total.load(Ordering::Relaxed) >= self.config().limits.max_sessions {
             return Err(Refusal::TooManyUsers);
         }
         self.conns.total.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +152,8 @@ impl Admission {
         if self.shared.limit_state.is_banned(ip) {
             return Err(Refusal::Banned);
         }
-        let limits = &self.shared.config.limits;
+        let config = self.shared.config();
+        let limits = &config.limits;
         let mut per_ip = self.shared.conns.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let n = per_ip.entry(ip).or_default();
         if limits.max_sessions_per_ip > 0 && n.sessions >= limits.max_sessions_per_ip {
@@ -198,20 +209,8 @@ impl Drop for Admission {
     }
 }
 
-/// What a reload did: the parts reloaded, and those that failed (with why; the old ones stay).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct ReloadReport {
-    /// What was reloaded ("users file ... (N accounts)", "TLS certificate and key").
-    pub reloaded: Vec<String>,
-    /// What could not be, and why.
-    pub failed: Vec<String>,
-}
-
-/// Runs a reload (the program that read the files knows how to read them again).
-pub type Reloader = Box<dyn Fn() -> ReloadReport + Send + Sync>;
-
 /// Where the reloader is kept.
-pub(crate) struct ReloadSlot(pub(crate) Mutex<Option<Reloader>>);
+pub(crate) struct ReloadSlot(pub(crate) Mutex<Option<crate::reload::Reloader>>);
 
 impl std::fmt::Debug for ReloadSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -236,31 +235,34 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Reloads the TLS certificate and key from their files. New sessions use them; on error the
-    /// old ones stay.
-    pub fn reload_tls(&self) -> Result<(), crate::tls::TlsError> {
-        match &self.shared.tls {
-            Some(t) => {
-                t.reload()?;
-                self.shared.events.metrics.certificate_expires(t.not_after());
-                Ok(())
-            }
-            None => Ok(()),
-        }
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.config()
     }
 
-    /// Whether a TLS certificate is configured (and so reloaded on SIGHUP).
+    /// Applies a reload whose parts were all read and checked: the configuration ([`crate::reload::stage`]),
+    /// and the certificate when TLS is on ([`crate::tls::Tls::prepare`]). New connections and new
+    /// logins see them; running sessions keep theirs.
+    pub fn apply(&self, config: Config, certificate: Option<crate::tls::Prepared>) {
+        if let (Some(tls), Some(prepared)) = (&self.shared.tls, certificate) {
+            tls.install(prepared);
+            self.shared.events.metrics.certificate_expires(tls.not_after());
+        }
+        *self.shared.config.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
+    /// Whether TLS is on (a certificate was loaded at start).
     pub fn has_tls(&self) -> bool {
         self.shared.tls.is_some()
     }
 
     /// Sets what a reload request (`POST /api/v1/reload`) runs.
-    pub fn set_reloader(&self, reloader: Reloader) {
+    pub fn set_reloader(&self, reloader: crate::reload::Reloader) {
         *self.shared.reloader.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reloader);
     }
 
     /// Records a reload: a `config.reload` event (logs, metrics).
-    pub fn record_reload(&self, report: &ReloadReport, by: &str) {
+    pub fn record_reload(&self, report: &crate::reload::ReloadReport, by: &str) {
         self.shared.events.emit(&crate::events::Event::Reloaded(report, by));
     }
 
@@ -291,9 +293,9 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// Hands over the hook runner's input (`ferry hook-runner`'s stdin), which command hooks need.
-    pub fn with_hook_runner(mut self, stdin: crate::hooks::RunnerInput) -> Self {
-        self.runner = Some(stdin);
+    /// Hands over the hook runner's pipes (`ferry hook-runner`), which command hooks need.
+    pub fn with_hook_runner(mut self, runner: crate::hooks::RunnerInput) -> Self {
+        self.runner = Some(runner);
         self
     }
 
@@ -323,7 +325,7 @@ impl Bound {
         let _ = events.hooks.set(crate::hooks::Hooks::start(&config.hooks, runner, local)?);
         let proxy = ProxyTrust::from_config(&config.proxy_protocol).map(Arc::new);
         let shared = Arc::new(Shared {
-            config,
+            config: Current(std::sync::RwLock::new(Arc::new(config))),
             auth,
             tls,
             shutdown: CancellationToken::new(),
@@ -442,7 +444,7 @@ impl Server {
         accepts.abort_all();
         self.shared.shutdown.cancel();
         tracker.close();
-        let grace = Duration::from_secs(self.shared.config.limits.shutdown_grace_secs);
+        let grace = Duration::from_secs(self.shared.config().limits.shutdown_grace_secs);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(sessions = self.shared.sessions(), "shutdown grace period over; closing remaining sessions");
         }

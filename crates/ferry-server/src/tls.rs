@@ -47,11 +47,16 @@ pub enum TlsError {
 /// The server's TLS state: the current certificate, reloadable.
 #[derive(Debug)]
 pub struct Tls {
-    cert_path: PathBuf,
-    key_path: PathBuf,
     base: RwLock<Arc<ServerConfig>>,
     /// When the served certificate expires (Unix seconds), for the metrics.
     not_after: std::sync::atomic::AtomicI64,
+}
+
+/// A certificate and key read for a reload ([`Tls::prepare`]), not yet served.
+#[derive(Debug)]
+pub struct Prepared {
+    config: ServerConfig,
+    expires: i64,
 }
 
 /// The end of a certificate's validity (Unix seconds), if it parses.
@@ -86,12 +91,7 @@ impl Tls {
     /// Loads a certificate chain and private key from PEM files.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
         let (config, expires) = load_config(cert_path, key_path)?;
-        Ok(Self {
-            cert_path: cert_path.into(),
-            key_path: key_path.into(),
-            base: RwLock::new(Arc::new(config)),
-            not_after: std::sync::atomic::AtomicI64::new(expires),
-        })
+        Ok(Self { base: RwLock::new(Arc::new(config)), not_after: std::sync::atomic::AtomicI64::new(expires) })
     }
 
     /// When the served certificate expires (Unix seconds; 0 when it could not be read).
@@ -99,13 +99,15 @@ impl Tls {
         self.not_after.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Reads the files again (SIGHUP). New sessions use the new certificate; a failure keeps the
-    /// old one.
-    pub fn reload(&self) -> Result<(), TlsError> {
-        let (config, expires) = load_config(&self.cert_path, &self.key_path)?;
-        *self.base.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
-        self.not_after.store(expires, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+    /// Reads a certificate chain and key for a reload, without using them yet.
+    pub fn prepare(cert_path: &Path, key_path: &Path) -> Result<Prepared, TlsError> {
+        load_config(cert_path, key_path).map(|(config, expires)| Prepared { config, expires })
+    }
+
+    /// Serves `prepared` to new sessions from now on (a reload).
+    pub fn install(&self, prepared: Prepared) {
+        *self.base.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(prepared.config);
+        self.not_after.store(prepared.expires, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The configurations for one control connection and for its data connections. They share a

@@ -55,6 +55,8 @@ pub enum Job {
         fsync: bool,
         /// The account's quota, when it has one.
         quota: Option<QuotaGuard>,
+        /// Verification before the upload is published, when `upload.verify` hooks are set.
+        verify: Option<Verify>,
     },
 }
 
@@ -91,6 +93,59 @@ pub enum TransferError {
     /// and that is required.
     #[error("data connection TLS: did not resume the control connection's session")]
     NotResumed,
+    /// An `upload.verify` hook rejected the upload (it is quarantined).
+    #[error("rejected by the verify hook: {0}")]
+    Rejected(String),
+    /// An `upload.verify` hook could not decide (it is quarantined).
+    #[error("not verified: {0}")]
+    Unverified(String),
+}
+
+/// An upload's verification before it is published (`upload.verify` hooks).
+#[derive(Debug)]
+pub struct Verify {
+    /// The hooks.
+    pub verifiers: Arc<crate::hooks::Verifiers>,
+    /// What they are told (size and local path are filled in when the bytes are staged).
+    pub payload: crate::hooks::Payload,
+    /// The user's root on the local filesystem.
+    pub root: std::path::PathBuf,
+}
+
+impl Verify {
+    /// Stages the upload, asks the hooks, then publishes it or quarantines it. The final length.
+    async fn commit(self, upload: Box<dyn Upload>, last: Vec<u8>, fsync: bool) -> Result<u64, TransferError> {
+        let staged = upload.stage(last, fsync).await.map_err(TransferError::Storage)?;
+        let mut payload = self.payload;
+        payload.bytes = Some(staged.size());
+        payload.local_path = Some(self.root.join(staged.path()).display().to_string());
+        let (quarantine, error) = match self.verifiers.check(&payload).await {
+            crate::hooks::Verdict::Accepted => return staged.publish(fsync).await.map_err(TransferError::Storage),
+            crate::hooks::Verdict::Rejected { reason, quarantine } => (quarantine, TransferError::Rejected(reason)),
+            crate::hooks::Verdict::Undecided { reason, quarantine } => (quarantine, TransferError::Unverified(reason)),
+        };
+        // `SECONDS-USER-NAME-RANDOM`: sortable, and never a name a client chose alone.
+        let file = payload.path.as_deref().and_then(|p| p.rsplit('/').next()).unwrap_or("upload");
+        let safe = |s: &str| -> String {
+            s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).take(80).collect()
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let name = format!("{now}-{}-{}-{:08x}", safe(&payload.user), safe(file), rand::random::<u32>());
+        match staged.quarantine(&quarantine, &name).await {
+            Ok(()) => tracing::warn!(
+                user = %payload.user,
+                path = payload.path.as_deref().unwrap_or_default(),
+                quarantined = %quarantine.join(&name).display(),
+                "upload not published: {error}"
+            ),
+            Err(e) => tracing::error!(
+                user = %payload.user,
+                path = payload.path.as_deref().unwrap_or_default(),
+                "upload not published ({error}) and not quarantined either (removed): {e}"
+            ),
+        }
+        Err(error)
+    }
 }
 
 /// A data connection: plain TCP (which may use `sendfile`) or TLS.
@@ -278,7 +333,7 @@ async fn run_job<S: DataIo>(
             };
             finish_send(stream, r, timeout).await
         }
-        Job::Receive { mut upload, ascii, fsync, quota } => {
+        Job::Receive { mut upload, ascii, fsync, quota, verify } => {
             let cap = quota.as_ref().and_then(|q| q.cap);
             let splice = match stream.plain_tcp() {
                 Some(_) if !ascii && rate.is_none() => upload.splice_target(),
@@ -316,7 +371,10 @@ async fn run_job<S: DataIo>(
             drop(stream);
             match r {
                 Ok(last) => {
-                    let len = upload.finish(last, fsync).await.map_err(TransferError::Storage)?;
+                    let len = match verify {
+                        None => upload.finish(last, fsync).await.map_err(TransferError::Storage)?,
+                        Some(v) => v.commit(upload, last, fsync).await?,
+                    };
                     if let Some(q) = quota {
                         let mut u = q.usage.lock().unwrap_or_else(|p| p.into_inner());
                         u.bytes = (u.bytes + len).saturating_sub(q.old_len.unwrap_or(0));

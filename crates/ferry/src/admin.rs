@@ -198,7 +198,8 @@ pub fn unban(args: UnbanArgs) -> Result<()> {
     }
 }
 
-/// Asks the server to reread its users file and certificate (as SIGHUP does); says what it did.
+/// Asks the server to reread its configuration, users file and certificate (as SIGHUP does); says
+/// what it did.
 pub fn reload(target: Target) -> Result<()> {
     let (status, body) = target.request("POST", "/api/v1/reload")?;
     let report: ferry_server::ReloadReport = match status {
@@ -210,6 +211,9 @@ pub fn reload(target: Target) -> Result<()> {
     }
     for r in &report.reloaded {
         println!("reloaded {r}");
+    }
+    if !report.restart_needed.is_empty() {
+        println!("changed but applied only after a restart: {}", report.restart_needed.join(", "));
     }
     if !report.failed.is_empty() {
         bail!("{}", report.failed.join("; "));

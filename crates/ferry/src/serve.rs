@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 const DEFAULT_USERS_FILE: &str = "ferry-users.toml";
 
 /// Flags of `ferry serve`. Each overrides the config file's value.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Configuration file (TOML; see ferry.example.toml).
     #[arg(long)]
@@ -185,9 +185,8 @@ impl LoginHint {
     }
 }
 
-/// The users of `--user` and `--anonymous`, and those of the users file on top: returns both
-/// (the first is what a reload of the file starts from).
-fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, UserDb, LoginHint)> {
+/// The users of `--user` and `--anonymous`: what the users file's users are added to.
+fn base_users(args: &ServeArgs, config: &Config) -> Result<UserDb> {
     let mut db = UserDb::new();
     let root = &config.root;
     for spec in &args.users {
@@ -202,6 +201,14 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, UserDb, Log
     if config.anonymous {
         db.allow_anonymous(config.anonymous_root.clone().unwrap_or_else(|| root.clone()));
     }
+    Ok(db)
+}
+
+/// The users of `--user` and `--anonymous`, and those of the users file on top: returns both
+/// (the first is what a reload of the file starts from).
+fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, UserDb, LoginHint)> {
+    let mut db = base_users(args, config)?;
+    let root = &config.root;
     let base = db.clone();
     let hint = if let Some(file) = &config.users_file {
         load_users(file)?.add_to(&mut db, root);
@@ -225,38 +232,54 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, UserDb, Log
     Ok((db, base, hint))
 }
 
-/// The users file of a running server: reread when it changes (checked every second) and on
-/// SIGHUP; the new set replaces the old one at once, or, when the file is invalid, the old one
-/// stays and the error is logged.
+/// The users of a running server: `--user`/`--anonymous` and the users file on top. The file is
+/// reread when it changes (checked every second) and on SIGHUP; the new set replaces the old one at
+/// once, or, when the file is invalid, the old one stays and the error is logged.
 struct UsersReload {
     live: Arc<Swappable>,
-    /// `--user` and `--anonymous`, which the file's users are added to.
-    base: UserDb,
-    file: PathBuf,
+    /// `--user` and `--anonymous`, which the file's users are added to (rebuilt by a reload of
+    /// the configuration, which may turn anonymous logins on or off).
+    base: std::sync::Mutex<UserDb>,
+    file: Option<PathBuf>,
     root: PathBuf,
 }
 
 impl UsersReload {
-    /// Rereads the file; the number of accounts now.
-    fn reload(&self) -> Result<usize> {
-        let users = load_users(&self.file)?;
-        let mut db = self.base.clone();
-        users.add_to(&mut db, &self.root);
+    /// Reads the users file on top of `base`, without using the result yet.
+    fn read(&self, base: &UserDb) -> Result<UserDb> {
+        let mut db = base.clone();
+        if let Some(file) = &self.file {
+            load_users(file)?.add_to(&mut db, &self.root);
+        }
         db.forget_verified();
+        Ok(db)
+    }
+
+    /// New logins see `db` from now on; `base` is what later changes of the file start from.
+    fn install(&self, base: UserDb, db: UserDb) -> usize {
+        *self.base.lock().unwrap_or_else(|p| p.into_inner()) = base;
         let n = db.len();
         self.live.replace(Arc::new(db));
-        Ok(n)
+        n
+    }
+
+    /// Rereads the file (it changed); the number of accounts now.
+    fn reload(&self) -> Result<usize> {
+        let base = self.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let db = self.read(&base)?;
+        Ok(self.install(base, db))
     }
 
     /// What identifies a version of the file: modification time, length, inode.
     fn stamp(&self) -> Option<(std::time::SystemTime, u64, u64)> {
         use std::os::unix::fs::MetadataExt as _;
-        let m = std::fs::metadata(&self.file).ok()?;
+        let m = std::fs::metadata(self.file.as_ref()?).ok()?;
         Some((m.modified().ok()?, m.len(), m.ino()))
     }
 
     /// Reloads whenever the file changes (`ferry user add` and friends, an editor, a deployment).
     async fn watch(self: Arc<Self>) {
+        let Some(file) = self.file.clone() else { return };
         let mut seen = self.stamp();
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -268,9 +291,9 @@ impl UsersReload {
             // finishes (which changes the stamp), a wrong one is logged once.
             seen = now;
             match self.reload() {
-                Ok(n) => tracing::info!(file = %self.file.display(), accounts = n, "users file changed: reloaded"),
+                Ok(n) => tracing::info!(file = %file.display(), accounts = n, "users file changed: reloaded"),
                 Err(e) => {
-                    tracing::error!(file = %self.file.display(), "users file changed but not reloaded (keeping the old users): {e:#}")
+                    tracing::error!(file = %file.display(), "users file changed but not reloaded (keeping the old users): {e:#}")
                 }
             }
         }
@@ -372,9 +395,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let mut roots = db.roots();
     roots.push(config.root.clone());
     let users = Arc::new(Swappable::new(Arc::new(db)));
-    let reload = hint
-        .file()
-        .map(|file| Arc::new(UsersReload { live: users.clone(), base, file: file.clone(), root: config.root.clone() }));
+    let reload = Arc::new(UsersReload {
+        live: users.clone(),
+        base: std::sync::Mutex::new(base),
+        file: hint.file().cloned(),
+        root: config.root.clone(),
+    });
+    for dir in config.hooks.iter().filter_map(|h| h.quarantine.as_ref()) {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the quarantine directory {}", dir.display()))?;
+    }
     let reread: Vec<PathBuf> = args.config.iter().chain(hint.file()).cloned().collect();
     let plan = ferry_server::sandbox::Plan::new(&config, &roots, &reread);
     let (process, local) = (config.process.clone(), config.storage.kind == StorageKind::Local);
@@ -387,7 +421,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     // The hook runner: a process of its own, started before the sandbox (which refuses exec).
     let bound = match start_hook_runner(hook_commands)? {
-        Some(stdin) => bound.with_hook_runner(stdin),
+        Some(runner) => bound.with_hook_runner(runner),
         None => bound,
     };
     // systemd's notification socket, connected before the sandbox closes the filesystem.
@@ -426,14 +460,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let usr1 = signal(SignalKind::user_defined1())?;
         let stop = CancellationToken::new();
         tokio::spawn(wait_for_signal(stop.clone(), term, int, notify.clone()));
-        let reloader = Arc::new(Reload { handle: server.handle(), users: reload.clone(), notify: notify.clone() });
+        let reloader =
+            Arc::new(Reload { handle: server.handle(), args, users: reload.clone(), notify: notify.clone() });
         let api = reloader.clone();
         server.handle().set_reloader(Box::new(move || api.run("reload request")));
         tokio::spawn(reload_on_sighup(hup, reloader));
         tokio::spawn(reopen_on_sigusr1(server.handle(), main_log, usr1));
-        if let Some(reload) = reload {
-            tokio::spawn(reload.watch());
-        }
+        tokio::spawn(reload.watch());
         let addrs = server.local_addrs();
         print_banner(&addrs, &server.implicit_tls_addrs(), server.admin_addr(), &serving, &hint)?;
         notify.send("READY=1");
@@ -474,41 +507,82 @@ fn print_banner(
     Ok(())
 }
 
-/// SIGHUP: rereads the users file and the TLS certificate and key; each that fails keeps its old
-/// version and says why; the log line says what was reloaded.
+/// SIGHUP: rereads the configuration file, the users file and the TLS certificate and key, and
+/// swaps them all at once, or none when any is wrong; the log line says what was reloaded.
 async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reload: Arc<Reload>) {
     while hup.recv().await.is_some() {
         reload.run("SIGHUP");
     }
 }
 
-/// What SIGHUP and `POST /api/v1/reload` (`ferry reload`) reread: the users file and the TLS
-/// certificate and key. Each that fails keeps its old version and says why.
+/// What SIGHUP and `POST /api/v1/reload` (`ferry reload`) reread: the configuration file (with the
+/// command line's flags on top, as at start), the users file and the TLS certificate and key.
+/// Everything is read and checked first; then all of it is swapped, or, when anything is wrong,
+/// nothing (each failure says why).
 struct Reload {
     handle: ferry_server::ServerHandle,
-    users: Option<Arc<UsersReload>>,
+    args: ServeArgs,
+    users: Arc<UsersReload>,
     notify: Arc<Notify>,
 }
 
 impl Reload {
-    /// Reloads; what was reloaded, and what failed (each with why).
+    /// Reloads; what was reloaded, what failed (each with why), what needs a restart.
     fn run(&self, by: &str) -> ferry_server::ReloadReport {
         self.notify.reloading();
-        let mut report = ferry_server::ReloadReport::default();
-        if let Some(users) = &self.users {
-            match users.reload() {
-                Ok(n) => report.reloaded.push(format!("users file {} ({n} accounts)", users.file.display())),
-                Err(e) => report.failed.push(format!("users file not reloaded (keeping the old users): {e:#}")),
-            }
-        }
-        if self.handle.has_tls() {
-            match self.handle.reload_tls() {
-                Ok(()) => report.reloaded.push("TLS certificate and key".to_owned()),
-                Err(e) => report.failed.push(format!("TLS reload failed (keeping the old certificate): {e}")),
-            }
-        }
+        let report = self.read_and_swap();
         self.handle.record_reload(&report, by);
         self.notify.send("READY=1");
+        report
+    }
+
+    fn read_and_swap(&self) -> ferry_server::ReloadReport {
+        let mut report = ferry_server::ReloadReport::default();
+        let running = self.handle.config();
+        let staged = match &self.args.config {
+            Some(file) => match build_config(&self.args) {
+                Ok(new) => Some((file, ferry_server::reload::stage(&running, &new))),
+                Err(e) => {
+                    report.failed.push(format!("{e:#}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let config = staged.as_ref().map_or_else(|| (*running).clone(), |(_, s)| s.config.clone());
+        let users = base_users(&self.args, &config).and_then(|base| {
+            let db = self.users.read(&base)?;
+            Ok((base, db))
+        });
+        let users = users.map_err(|e| report.failed.push(format!("users not reloaded: {e:#}"))).ok();
+        let certificate = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) if self.handle.has_tls() => ferry_server::tls::Tls::prepare(cert, key)
+                .map_err(|e| report.failed.push(format!("TLS certificate not reloaded: {e}")))
+                .ok(),
+            _ => None,
+        };
+        if !report.failed.is_empty() {
+            report.failed.push("nothing was changed: the server runs as before".to_owned());
+            return report;
+        }
+        let tls = certificate.is_some();
+        self.handle.apply(config, certificate);
+        if let Some((file, staged)) = staged {
+            let changed =
+                if staged.changed.is_empty() { "no setting changed".to_owned() } else { staged.changed.join(", ") };
+            report.reloaded.push(format!("configuration {} ({changed})", file.display()));
+            report.restart_needed = staged.restart_needed.iter().map(|s| s.to_string()).collect();
+        }
+        if let Some((base, db)) = users {
+            let n = self.users.install(base, db);
+            match &self.users.file {
+                Some(file) => report.reloaded.push(format!("users file {} ({n} accounts)", file.display())),
+                None => report.reloaded.push(format!("users from the command line ({n} accounts)")),
+            }
+        }
+        if tls {
+            report.reloaded.push("TLS certificate and key".to_owned());
+        }
         report
     }
 }
@@ -559,7 +633,7 @@ impl Notify {
 /// Starts `ferry hook-runner` (this binary) when command hooks are configured: it runs their
 /// commands for the server, which cannot once confined. It runs as the server's user (started
 /// after `run_as`), and ends when the server does (its stdin closes).
-fn start_hook_runner(needed: bool) -> Result<Option<std::process::ChildStdin>> {
+fn start_hook_runner(needed: bool) -> Result<Option<ferry_server::hooks::RunnerInput>> {
     if !needed {
         return Ok(None);
     }
@@ -567,11 +641,14 @@ fn start_hook_runner(needed: bool) -> Result<Option<std::process::ChildStdin>> {
     let mut child = std::process::Command::new(exe)
         .arg("hook-runner")
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .context("starting the hook runner")?;
     tracing::info!(pid = child.id(), "hook runner started");
-    Ok(child.stdin.take())
+    match (child.stdin.take(), child.stdout.take()) {
+        (Some(stdin), Some(stdout)) => Ok(Some(ferry_server::hooks::RunnerInput { stdin, stdout })),
+        _ => bail!("the hook runner's pipes"),
+    }
 }
 
 /// Listening sockets passed by systemd (socket activation: `LISTEN_PID`, `LISTEN_FDS`,

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Ctrl, Ferry};
+use common::{user_cmd, Ctrl, Ferry};
 
 const TOKEN: &str = "s3cret-admin-token";
 
@@ -333,7 +333,7 @@ fn bans_persist_grow_spare_the_allow_list_and_ignore_probes() {
     assert!(!ok && said.contains("never banned"), "{said}");
     // The events are in the JSON log (a reload request's too).
     let (ok, said) = ferry_cli(&["reload", "--socket", sock]);
-    assert!(ok && said.contains("nothing to reload"), "{said}");
+    assert!(ok && said.contains("reloaded configuration") && said.contains("(no setting changed)"), "{said}");
     let log = std::fs::read_to_string(dir.path().join("ferry.log")).unwrap();
     assert!(log.contains("\"event\":\"config.reload\",\"by\":\"reload request\""), "{log}");
     assert!(log.contains("\"event\":\"ban.add\",\"ip\":\"127.0.0.2\""), "{log}");
@@ -349,17 +349,7 @@ fn bans_persist_grow_spare_the_allow_list_and_ignore_probes() {
 fn ferry_reload_rereads_the_users_file_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.toml");
-    let add = |name: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["user", "add", name, "--password-stdin", "--users", users.to_str().unwrap()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "pw-{name}").unwrap();
-        assert!(child.wait().unwrap().success());
-    };
-    add("bob");
+    user_cmd(&["add", "bob"], &users, Some("pw-bob"));
     let socket = dir.path().join("admin.sock");
     std::fs::write(dir.path().join("ferry.toml"), format!("[admin]\nsocket = {socket:?}\n")).unwrap();
     let f = Ferry::start(&[
@@ -371,14 +361,69 @@ fn ferry_reload_rereads_the_users_file_and_says_so() {
     let (ok, said) = ferry_cli(&["reload", "--socket", socket.to_str().unwrap()]);
     assert!(ok, "{said}");
     assert!(said.contains("reloaded users file") && said.contains("(2 accounts)"), "alice from --user, bob: {said}");
-    assert!(f.stderr().contains("reload request: reloaded users file"), "{}", f.stderr());
+    assert!(f.stderr().contains("reload request: reloaded configuration"), "{}", f.stderr());
     // A broken file: the command fails and says why; the users stay.
     std::fs::write(&users, "[broken").unwrap();
     let (ok, said) = ferry_cli(&["reload", "--socket", socket.to_str().unwrap()]);
-    assert!(!ok && said.contains("users file not reloaded (keeping the old users)"), "{said}");
+    assert!(!ok && said.contains("users not reloaded") && said.contains("nothing was changed"), "{said}");
     let mut c = Ctrl::greeted(f.addr);
     c.ok("USER bob", 331);
     c.ok("PASS pw-bob", 230);
+}
+
+/// The greeting's text on a new connection.
+fn banner(addr: SocketAddr) -> String {
+    let mut c = Ctrl::connect(addr);
+    let r = c.read();
+    assert_eq!(r.code.0, 220);
+    r.lines.join(" ")
+}
+
+#[test]
+fn ferry_reload_applies_the_configuration_file_all_at_once_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("admin.sock");
+    let config = dir.path().join("ferry.toml");
+    let users = dir.path().join("users.toml");
+    let write = |banner: &str, extra: &str| {
+        std::fs::write(&config, format!("banner = {banner:?}\n{extra}[admin]\nsocket = {socket:?}\n")).unwrap();
+    };
+    write("first banner", "");
+    user_cmd(&["add", "bob"], &users, Some("pw-bob"));
+    let f = Ferry::start(&["--config", config.to_str().unwrap(), "--users", users.to_str().unwrap()]);
+    let sock = socket.to_str().unwrap();
+    assert!(banner(f.addr).contains("first banner"));
+    // A session logged in before the reload keeps its settings (the 300 s idle timeout).
+    let mut before = Ctrl::greeted(f.addr);
+    before.ok("USER bob", 331);
+    before.ok("PASS pw-bob", 230);
+    // New banner and idle timeout (applied), a passive port range (needs a restart: the sandbox's
+    // port rules are fixed at start).
+    write("second banner", "[limits]\nidle_timeout_secs = 1\n[passive]\nports = \"40000-40010\"\n");
+    let (ok, said) = ferry_cli(&["reload", "--socket", sock]);
+    assert!(ok, "{said}");
+    assert!(said.contains("reloaded configuration") && said.contains("banner, limits"), "{said}");
+    assert!(said.contains("applied only after a restart: passive.ports"), "{said}");
+    assert!(f.stderr().contains("after a restart (running values kept): passive.ports"), "{}", f.stderr());
+    assert!(banner(f.addr).contains("second banner"), "new connections see the new banner");
+    let mut after = Ctrl::greeted(f.addr);
+    after.ok("USER bob", 331);
+    after.ok("PASS pw-bob", 230);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(after.read().code.0, 421, "a new login runs with the new 1 s idle timeout");
+    before.ok("NOOP", 200);
+    // An invalid value: nothing changes, and the failure names the file and the setting.
+    write("third banner", "[limits]\nmax_sessions = 0\n");
+    let (ok, said) = ferry_cli(&["reload", "--socket", sock]);
+    assert!(!ok && said.contains("ferry.toml") && said.contains("limits.max_sessions"), "{said}");
+    assert!(banner(f.addr).contains("second banner"), "a failed reload changed the banner");
+    // A valid configuration with a broken users file: neither is applied.
+    write("fourth banner", "");
+    std::fs::write(&users, "[broken").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let (ok, said) = ferry_cli(&["reload", "--socket", sock]);
+    assert!(!ok && said.contains("users not reloaded"), "{said}");
+    assert!(banner(f.addr).contains("second banner"), "half a reload was applied");
 }
 
 #[test]
@@ -395,9 +440,25 @@ fn an_exhausted_passive_range_shows_in_metrics_and_readyz() {
     second.ok("EPSV", 425);
     let (_, metrics) = http(admin, "GET", "/metrics", None);
     assert!(metrics.lines().any(|l| l == "ferry_passive_port_exhausted_total 1"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == "ferry_passive_ports_in_use 1"),
+        "the first session holds the port: {metrics}"
+    );
     let (code, body) = http(admin, "GET", "/readyz", None);
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("passive ports exhausted"), "{body}");
+    // The port is given back when its session ends.
+    first.ok("QUIT", 221);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let freed = loop {
+        let (_, metrics) = http(admin, "GET", "/metrics", None);
+        if metrics.lines().any(|l| l == "ferry_passive_ports_in_use 0") || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(freed.lines().any(|l| l == "ferry_passive_ports_in_use 0"), "{freed}");
+    second.ok("EPSV", 229);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Ctrl, Ferry};
+use common::{read_http, Ctrl, Ferry};
 use serde_json::{json, Value};
 
 /// Headless Chromium, killed on drop.
@@ -75,22 +75,7 @@ impl Chromium {
         let s = TcpStream::connect(&self.devtools).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(&s, "GET /json/list HTTP/1.1\r\nHost: {}\r\n\r\n", self.devtools).unwrap();
-        let mut reader = BufReader::new(s);
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line.trim().is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).unwrap();
+        let (_, body) = read_http(&mut BufReader::new(s));
         let targets: Vec<Value> = serde_json::from_slice(&body).unwrap();
         let page = targets.iter().find(|t| t["type"] == "page").expect("a page target");
         page["webSocketDebuggerUrl"].as_str().unwrap().to_owned()

@@ -129,9 +129,10 @@ struct TlsMetrics {
     cert_expiry: Gauge,
 }
 
-/// Passive ports: how often none was free, and when last.
+/// Passive ports: bound now, how often none was free, and when last.
 #[derive(Debug)]
 pub(crate) struct Passive {
+    in_use: Gauge,
     exhausted: Counter,
     /// When PASV/EPSV last found no port (Unix seconds; 0: never), for `/readyz`.
     pub(crate) last_exhausted: std::sync::atomic::AtomicU64,
@@ -189,6 +190,12 @@ impl Metrics {
         registry.register("bans", "Addresses banned (after failed logins, or by the administrator)", bans.clone());
         let tls = Family::<TlsLabels, Counter>::default();
         registry.register("tls_handshakes", "TLS handshakes, by connection (control, data) and result", tls.clone());
+        let passive_in_use = Gauge::default();
+        registry.register(
+            "passive_ports_in_use",
+            "Passive listeners bound now (each holds a port until its data connection comes)",
+            passive_in_use.clone(),
+        );
         let passive_exhausted = Counter::default();
         registry.register(
             "passive_port_exhausted",
@@ -241,7 +248,11 @@ impl Metrics {
             fs,
             bans,
             tls: TlsMetrics { handshakes: tls, cert_expiry },
-            passive: Passive { exhausted: passive_exhausted, last_exhausted: std::sync::atomic::AtomicU64::new(0) },
+            passive: Passive {
+                in_use: passive_in_use,
+                exhausted: passive_exhausted,
+                last_exhausted: std::sync::atomic::AtomicU64::new(0),
+            },
             reloads: Reloads { count: reloads, last_ok: reload_time },
             per_user,
         }
@@ -269,14 +280,7 @@ impl Metrics {
             Event::Banned(..) => {
                 self.bans.inc();
             }
-            Event::Reloaded(report, _) => {
-                for _ in &report.reloaded {
-                    self.reloaded(true);
-                }
-                for _ in &report.failed {
-                    self.reloaded(false);
-                }
-            }
+            Event::Reloaded(report, _) => self.reloaded(report.failed.is_empty()),
             Event::TlsHandshake(_, channel, ok) => {
                 let connection = match channel {
                     Channel::Control => "control",
@@ -334,6 +338,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        self.passive.in_use.set(crate::datachan::passive_ports_in_use());
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

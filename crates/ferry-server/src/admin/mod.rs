@@ -300,7 +300,7 @@ fn ban_or_unban(req: &Request<hyper::body::Incoming>, shared: &Shared, ip: std::
         .query()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("secs=")))
         .and_then(|n| n.parse().ok())
-        .unwrap_or(shared.config.limits.ban_secs);
+        .unwrap_or(shared.config().limits.ban_secs);
     match bans.add(ip, std::time::Duration::from_secs(secs)) {
         Ok(ban) => {
             shared.events.emit(&crate::events::Event::Banned(&ban, "administrator"));
@@ -323,8 +323,9 @@ fn not_ready(shared: &Shared) -> Vec<String> {
     if exhausted > 0 && now.saturating_sub(exhausted) < 10 {
         reasons.push("passive ports exhausted in the last 10 s (425 to PASV/EPSV)".to_owned());
     }
-    if shared.config.storage.kind == crate::config::StorageKind::Local {
-        let root = &shared.config.root;
+    let config = shared.config();
+    if config.storage.kind == crate::config::StorageKind::Local {
+        let root = &config.root;
         if rustix::fs::access(root, rustix::fs::Access::WRITE_OK).is_err() {
             reasons.push(format!("root {} is not writable", root.display()));
         }

@@ -56,7 +56,7 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
     };
     limits.login_succeeded(cx.conn.peer.ip());
     let quota = user.limits.quota_bytes.is_some() || user.limits.quota_files.is_some();
-    let usage = if quota && cx.shared.config.storage.kind != crate::config::StorageKind::Local {
+    let usage = if quota && cx.config.storage.kind != crate::config::StorageKind::Local {
         // Usage is measured by walking the root directory, which an object store does not have:
         // quotas are not enforced there (docs/s3.md).
         tracing::warn!(user = %user.name, "quota not enforced on S3 storage");
@@ -67,6 +67,8 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
         None
     };
     cx.conn.admission.logged_in();
+    // The session runs with the settings in force when it logged in (a reload since it connected).
+    *cx.config = cx.shared.config();
     let account = Account::new(user, storage, usage, slot);
     cx.shared.events.emit(&Event::LoginOk(account.who(cx.conn)));
     *auth = Auth::LoggedIn(Box::new(account));
@@ -78,7 +80,7 @@ async fn failed_login(cx: &mut Cx<'_>, name: &str, reason: &str) -> Act {
     cx.conn.failed_logins += 1;
     let who = Who { id: cx.conn.id, ip: cx.conn.peer.ip(), user: Some(name), anonymous: false, root: None };
     cx.shared.events.emit(&Event::LoginFailed(who, reason));
-    let limits = &cx.shared.config.limits;
+    let limits = &cx.config.limits;
     let verdict = cx.shared.limit_state.login_failed(cx.conn.peer.ip(), limits);
     tokio::time::sleep(verdict.delay).await;
     if let Some(ban) = &verdict.ban {
@@ -119,7 +121,7 @@ pub(crate) fn host() -> Reply {
 fn tls_policy(cx: &Cx<'_>) -> TlsPolicy {
     match cx.tls {
         TlsState::Unavailable => TlsPolicy::Off,
-        _ => cx.shared.config.tls.effective_policy(),
+        _ => cx.config.tls.effective_policy(),
     }
 }
 
@@ -143,7 +145,7 @@ pub(crate) fn pbsz() -> Reply {
 
 /// PROT (RFC 4217 section 9).
 pub(crate) fn prot(auth: &Auth, cx: &mut Cx<'_>, level: ProtLevel) -> Reply {
-    let required = tls_required(cx.shared, cx.tls, auth);
+    let required = tls_required(cx.config, cx.tls, auth);
     let TlsState::Protected { private_data, .. } = cx.tls else {
         // The policy let PROT through only on a protected control connection.
         return replies::needs_tls("PROT");

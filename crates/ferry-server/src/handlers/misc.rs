@@ -20,7 +20,7 @@ pub(crate) fn syst() -> Reply {
 pub(crate) fn feat(cx: &Cx<'_>) -> Reply {
     let tls = !matches!(cx.tls, TlsState::Unavailable);
     // Object stores set modification times themselves.
-    let set_modified = cx.shared.config.storage.kind == crate::config::StorageKind::Local;
+    let set_modified = cx.config.storage.kind == crate::config::StorageKind::Local;
     let mut lines: Vec<String> = Verb::ALL
         .iter()
         .filter_map(|v| match v.spec().feat {

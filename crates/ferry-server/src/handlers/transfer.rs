@@ -22,7 +22,7 @@ use crate::transfer::{self, Job};
 
 fn active(a: &Account, cx: &mut Cx<'_>, target: SocketAddr, verb: &str) -> Reply {
     let fxp = a.user.limits.allow_fxp;
-    if let Err(why) = datachan::active_target_allowed(target, cx.conn.peer.ip(), &cx.shared.config, fxp) {
+    if let Err(why) = datachan::active_target_allowed(target, cx.conn.peer.ip(), cx.config, fxp) {
         tracing::warn!(%target, "refused {verb} target");
         return replies::active_refused(why);
     }
@@ -53,7 +53,7 @@ async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
         shared.events.emit(&crate::events::Event::NoPassivePort(who));
         replies::no_passive_port()
     };
-    let mut l = datachan::bind_passive(cx.conn.local.ip(), cx.shared.config.passive.ports).await.map_err(no_port)?;
+    let mut l = datachan::bind_passive(cx.conn.local.ip(), cx.config.passive.ports).await.map_err(no_port)?;
     let port = l.local_addr().map_err(no_port)?.port();
     // Load balancers relaying data connections to it must put a PROXY header first.
     if let Some(trust) = &cx.shared.proxy {
@@ -61,7 +61,7 @@ async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     }
     let setup = match data_tls(cx) {
         Some(tls) => {
-            let allow_any = cx.shared.config.passive.allow_any_peer_unsafe;
+            let allow_any = cx.config.passive.allow_any_peer_unsafe;
             DataSetup::PassiveTls(EarlyTls::start(l, cx.conn.peer.ip(), allow_any, tls).map_err(no_port)?)
         }
         None => DataSetup::Passive(l),
@@ -72,7 +72,7 @@ async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
 
 /// TLS for the next data connection, when `PROT P` is in force.
 fn data_tls(cx: &Cx<'_>) -> Option<transfer::DataTls> {
-    let config = &cx.shared.config;
+    let config = &cx.config;
     cx.tls.private_data().map(|c| transfer::DataTls {
         config: c.data.clone(),
         require_reuse: !config.tls.allow_data_without_reuse_unsafe,
@@ -81,7 +81,7 @@ fn data_tls(cx: &Cx<'_>) -> Option<transfer::DataTls> {
 }
 
 pub(crate) async fn pasv(cx: &mut Cx<'_>) -> Answer {
-    let announce = match (cx.shared.config.passive.address, cx.conn.local.ip()) {
+    let announce = match (cx.config.passive.address, cx.conn.local.ip()) {
         (Some(IpAddr::V4(a)), IpAddr::V4(_)) => a,
         (_, IpAddr::V4(local)) => local,
         (_, IpAddr::V6(_)) => return Err(replies::pasv_ipv4_only()),
@@ -157,7 +157,7 @@ pub(crate) fn start(
 ) -> Result<Running, Reply> {
     let setup = cx.xfer.data.take().ok_or_else(replies::no_data_setup)?;
     let tls = data_tls(cx);
-    let config = &cx.shared.config;
+    let config = &cx.config;
     let plan = DataPlan {
         setup,
         control_peer: cx.conn.peer.ip(),
@@ -253,6 +253,12 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
             }
         }
     };
+    // With `upload.verify` hooks nothing appears under the name before their verdict.
+    let verify = cx.shared.events.hooks.get().and_then(crate::hooks::Hooks::verifiers).map(|verifiers| {
+        let payload = crate::hooks::Payload::verify(&a.who(cx.conn), path.as_str(), 0, std::path::Path::new(""));
+        transfer::Verify { verifiers, payload, root: a.user.root.clone() }
+    });
+    let mode = if verify.is_some() && mode == WriteMode::Replace { WriteMode::ReplaceHidden } else { mode };
     let quota = quota_guard(a, &path, mode).await?;
     let upload = a.storage.write(&path, mode).await.map_err(|e| replies::storage_error(&e, &shown))?;
     let ascii = cx.xfer.repr == Repr::Ascii;
@@ -261,7 +267,7 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
         StoreKind::Stor(_) => (Opening::Upload { ascii, shown }, "STOR"),
         StoreKind::Appe(_) => (Opening::Upload { ascii, shown }, "APPE"),
     };
-    let job = Job::Receive { upload, ascii, fsync: cx.shared.config.fsync, quota };
+    let job = Job::Receive { upload, ascii, fsync: cx.config.fsync, quota, verify };
     start(a, cx, job, verb, path.to_string(), opening)
 }
 
@@ -284,7 +290,9 @@ async fn quota_guard(a: &Account, path: &VirtualPath, mode: WriteMode) -> Result
         let kept = match mode {
             WriteMode::Append => now.bytes,
             WriteMode::At(n) => now.bytes.saturating_sub(old_len.unwrap_or(0)) + n,
-            WriteMode::Replace | WriteMode::CreateNew => now.bytes.saturating_sub(old_len.unwrap_or(0)),
+            WriteMode::Replace | WriteMode::ReplaceHidden | WriteMode::CreateNew => {
+                now.bytes.saturating_sub(old_len.unwrap_or(0))
+            }
         };
         q.saturating_sub(kept)
     });

@@ -47,6 +47,8 @@ enum Flow {
 /// The session: its parts, each typed ([`state`]).
 pub(crate) struct Session {
     shared: Arc<Shared>,
+    /// The configuration it runs with: the server's when it connected, again when it logs in.
+    config: Arc<crate::config::Config>,
     conn: Conn,
     auth: Auth,
     tls: TlsState,
@@ -92,7 +94,7 @@ pub(crate) async fn run(
             }
         };
     }
-    s.reply(replies::greeting(&s.shared.config.banner));
+    s.reply(replies::greeting(&s.config.banner));
     let result = s.main_loop(io, kick).await;
     if let Some(mut t) = s.running.take() {
         // The control connection is gone: stop the transfer, and let it finish stopping (an upload
@@ -114,9 +116,11 @@ pub(crate) async fn run(
 
 impl Session {
     fn new(shared: Arc<Shared>, conn: Conn) -> Self {
-        let tls = TlsState::for_new_session(&shared);
+        let config = shared.config();
+        let tls = TlsState::for_new_session(&shared, &config);
         Self {
             shared,
+            config,
             conn,
             auth: Auth::Fresh,
             tls,
@@ -132,6 +136,7 @@ impl Session {
     pub(crate) fn split(&mut self) -> (&mut Auth, Cx<'_>) {
         let cx = Cx {
             shared: &self.shared,
+            config: &mut self.config,
             conn: &mut self.conn,
             tls: &mut self.tls,
             xfer: &mut self.xfer,
@@ -149,7 +154,7 @@ impl Session {
             .as_ref()
             .map(|t| t.session_configs())
             .ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
-        let timeout = std::time::Duration::from_secs(self.shared.config.tls.handshake_timeout_secs);
+        let timeout = std::time::Duration::from_secs(self.config.tls.handshake_timeout_secs);
         let accept = tokio_rustls::TlsAcceptor::from(configs.control.clone()).accept(io);
         let result = tokio::time::timeout(timeout, accept)
             .await
@@ -178,7 +183,7 @@ impl Session {
     }
 
     fn deadline(&self) -> TokioInstant {
-        let limits = &self.shared.config.limits;
+        let limits = &self.config.limits;
         match self.auth {
             Auth::LoggedIn(_) => TokioInstant::now() + limits.idle_timeout(),
             _ => TokioInstant::from_std(self.conn.since) + limits.login_timeout(),
@@ -186,7 +191,7 @@ impl Session {
     }
 
     async fn main_loop(&mut self, mut io: Box<dyn Io>, kick: CancellationToken) -> std::io::Result<()> {
-        let mut splitter = LineSplitter::new(self.shared.config.limits.max_line);
+        let mut splitter = LineSplitter::new(self.config.limits.max_line);
         let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
         // The first bytes, held back until they cannot begin a PROXY header: a trusted balancer's
         // header was taken off before the session started, so one here is refused. `None` once
@@ -312,7 +317,7 @@ impl Session {
                 self.out.clear();
                 // Anything the client pipelined after AUTH in clear text is dropped: it must not be
                 // taken as if it had come over TLS.
-                *splitter = LineSplitter::new(self.shared.config.limits.max_line);
+                *splitter = LineSplitter::new(self.config.limits.max_line);
                 queue.clear();
                 match Box::pin(self.tls_accept(io, private_data)).await {
                     Ok(io) => Ok(Some(io)),

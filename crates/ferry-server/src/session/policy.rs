@@ -6,8 +6,8 @@ use ferry_proto::{Command, Reply};
 
 use super::state::{Auth, Pending, TlsState};
 use super::Session;
+use crate::config::Config;
 use crate::replies;
-use crate::server::Shared;
 use crate::tls::TlsPolicy;
 
 /// Checks everything `cmd` needs before its handler runs, in this order: login (530), permission
@@ -27,7 +27,7 @@ pub(crate) fn check(s: &Session, cmd: &Command) -> Result<(), Reply> {
     match spec.needs {
         Needs::Nothing => Ok(()),
         Needs::DataConnection if s.xfer.data.is_none() => Err(replies::no_data_setup()),
-        Needs::DataConnection if tls_required(&s.shared, &s.tls, &s.auth) && s.tls.private_data().is_none() => {
+        Needs::DataConnection if tls_required(&s.config, &s.tls, &s.auth) && s.tls.private_data().is_none() => {
             Err(replies::data_must_be_protected())
         }
         Needs::DataConnection => Ok(()),
@@ -64,8 +64,8 @@ pub(crate) fn keep_pending(pending: &mut Pending, cmd: &Command) {
 
 /// Whether this session must use TLS, for the control connection and for data: the server's
 /// policy says so, or the account does.
-pub(crate) fn tls_required(shared: &Shared, tls: &TlsState, auth: &Auth) -> bool {
-    let server = tls.available() && shared.config.tls.effective_policy() == TlsPolicy::Required;
+pub(crate) fn tls_required(config: &Config, tls: &TlsState, auth: &Auth) -> bool {
+    let server = tls.available() && config.tls.effective_policy() == TlsPolicy::Required;
     server || auth.account().is_some_and(|a| a.user.tls_required)
 }
 

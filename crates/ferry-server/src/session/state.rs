@@ -176,9 +176,9 @@ pub(crate) enum TlsState {
 
 impl TlsState {
     /// For a new connection to this server.
-    pub fn for_new_session(shared: &Shared) -> Self {
+    pub fn for_new_session(shared: &Shared, config: &crate::config::Config) -> Self {
         match &shared.tls {
-            Some(_) if shared.config.tls.effective_policy() != crate::tls::TlsPolicy::Off => Self::Offered,
+            Some(_) if config.tls.effective_policy() != crate::tls::TlsPolicy::Off => Self::Offered,
             _ => Self::Unavailable,
         }
     }
@@ -290,8 +290,10 @@ pub(crate) type TransferTask = std::pin::Pin<Box<dyn std::future::Future<Output 
 /// What a handler sees of the session besides the login: split from [`Session`] so that a
 /// handler can hold the account and these at once.
 pub(crate) struct Cx<'a> {
-    /// Server-wide state and configuration.
+    /// Server-wide state.
     pub shared: &'a Arc<Shared>,
+    /// The configuration this session runs with (taken when it connected; again at login).
+    pub config: &'a mut Arc<crate::config::Config>,
     /// The control connection.
     pub conn: &'a mut Conn,
     /// TLS on this session.

@@ -167,6 +167,9 @@ pub enum WriteMode {
     /// that replaces the old one only on [`Upload::commit`]; a new file is written in place so an
     /// interrupted upload can be resumed.
     Replace,
+    /// `STOR` when uploads are verified before they appear: as [`WriteMode::Replace`], but a new
+    /// file too is written to a temporary, so nothing is under the name before the verdict.
+    ReplaceHidden,
     /// `STOU`: create a new file; fail if the name exists.
     CreateNew,
     /// `APPE`: append, creating the file if needed.
@@ -200,6 +203,16 @@ pub trait Upload: AsyncWrite + Send + Unpin {
         self.write_all(&buf).await?;
         Ok(buf)
     }
+    /// Writes `last` and completes the upload up to the point of publishing it, for a verifier
+    /// (the `upload.verify` hook): the bytes are durable (with `fsync`) in a file a verifier can
+    /// read, not yet under the final name when the upload replaces or creates a file.
+    /// [`StagedUpload::publish`] or [`StagedUpload::quarantine`] ends it. Backends without local
+    /// files answer [`StorageError::Unsupported`].
+    async fn stage(self: Box<Self>, last: Vec<u8>, fsync: bool) -> Result<Box<dyn StagedUpload>> {
+        let _ = (last, fsync);
+        self.abort().await;
+        Err(StorageError::Unsupported)
+    }
     /// Abandons the upload: a temporary file is removed and the old file is left untouched; data
     /// written in place (new file, append, offset) stays, so the client can resume.
     async fn abort(self: Box<Self>);
@@ -208,6 +221,23 @@ pub trait Upload: AsyncWrite + Send + Unpin {
     async fn discard(self: Box<Self>) {
         self.abort().await;
     }
+}
+
+/// An upload whose bytes are complete and durable, waiting for a verifier's verdict
+/// ([`Upload::stage`]).
+#[async_trait]
+pub trait StagedUpload: Send {
+    /// Where the bytes are, relative to the root: a hidden temporary name (`TEMP_PREFIX`), or
+    /// the final name for `APPE` and `REST`+`STOR`, which write in place.
+    fn path(&self) -> &std::path::Path;
+    /// The file's length.
+    fn size(&self) -> u64;
+    /// Accepted: the file takes its final name (replacing the old one). Returns its length.
+    async fn publish(self: Box<Self>, fsync: bool) -> Result<u64>;
+    /// Rejected: the bytes are moved (or, written in place, copied) to `dir/name` and the upload
+    /// is undone: a replaced file stays as it was, a new one never appears, an appended or
+    /// resumed one goes back to its old length.
+    async fn quarantine(self: Box<Self>, dir: &std::path::Path, name: &str) -> Result<()>;
 }
 
 /// The file operations of one user's view of storage. Paths are virtual: the backend maps them

@@ -332,7 +332,7 @@ impl Storage for S3Storage {
         self.check_parent(path).await?;
         let key = file_key(path);
         let keep = match mode {
-            WriteMode::Replace => 0,
+            WriteMode::Replace | WriteMode::ReplaceHidden => 0,
             WriteMode::CreateNew => {
                 if self.stat_file(path).await?.is_some() {
                     return Err(StorageError::AlreadyExists);

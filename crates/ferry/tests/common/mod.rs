@@ -240,3 +240,43 @@ pub fn protected_login(f: &Ferry, config: &std::sync::Arc<rustls::ClientConfig>)
     c.ok("TYPE I", 200);
     c
 }
+
+/// `ferry user ...` on `file`, the password on stdin.
+pub fn user_cmd(args: &[&str], file: &Path, password: Option<&str>) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("user")
+        .args(args)
+        .arg("--users")
+        .arg(file)
+        .args(password.map(|_| "--password-stdin"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(p) = password {
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{p}\n").as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ferry user {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads one HTTP/1.1 message's head and body from `reader`: the header lines (name lowercased,
+/// value trimmed) and the body (by Content-Length).
+pub fn read_http(reader: &mut impl BufRead) -> (Vec<(String, String)>, Vec<u8>) {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap_or(0));
+    let mut body = vec![0u8; length];
+    std::io::Read::read_exact(reader, &mut body).unwrap();
+    (headers, body)
+}

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use cap_std::fs::{Dir, MetadataExt as _, OpenOptions, Permissions, PermissionsExt};
 use tokio::io::AsyncWrite;
 
-use crate::storage::{Result, StorageError, Upload, WriteMode, TEMP_PREFIX};
+use crate::storage::{Result, StagedUpload, StorageError, Upload, WriteMode, TEMP_PREFIX};
 
 /// A named temporary for `target` in the same directory: `.ferry-upload.NAME.PID.RANDOM`, with
 /// the writing process's id so that a sweep can tell a dead server's leftovers from a live one's.
@@ -39,8 +39,8 @@ fn temp_name(target: &Path) -> PathBuf {
 #[derive(Debug)]
 enum Temp {
     /// An `O_TMPFILE` in the target's directory (`parent`, opened beneath the root): named and
-    /// renamed over `name` at commit.
-    Unnamed { parent: Dir, name: PathBuf },
+    /// renamed over `name` at commit. `target`: the whole path, relative to the root.
+    Unnamed { parent: Dir, name: PathBuf, target: PathBuf },
     /// A named temporary beside the target (both relative to the root).
     Named { tmp: PathBuf, target: PathBuf },
 }
@@ -93,9 +93,13 @@ pub(super) fn open(d: &Dir, target: &Path, mode: WriteMode) -> io::Result<Opened
     let mut opts = OpenOptions::new();
     opts.read(true).write(true);
     let (file, temp, undo) = match mode {
-        WriteMode::Replace if existing.is_some() => {
+        WriteMode::Replace | WriteMode::ReplaceHidden if existing.is_some() => {
             let mode_bits = existing.as_ref().map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
             let (file, temp) = replacement(d, target, mode_bits)?;
+            (file, Some(temp), Undo::Nothing)
+        }
+        WriteMode::ReplaceHidden => {
+            let (file, temp) = replacement(d, target, 0o644)?;
             (file, Some(temp), Undo::Nothing)
         }
         WriteMode::Replace => {
@@ -153,7 +157,7 @@ fn replacement(d: &Dir, target: &Path, mode_bits: u32) -> io::Result<(std::fs::F
                 // The umask may have taken bits off; the replacement keeps the old file's mode.
                 let _ = file
                     .set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode_bits));
-                return Ok((file, Temp::Unnamed { parent, name }));
+                return Ok((file, Temp::Unnamed { parent, name, target: target.to_path_buf() }));
             }
             // Filesystems without O_TMPFILE answer EOPNOTSUPP (old kernels EISDIR or EINVAL).
             Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {}
@@ -267,6 +271,19 @@ impl Upload for LocalUpload {
     async fn discard(mut self: Box<Self>) {
         self.undo().await;
         self.abort().await;
+    }
+
+    async fn stage(mut self: Box<Self>, last: Vec<u8>, fsync: bool) -> Result<Box<dyn StagedUpload>> {
+        self.settle().await?;
+        let file = self.file.clone();
+        let dir = self.dir.clone();
+        let temp = self.temp.take();
+        let undo = std::mem::replace(&mut self.undo, Undo::Nothing);
+        self.done = true;
+        let staged = tokio::task::spawn_blocking(move || stage_blocking(file, dir, last, temp, undo, fsync))
+            .await
+            .map_err(|e| StorageError::Io(io::Error::other(e)))??;
+        Ok(Box::new(staged))
     }
 
     async fn abort(mut self: Box<Self>) {
@@ -387,7 +404,7 @@ fn complete_blocking(
                 sync_dir(&parent_of(dir, &target)?);
             }
         }
-        Some(Temp::Unnamed { parent, name }) => {
+        Some(Temp::Unnamed { parent, name, .. }) => {
             // Named for an instant (link), then renamed over the old file: a crash between the
             // two leaves a named temporary, which the start-up sweep removes.
             use std::os::fd::AsRawFd as _;
@@ -404,6 +421,181 @@ fn complete_blocking(
         }
     }
     Ok(len)
+}
+
+/// An upload waiting for its verdict ([`Upload::stage`]).
+struct LocalStaged {
+    file: Arc<std::fs::File>,
+    dir: Arc<Dir>,
+    len: u64,
+    /// `None` once published or quarantined.
+    at: Option<Staging>,
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        // Dropped without a verdict (the session ended while the verifier ran): like an aborted
+        // upload, the temporary goes; bytes written in place stay (resumable).
+        if let Some(Staging::Hidden { tmp, .. }) = &self.at {
+            let _ = self.dir.remove_file(tmp);
+        }
+    }
+}
+
+/// Where a staged upload's bytes are.
+enum Staging {
+    /// Under a hidden temporary name (relative to the root), renamed to `target` when accepted.
+    Hidden { tmp: PathBuf, target: PathBuf },
+    /// Under the final name already (`APPE`, `REST`+`STOR`); `undo` takes it back.
+    InPlace { path: PathBuf, undo: Undo },
+}
+
+/// The blocking part of [`LocalUpload::stage`]: the last bytes, `fsync`, and a name to read the
+/// bytes by.
+fn stage_blocking(
+    file: Arc<std::fs::File>,
+    dir: Arc<Dir>,
+    last: Vec<u8>,
+    temp: Option<Temp>,
+    undo: Undo,
+    fsync: bool,
+) -> io::Result<LocalStaged> {
+    use std::io::Write as _;
+    (&*file).write_all(&last)?;
+    if fsync {
+        file.sync_all()?;
+    }
+    let len = file.metadata()?.len();
+    let at = match (temp, undo) {
+        (Some(Temp::Named { tmp, target }), _) => Staging::Hidden { tmp, target },
+        (Some(Temp::Unnamed { parent, target, .. }), _) => {
+            use std::os::fd::AsRawFd as _;
+            let tmp = temp_name(&target);
+            let tmp_name = tmp.file_name().map(PathBuf::from).unwrap_or_default();
+            let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                source.as_str(),
+                &parent,
+                &tmp_name,
+                rustix::fs::AtFlags::SYMLINK_FOLLOW,
+            )?;
+            Staging::Hidden { tmp, target }
+        }
+        (None, undo) => {
+            let path = match &undo {
+                Undo::Remove(p) | Undo::Truncate(p, _) => p.clone(),
+                Undo::Nothing => return Err(io::Error::other("an in-place upload without its path")),
+            };
+            Staging::InPlace { path, undo }
+        }
+    };
+    Ok(LocalStaged { file, dir, len, at: Some(at) })
+}
+
+#[async_trait]
+impl StagedUpload for LocalStaged {
+    fn path(&self) -> &Path {
+        match &self.at {
+            Some(Staging::Hidden { tmp, .. }) => tmp,
+            Some(Staging::InPlace { path, .. }) => path,
+            None => Path::new(""),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        self.len
+    }
+
+    async fn publish(mut self: Box<Self>, fsync: bool) -> Result<u64> {
+        let len = self.len;
+        tokio::task::spawn_blocking(move || {
+            let path = match self.at.take() {
+                Some(Staging::Hidden { tmp, target }) => {
+                    if let Err(e) = self.dir.rename(&tmp, &self.dir, &target) {
+                        let _ = self.dir.remove_file(&tmp);
+                        return Err(e);
+                    }
+                    target
+                }
+                Some(Staging::InPlace { path, .. }) => path,
+                None => return Ok(len),
+            };
+            if fsync {
+                sync_dir(&parent_of(&self.dir, &path)?);
+            }
+            Ok(len)
+        })
+        .await
+        .map_err(|e| StorageError::Io(io::Error::other(e)))?
+        .map_err(StorageError::from)
+    }
+
+    async fn quarantine(mut self: Box<Self>, to: &Path, name: &str) -> Result<()> {
+        let to = to.to_path_buf();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let q = Dir::open_ambient_dir(&to, cap_std::ambient_authority());
+            let at = self.at.take();
+            let q = match (q, at) {
+                (Ok(q), at) => (q, at),
+                // Not published either way: the temporary goes, an in-place write is undone.
+                (Err(e), Some(Staging::Hidden { tmp, .. })) => {
+                    let _ = self.dir.remove_file(tmp);
+                    return Err(e);
+                }
+                (Err(e), Some(Staging::InPlace { path, undo })) => {
+                    undo_in_place(&self.dir, &self.file, &path, undo)?;
+                    return Err(e);
+                }
+                (Err(e), None) => return Err(e),
+            };
+            let (q, at) = q;
+            match at {
+                None => Ok(()),
+                Some(Staging::Hidden { tmp, .. }) => {
+                    // The same filesystem: a rename; else a copy (the temporary goes either way).
+                    let moved = match self.dir.rename(&tmp, &q, &name) {
+                        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+                            copy_out(&self.file, &q, &name)
+                        }
+                        r => r,
+                    };
+                    let _ = self.dir.remove_file(&tmp);
+                    moved
+                }
+                Some(Staging::InPlace { path, undo }) => {
+                    let copied = copy_out(&self.file, &q, &name);
+                    undo_in_place(&self.dir, &self.file, &path, undo)?;
+                    copied
+                }
+            }
+        })
+        .await
+        .map_err(|e| StorageError::Io(io::Error::other(e)))?
+        .map_err(StorageError::from)
+    }
+}
+
+/// Takes back an upload written in place: a file it created is removed, an appended or resumed
+/// one cut back to its old length.
+fn undo_in_place(dir: &Dir, file: &std::fs::File, path: &Path, undo: Undo) -> io::Result<()> {
+    match undo {
+        Undo::Remove(_) => dir.remove_file(path),
+        Undo::Truncate(_, len) => file.set_len(len).and_then(|()| file.sync_all()),
+        Undo::Nothing => Ok(()),
+    }
+}
+
+/// Copies the whole of `file` to a new file `name` in `dir`, durably.
+fn copy_out(file: &std::fs::File, dir: &Dir, name: &str) -> io::Result<()> {
+    let mut excl = OpenOptions::new();
+    excl.write(true).create_new(true);
+    let mut out = dir.open_with(name, &excl)?.into_std();
+    let mut src = file.try_clone()?;
+    src.seek(SeekFrom::Start(0))?;
+    std::io::copy(&mut src, &mut out)?;
+    out.sync_all()
 }
 
 /// Makes a rename in `dir` durable.
