@@ -80,6 +80,54 @@ impl Hasher {
     }
 }
 
+/// What watches a digest being computed from a file's bytes: the bytes read so far (`STAT`),
+/// `ABOR` (the reading stops), and the pace (the user's download rate, when limited: hashing reads
+/// the file as a download would).
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    /// Bytes read so far.
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Cancelled by ABOR or the end of the session.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Bytes per second at most.
+    pub rate: Option<u64>,
+    /// When the reading started, for the pace.
+    pub started: Option<std::time::Instant>,
+}
+
+impl Watch {
+    /// How long to wait after `total` bytes so as not to exceed the rate.
+    fn pause(&self, total: u64) -> Option<std::time::Duration> {
+        let (rate, started) = (self.rate.filter(|r| *r > 0)?, self.started?);
+        let due = std::time::Duration::from_secs_f64(total as f64 / rate as f64);
+        due.checked_sub(started.elapsed())
+    }
+
+    /// `n` more bytes were read (on a blocking thread): count them, stop if cancelled, keep the pace.
+    pub fn read_blocking(&self, n: u64) -> std::io::Result<()> {
+        let total = self.progress.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if self.cancel.is_cancelled() {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "digest aborted"));
+        }
+        if let Some(p) = self.pause(total) {
+            std::thread::sleep(p);
+        }
+        Ok(())
+    }
+
+    /// `n` more bytes were read (in a task): count them, stop if cancelled, keep the pace.
+    pub async fn read(&self, n: u64) -> std::io::Result<()> {
+        let total = self.progress.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if self.cancel.is_cancelled() {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "digest aborted"));
+        }
+        if let Some(p) = self.pause(total) {
+            tokio::time::sleep(p).await;
+        }
+        Ok(())
+    }
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;

@@ -443,6 +443,8 @@ pub enum Opening {
         /// The path as the client wrote it.
         shown: String,
     },
+    /// HASH or an X digest verb: no data connection; the answer comes when the digest is done.
+    Digest,
     /// STOU: the name chosen.
     Unique {
         /// The file name.
@@ -469,6 +471,8 @@ pub fn opening(o: &Opening) -> Reply {
         Opening::Upload { ascii, shown } => format!("Opening {} mode data connection for {shown}.", mode_name(*ascii)),
         Opening::Unique { name } => format!("FILE: {name}"),
         Opening::Listing => "Here comes the directory listing.".to_string(),
+        // A digest opens no data connection.
+        Opening::Digest => "Computing the digest.".to_string(),
     };
     r(C::FILE_STATUS_OK, text)
 }
@@ -612,6 +616,11 @@ pub fn hash(algorithm: &str, start: u64, end: u64, hex: &str, path: &str) -> Rep
 /// 350 for RANG: the next HASH covers this range.
 pub fn range_set(start: u64, end: u64) -> Reply {
     r(C::PENDING_FURTHER_INFO, format!("Restarting at {start}. Ending at {end}."))
+}
+
+/// 426 for a digest stopped by ABOR.
+pub fn digest_aborted() -> Reply {
+    r(C::TRANSFER_ABORTED, "Digest aborted.")
 }
 
 /// 250 with a digest, for XSHA1/XSHA256/XSHA512/XMD5/XCRC.

@@ -206,6 +206,8 @@ pub enum TransferEvent {
     Opened(crate::datachan::DataEnds),
     /// The transfer is over and the data connection closed.
     Done(Outcome),
+    /// A job without a data connection (a digest) is over: its reply.
+    Answered(ferry_proto::Reply),
 }
 
 /// Runs one transfer to the end.

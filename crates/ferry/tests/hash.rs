@@ -123,3 +123,43 @@ fn every_algorithm_ranges_and_the_x_verbs() {
     c.ok("HASH nope.bin", 550);
     assert!(c.ok("XMD5 ../../etc/passwd", 550).lines[0].contains("No such file"), "never outside the root");
 }
+
+#[test]
+fn a_long_hash_leaves_the_session_responsive_and_abor_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // bob may read 20 MB/s: a 60 MB file takes three seconds to hash, whatever the machine.
+    let users = dir.path().join("users.toml");
+    common::user_cmd(&["add", "bob"], &users, Some("bob-pw"));
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str("download_bps = 20000000\n");
+    std::fs::write(&users, text).unwrap();
+    let f = Ferry::start(&["--users", users.to_str().unwrap()]);
+    let path = f.root.join("sixty.bin");
+    std::fs::write(&path, random_bytes(60_000_000, 3)).unwrap();
+    let mut c = common::Ctrl::greeted(f.addr);
+    c.ok("USER bob", 331);
+    c.ok("PASS bob-pw", 230);
+    c.send("HASH sixty.bin");
+    std::thread::sleep(Duration::from_millis(500));
+    // The session answers at once meanwhile: NOOP, and STAT with the progress.
+    let asked = Instant::now();
+    c.ok("NOOP", 200);
+    let stat = c.ok("STAT", 213).lines.join(" ");
+    assert!(asked.elapsed() < Duration::from_millis(500), "the session waited for the digest");
+    assert!(stat.contains("HASH") && stat.contains("/sixty.bin"), "{stat}");
+    // ABOR stops it: 426 for the digest, 226 for the ABOR.
+    c.send("ABOR");
+    assert_eq!(c.read().code.0, 426);
+    assert_eq!(c.read().code.0, 226);
+    assert!(kept(&path).is_empty(), "an aborted digest keeps nothing");
+    // Let alone, it finishes, paced by the user's rate (about 3 s), and is right.
+    let started = Instant::now();
+    let r = c.ok("HASH sixty.bin", 213);
+    let took = started.elapsed();
+    assert!(r.lines[0].contains(&coreutils("sha256sum", &path)), "{r:?}");
+    assert!(took >= Duration::from_millis(2500), "the rate was not kept: {took:?}");
+    // Then it is kept: at once.
+    let started = Instant::now();
+    c.ok("HASH sixty.bin", 213);
+    assert!(started.elapsed() < Duration::from_millis(100));
+}

@@ -15,8 +15,8 @@ use crate::servers::{self, Kind, Server};
 use crate::workloads::{self, Measure, Target};
 
 /// The workloads, in the order each run goes through them.
-pub const WORKLOADS: [&str; 11] =
-    ["raw", "retr", "stor", "small", "list", "connect", "concurrent", "idle", "hold", "get", "mirror"];
+pub const WORKLOADS: [&str; 12] =
+    ["raw", "retr", "stor", "small", "list", "connect", "concurrent", "idle", "hold", "hash", "get", "mirror"];
 
 /// Halves of a workload that `--only` also accepts (for profiling one of them).
 const PARTS: [(&str, &str); 2] = [("small-retr", "small"), ("small-stor", "small")];
@@ -262,6 +262,16 @@ pub fn run(opts: Options) -> Result<()> {
                 "raw" => {
                     let r = rt.block_on(bounded(limit, workloads::raw_tcp(&data.join("big.bin"), &sizes)));
                     record(run, w, "limit".into(), r);
+                }
+                "hash" => {
+                    // Ferry only (no peer answers HASH), then the floor: the same file read and
+                    // hashed by this process.
+                    for s in running.iter().filter(|s| s.kind == Kind::Ferry) {
+                        let t = Target::of(s, owner.as_ref(), run);
+                        let r = rt.block_on(bounded(limit, workloads::hash(&t, &sizes)));
+                        record(run, w, s.kind.name().into(), r);
+                    }
+                    record(run, w, "limit".into(), workloads::hash_floor(&data.join("big.bin")));
                 }
                 "get" | "mirror" => {
                     let tools = if w == "get" { [Tool::FerryGet, Tool::Curl] } else { [Tool::FerryMirror, Tool::Lftp] };

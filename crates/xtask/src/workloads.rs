@@ -147,6 +147,54 @@ pub async fn stor(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     Ok(vec![measure("stor", sizes.big as f64 / MIB / e, (e, g, s), json!({ "bytes": sizes.big }))])
 }
 
+/// `HASH` (Ferry only; draft-bryan-ftpext-hash-02): of a file just uploaded through the server,
+/// whose SHA-256 was kept as it streamed (ms), and of the download file, placed beside the server
+/// and never hashed before (its kept digest removed first: MiB/s), with this process's own read +
+/// SHA-256 of the same file as the floor.
+pub async fn hash(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let (dir, local) = t.upload_dir("hash")?;
+    let mut chunk = vec![0u8; DATA_BUF];
+    Noise::new(11).fill(&mut chunk);
+    let mut c = t.login().await?;
+    let path = format!("{dir}/up.bin");
+    c.upload(&path, &chunk, sizes.big).await?;
+    let (_, e, g, s) = timed(t.pid, c.expect(&format!("HASH {path}"), 213)).await?;
+    let uploaded = measure("hash_uploaded", e * 1000.0, (e, g, s), json!({ "bytes": sizes.big }));
+    std::fs::remove_file(local.join("up.bin"))?;
+    let placed = t.data_root().join("big.bin");
+    // Never hashed: whatever an earlier run kept goes.
+    let _ = rustix::fs::removexattr(&placed, "user.ferry.hash.sha-256");
+    let (r, e, g, s) = timed(t.pid, c.expect("HASH /big.bin", 213)).await?;
+    let size = std::fs::metadata(&placed)?.len();
+    let hashed = measure("hash_placed", size as f64 / MIB / e, (e, g, s), json!({ "reply": crate::ftp::one_line(&r) }));
+    c.quit().await?;
+    Ok(vec![uploaded, hashed])
+}
+
+/// The floor of hashing a file: read it and compute its SHA-256 here (1 MiB reads), MiB/s.
+pub fn hash_floor(file: &Path) -> Result<Vec<Measure>> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let t0 = Instant::now();
+    let cpu0 = procstat::self_cpu();
+    let mut f = std::fs::File::open(file)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+    }
+    let _ = h.finalize();
+    let e = t0.elapsed().as_secs_f64();
+    let g = (procstat::self_cpu() - cpu0).as_secs_f64();
+    Ok(vec![measure("hash_placed", total as f64 / MIB / e, (e, g, 0.0), json!({ "bytes": total }))])
+}
+
 /// The small files, downloaded then uploaded on one control connection: files/s each.
 /// `retr`/`stor` choose the halves (both for the benchmark; one at a time for profiling).
 pub async fn small(t: &Target, sizes: &Sizes, retr: bool, stor: bool) -> Result<Vec<Measure>> {

@@ -1,15 +1,18 @@
 //! DELE, RNFR/RNTO, SIZE, MDTM, MFMT, HASH and SITE.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferry_proto::command::SiteCommand;
 use ferry_proto::listing;
+use ferry_proto::Reply;
 
 use super::Answer;
 use crate::auth::Permission;
 use crate::events::{Event, FsOp};
 use crate::replies;
-use crate::session::state::{Account, Cx, Pending};
+use crate::digest::{HashAlg, Watch};
+use crate::session::state::{Account, Cx, Pending, Running, Then, TransferInfo};
+use crate::transfer::TransferEvent;
 use crate::storage::{Metadata, StorageError};
 
 pub(crate) async fn dele(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
@@ -86,43 +89,67 @@ pub(crate) async fn mfmt(a: &Account, time: SystemTime, arg: &str) -> Answer {
 
 /// HASH (draft-bryan-ftpext-hash-02): the digest of the file (of the `RANG` range, when one
 /// is pending) under the session's algorithm (`OPTS HASH`). Files uploaded through Ferry, and
-/// those hashed before, answer from the digest kept with them.
-pub(crate) async fn hash(a: &mut Account, cx: &Cx<'_>, arg: &str) -> Answer {
+/// those hashed before, answer from the digest kept with them; others are read while the session
+/// goes on serving `STAT` (progress), `ABOR` (stops it), `NOOP` and `QUIT`.
+pub(crate) fn hash(a: &mut Account, cx: &Cx<'_>, arg: &str) -> Result<Running, Reply> {
     let range = match std::mem::replace(&mut a.pending, Pending::Nothing) {
         Pending::Range(start, end) => Some((start, end)),
         _ => None,
     };
-    let alg = cx.xfer.hash;
-    let (hex, start, end) = digest(a, alg, range, arg).await?;
-    Ok(replies::hash(alg.name(), start, end, &hex, arg))
+    digest_job(a, cx.xfer.hash, range, arg, DigestAnswer::Hash)
 }
 
 /// RANG (draft-bryan-ftpext-hash-02 section 4): the range of the next HASH.
-pub(crate) fn rang(a: &mut Account, start: u64, end: u64) -> ferry_proto::Reply {
+pub(crate) fn rang(a: &mut Account, start: u64, end: u64) -> Reply {
     a.pending = Pending::Range(start, end);
     replies::range_set(start, end)
 }
 
 /// XSHA1, XSHA256, XSHA512, XMD5, XCRC: the whole file's digest, as ProFTPD's mod_digest
 /// answers them (`250 HEX`).
-pub(crate) async fn xdigest(a: &Account, alg: crate::digest::HashAlg, arg: &str) -> Answer {
-    let (hex, _, _) = digest(a, alg, None, arg).await?;
-    Ok(replies::xdigest(&hex))
+pub(crate) fn xdigest(a: &Account, alg: HashAlg, arg: &str) -> Result<Running, Reply> {
+    digest_job(a, alg, None, arg, DigestAnswer::Hex)
 }
 
-async fn digest(
-    a: &Account,
-    alg: crate::digest::HashAlg,
-    range: Option<(u64, u64)>,
-    arg: &str,
-) -> Result<(String, u64, u64), ferry_proto::Reply> {
+/// How a digest is answered.
+#[derive(Debug, Clone, Copy)]
+enum DigestAnswer {
+    /// `213 ALG START-END HEX PATH` (HASH).
+    Hash,
+    /// `250 HEX` (the X verbs).
+    Hex,
+}
+
+/// Computes a digest as a job the session runs beside its control connection, like a transfer.
+fn digest_job(a: &Account, alg: HashAlg, range: Option<(u64, u64)>, arg: &str, answer: DigestAnswer) -> Result<Running, Reply> {
     let path = a.resolve(arg)?;
-    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    match a.storage.digest(&path, alg, range, progress).await {
-        Ok(d) => Ok(d),
-        Err(StorageError::IsADirectory) => Err(replies::not_a_regular_file(arg)),
-        Err(e) => Err(replies::storage_error(&e, arg)),
-    }
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let watch = Watch { rate: a.user.limits.download_bps, started: Some(Instant::now()), ..Watch::default() };
+    let (cancel, progress) = (watch.cancel.clone(), watch.progress.clone());
+    let storage = a.storage.clone();
+    let shown = arg.to_string();
+    let shown_path = path.to_string();
+    let task = Box::pin(async move {
+        let reply = match storage.digest(&path, alg, range, watch).await {
+            Ok((hex, start, end)) => match answer {
+                DigestAnswer::Hash => replies::hash(alg.name(), start, end, &hex, &shown),
+                DigestAnswer::Hex => replies::xdigest(&hex),
+            },
+            Err(StorageError::IsADirectory) => replies::not_a_regular_file(&shown),
+            Err(StorageError::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => replies::digest_aborted(),
+            Err(e) => replies::storage_error(&e, &shown),
+        };
+        let _ = tx.send(TransferEvent::Answered(reply)).await;
+    });
+    Ok(Running {
+        task: Some(std::sync::Mutex::new(task)),
+        events: rx,
+        cancel,
+        progress,
+        info: TransferInfo { verb: "HASH", path: shown_path, opening: replies::Opening::Digest },
+        started: Instant::now(),
+        then: Then::default(),
+    })
 }
 
 pub(crate) async fn site(a: &Account, cx: &Cx<'_>, cmd: SiteCommand) -> Answer {

@@ -376,20 +376,21 @@ impl Session {
                 Flow::Continue
             }
             Ok(Act::Transfer(running)) => {
-                let (direction, size) = match &running.info.opening {
-                    replies::Opening::Download { bytes, .. } => (Direction::Download, Some(*bytes)),
-                    replies::Opening::Upload { .. } | replies::Opening::Unique { .. } => (Direction::Upload, None),
-                    replies::Opening::Listing => (Direction::Listing, None),
-                };
-                let started = events::Started {
-                    verb: running.info.verb,
-                    direction,
-                    path: &running.info.path,
-                    size,
-                    progress: &running.progress,
-                    cancel: &running.cancel,
-                };
-                self.shared.events.emit(&Event::TransferStarted(self.auth.who(&self.conn), started));
+                if let Some(direction) = direction(&running.info.opening) {
+                    let size = match &running.info.opening {
+                        replies::Opening::Download { bytes, .. } => Some(*bytes),
+                        _ => None,
+                    };
+                    let started = events::Started {
+                        verb: running.info.verb,
+                        direction,
+                        path: &running.info.path,
+                        size,
+                        progress: &running.progress,
+                        cancel: &running.cancel,
+                    };
+                    self.shared.events.emit(&Event::TransferStarted(self.auth.who(&self.conn), started));
+                }
                 self.running = Some(*running);
                 Flow::Continue
             }
@@ -416,6 +417,11 @@ impl Session {
                 Flow::Continue
             }
             Some(TransferEvent::Done(outcome)) => self.transfer_done(outcome),
+            Some(TransferEvent::Answered(reply)) => {
+                let Some(t) = self.running.take() else { return Flow::Continue };
+                self.reply(reply);
+                self.after_running(t.then)
+            }
             None => {
                 // The task ended without a result (it panicked): report and go on.
                 tracing::error!("transfer task ended without an outcome");
@@ -430,10 +436,9 @@ impl Session {
         let Some(t) = self.running.take() else { return Flow::Continue };
         let path = &t.info.path;
         let error = outcome.result.as_ref().err().map(ToString::to_string);
-        let direction = match t.info.opening {
-            replies::Opening::Download { .. } => Direction::Download,
-            replies::Opening::Upload { .. } | replies::Opening::Unique { .. } => Direction::Upload,
-            replies::Opening::Listing => Direction::Listing,
+        let Some(direction) = direction(&t.info.opening) else {
+            self.reply(replies::local_error());
+            return Flow::Continue;
         };
         match direction {
             Direction::Upload => self.moved.0 += outcome.bytes,
@@ -463,14 +468,29 @@ impl Session {
         }
         self.shared.events.emit(&Event::Transfer(self.auth.who(&self.conn), record));
         self.reply(replies::transfer_done(&t.info.opening, &outcome.result, path));
-        if t.then.abort {
+        self.after_running(t.then)
+    }
+
+    /// What the client asked for while a job ran: ABOR's 226, QUIT.
+    fn after_running(&mut self, then: state::Then) -> Flow {
+        if then.abort {
             self.reply(replies::abor_ok());
         }
-        if t.then.quit {
+        if then.quit {
             self.reply(replies::goodbye());
             return Flow::Close;
         }
         Flow::Continue
+    }
+}
+
+/// The direction of a job that moves data (`None`: a digest, which moves none).
+fn direction(opening: &replies::Opening) -> Option<Direction> {
+    match opening {
+        replies::Opening::Download { .. } => Some(Direction::Download),
+        replies::Opening::Upload { .. } | replies::Opening::Unique { .. } => Some(Direction::Upload),
+        replies::Opening::Listing => Some(Direction::Listing),
+        replies::Opening::Digest => None,
     }
 }
 
@@ -521,13 +541,13 @@ async fn dispatch(s: &mut Session, cmd: Command) -> Handled {
         C::Mdtm(p) => files::mdtm(account(auth)?, &p).await?.into(),
         C::Mfmt(t, p) => files::mfmt(account(auth)?, t, &p).await?.into(),
         C::Site(sc) => files::site(account(auth)?, cx, sc).await?.into(),
-        C::Hash(p) => files::hash(account(auth)?, cx, &p).await?.into(),
+        C::Hash(p) => files::hash(account(auth)?, cx, &p)?.into(),
         C::Rang(start, end) => files::rang(account(auth)?, start, end).into(),
-        C::Xsha1(p) => files::xdigest(account(auth)?, HashAlg::Sha1, &p).await?.into(),
-        C::Xsha256(p) => files::xdigest(account(auth)?, HashAlg::Sha256, &p).await?.into(),
-        C::Xsha512(p) => files::xdigest(account(auth)?, HashAlg::Sha512, &p).await?.into(),
-        C::Xmd5(p) => files::xdigest(account(auth)?, HashAlg::Md5, &p).await?.into(),
-        C::Xcrc(p) => files::xdigest(account(auth)?, HashAlg::Crc32, &p).await?.into(),
+        C::Xsha1(p) => files::xdigest(account(auth)?, HashAlg::Sha1, &p)?.into(),
+        C::Xsha256(p) => files::xdigest(account(auth)?, HashAlg::Sha256, &p)?.into(),
+        C::Xsha512(p) => files::xdigest(account(auth)?, HashAlg::Sha512, &p)?.into(),
+        C::Xmd5(p) => files::xdigest(account(auth)?, HashAlg::Md5, &p)?.into(),
+        C::Xcrc(p) => files::xdigest(account(auth)?, HashAlg::Crc32, &p)?.into(),
         C::Port(a) => transfer::port(account(auth)?, cx, a).into(),
         C::Eprt(a) => transfer::eprt(account(auth)?, cx, a).into(),
         C::Pasv => transfer::pasv(cx).await?.into(),

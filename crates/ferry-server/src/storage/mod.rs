@@ -292,14 +292,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Sets Unix permission bits.
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()>;
     /// The digest of a file under `alg`: of bytes `range` (`start..end`, clamped to the file)
-    /// or of the whole file. Returns the digest and the range it covers; `progress` counts the
-    /// bytes read. Backends that keep digests answer from them when they still hold.
+    /// or of the whole file. Returns the digest and the range it covers; `watch` counts the bytes
+    /// read, stops the reading when cancelled, and paces it. Backends that keep digests answer
+    /// from them when they still hold.
     async fn digest(
         &self,
         path: &VirtualPath,
         alg: crate::digest::HashAlg,
         range: Option<(u64, u64)>,
-        progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        watch: crate::digest::Watch,
     ) -> Result<(String, u64, u64)> {
         use tokio::io::AsyncReadExt as _;
         let (source, size) = self.read(path, 0).await?;
@@ -324,7 +325,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
                 hasher.update(&chunk[from..to]);
             }
             at += n as u64;
-            progress.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            watch.read(n as u64).await?;
         }
         Ok((hasher.finish(), start, end))
     }

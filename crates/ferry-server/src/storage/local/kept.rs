@@ -35,7 +35,7 @@ pub(super) fn digest(
     path: &Path,
     alg: HashAlg,
     range: Option<(u64, u64)>,
-    progress: &std::sync::atomic::AtomicU64,
+    watch: &crate::digest::Watch,
 ) -> io::Result<(String, u64, u64)> {
     let file = dir.open(path)?.into_std();
     let meta = file.metadata()?;
@@ -65,7 +65,7 @@ pub(super) fn digest(
         }
         hasher.update(&buf[..n]);
         left -= n as u64;
-        progress.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        watch.read_blocking(n as u64)?;
     }
     let hex = hasher.finish();
     if range.is_none() && Stamp::of(&file.metadata()?) == stamp {

@@ -306,10 +306,10 @@ impl Storage for LocalStorage {
         path: &VirtualPath,
         alg: crate::digest::HashAlg,
         range: Option<(u64, u64)>,
-        progress: Arc<std::sync::atomic::AtomicU64>,
+        watch: crate::digest::Watch,
     ) -> Result<(String, u64, u64)> {
         let p = rel(path);
-        self.blocking(move |d| kept::digest(d, &p, alg, range, &progress)).await
+        self.blocking(move |d| kept::digest(d, &p, alg, range, &watch)).await
     }
 
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()> {
