@@ -100,9 +100,18 @@ pub enum ClientError {
     /// A local file operation failed.
     #[error("{0}")]
     Local(io::Error),
-    /// TLS could not be set up.
+    /// TLS could not be set up (handshake, certificate).
     #[error("TLS: {0}")]
     Tls(String),
+    /// `--tls` was asked and the server refused `AUTH TLS` (RFC 4217 section 4): it offers no
+    /// explicit FTPS. A refusal, not a connection failure.
+    #[error("the server refused AUTH TLS ({code} {text}): it offers no explicit FTPS")]
+    TlsRefused {
+        /// The reply code.
+        code: u16,
+        /// The reply text.
+        text: String,
+    },
     /// A transfer did not produce the expected result.
     #[error("verification failed: {0}")]
     Verify(String),
@@ -116,7 +125,7 @@ impl ClientError {
             Self::Login(_) => 4,
             Self::NotFound { .. } => 5,
             Self::Data(_) | Self::Verify(_) | Self::Local(_) => 6,
-            Self::Reply { .. } | Self::Protocol(_) => 7,
+            Self::Reply { .. } | Self::Protocol(_) | Self::TlsRefused { .. } => 7,
         }
     }
 }
@@ -222,7 +231,7 @@ impl Client {
         if opts.tls == TlsMode::Explicit {
             let r = c.command(Command::Auth("TLS".into())).await?;
             if r.code.0 != 234 {
-                return Err(ClientError::Tls(format!("the server refused AUTH TLS: {} {}", r.code, r.text())));
+                return Err(ClientError::TlsRefused { code: r.code.0, text: r.text() });
             }
             let plain =
                 std::mem::replace(&mut c.stream, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
@@ -416,15 +425,44 @@ impl Client {
         self.path_cmd(Command::Rnto(to.into()), to, &[250]).await
     }
 
+    /// A command on a path: `ok` codes succeed; a 550/450 is [`ClientError::NotFound`] only when
+    /// the path really is missing (RFC 959 uses 550 for "not taken" of any kind: a directory that
+    /// is not empty, no permission), else the refusal it is.
     async fn path_cmd(&mut self, cmd: Command, path: &str, ok: &[u16]) -> Result<()> {
         let shown = cmd.redacted();
         let r = self.command(cmd).await?;
         if ok.contains(&r.code.0) {
             Ok(())
-        } else if r.code.0 == 550 || r.code.0 == 450 {
+        } else if (r.code.0 == 550 || r.code.0 == 450) && !self.exists(path).await? {
             Err(ClientError::NotFound { path: path.into(), text: r.text() })
         } else {
             Err(reply_error(&shown, &r))
+        }
+    }
+
+    /// Whether `path` exists: MLST when the server has it (RFC 3659 section 7), else SIZE (a
+    /// file), else CWD there and back (a directory).
+    pub async fn exists(&mut self, path: &str) -> Result<bool> {
+        if self.has_feature("MLST") {
+            let r = self.command(Command::Mlst(Some(path.into()))).await?;
+            return Ok(r.code.0 == 250);
+        }
+        if self.size(path).await?.is_some() {
+            return Ok(true);
+        }
+        self.is_dir(path).await
+    }
+
+    /// The size of a file that must exist (the source of a copy): SIZE, and when it answers 550,
+    /// [`ClientError::NotFound`] (a directory has no SIZE either: RFC 3659 section 4). `None` when
+    /// the server has no SIZE at all.
+    pub async fn file_size(&mut self, path: &str) -> Result<Option<u64>> {
+        let r = self.command(Command::Size(path.into())).await?;
+        match r.code.0 {
+            213 => parse_size(&r).map(Some),
+            450 | 550 => Err(ClientError::NotFound { path: path.into(), text: r.text() }),
+            500..=504 => Ok(None),
+            _ => Err(reply_error("SIZE", &r)),
         }
     }
 
@@ -432,11 +470,7 @@ impl Client {
     pub async fn size(&mut self, path: &str) -> Result<Option<u64>> {
         let r = self.command(Command::Size(path.into())).await?;
         match r.code.0 {
-            213 => r.lines[0]
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ClientError::Protocol(format!("SIZE reply {:?}", r.lines[0]))),
+            213 => parse_size(&r).map(Some),
             450 | 500..=504 | 550 => Ok(None),
             _ => Err(reply_error("SIZE", &r)),
         }
@@ -449,7 +483,10 @@ impl Client {
         if r.code.0 != 250 && r.code.0 != 200 {
             return Ok(false);
         }
-        self.cwd(&here).await?;
+        let back = self.command(Command::Cwd(here.clone())).await?;
+        if back.code.0 != 250 && back.code.0 != 200 {
+            return Err(reply_error(&format!("CWD {here}"), &back));
+        }
         Ok(true)
     }
 
@@ -895,6 +932,11 @@ fn not_found_message(path: &str, text: &str) -> String {
     } else {
         format!("{path}: {text}")
     }
+}
+
+/// The number of a `213 <size>` reply (RFC 3659 section 4.2).
+fn parse_size(r: &Reply) -> Result<u64> {
+    r.lines[0].trim().parse().map_err(|_| ClientError::Protocol(format!("SIZE reply {:?}", r.lines[0])))
 }
 
 fn reply_error(cmd: &str, r: &Reply) -> ClientError {

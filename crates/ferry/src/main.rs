@@ -101,8 +101,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferry: {e:#}");
-            let code = e.downcast_ref::<ferry_client::ClientError>().map(|c| c.exit_code()).unwrap_or(1);
-            std::process::ExitCode::from(code)
+            std::process::ExitCode::from(client::exit_code(&e))
         }
     }
 }

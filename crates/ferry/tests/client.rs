@@ -61,14 +61,25 @@ fn continue_and_segments() {
     let data = random_bytes(3_000_001, 2);
     std::fs::write(f.path("big"), &data).unwrap();
     std::fs::write(dir.path().join("big"), &data[..1_234_567]).unwrap();
-    ok(&["get", "-c", &url(&f, "/big")], dir.path());
+    let said = ferry(&["get", "-c", &url(&f, "/big")], dir.path());
+    assert!(said.status.success());
+    let said = String::from_utf8_lossy(&said.stderr);
+    assert!(said.contains("big: resuming at byte 1234567 of 3000001 (1765434 to go)"), "{said}");
+    assert_eq!(read_file(&dir.path().join("big")), data);
+    // --quiet says nothing.
+    std::fs::write(dir.path().join("big"), &data[..1_000]).unwrap();
+    let quiet = ferry(&["get", "-c", "--quiet", &url(&f, "/big")], dir.path());
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
     assert_eq!(read_file(&dir.path().join("big")), data);
     ok(&["get", "--segments", "4", &url(&f, "/big"), "seg"], dir.path());
     assert_eq!(read_file(&dir.path().join("seg")), data);
     // Resume an upload.
     std::fs::write(f.path("up"), &data[..777_777]).unwrap();
     std::fs::write(dir.path().join("up"), &data).unwrap();
-    ok(&["put", "-c", "up", &url(&f, "/up")], dir.path());
+    let said = ferry(&["put", "-c", "up", &url(&f, "/up")], dir.path());
+    assert!(said.status.success());
+    let said = String::from_utf8_lossy(&said.stderr);
+    assert!(said.contains("/up: resuming at byte 777777 of 3000001"), "{said}");
     assert_eq!(read_file(&f.path("up")), data);
 }
 
@@ -207,4 +218,109 @@ fn shell_reads_commands_from_a_pipe() {
     assert_eq!(read_file(&dir.path().join("remote.txt")), b"from the server");
     assert!(stdout.contains("local.txt"), "ls sub lists the upload: {stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command"));
+}
+
+#[test]
+fn copy_of_a_missing_source_fails_and_leaves_nothing_on_the_target() {
+    let a = Ferry::start(&[]);
+    let b = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    for target in ["/y", "/"] {
+        let out = ferry(&["copy", &url(&a, "/nope"), &url(&b, target)], dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "not found: {stderr}");
+        assert!(stderr.contains("nope"), "{stderr}");
+        assert!(std::fs::read_dir(&b.root).unwrap().next().is_none(), "the target got {:?}", b.root);
+    }
+}
+
+#[test]
+fn ls_long_prints_minutes_and_json_keeps_the_fact() {
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(f.path("dated"), b"12345").unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_582_157_836);
+    std::fs::File::options().write(true).open(f.path("dated")).unwrap().set_modified(t).unwrap();
+    std::fs::create_dir(f.path("sub")).unwrap();
+    let long = ok(&["ls", "--long", &url(&f, "/")], dir.path());
+    let line = long.lines().find(|l| l.ends_with(" dated")).unwrap_or_else(|| panic!("{long}"));
+    assert!(line.starts_with("file") && line.contains(" 5 2026-12-06 18:35 dated"), "{long}");
+    assert!(!long.contains("20261206"), "no raw MLSD time: {long}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&["ls", "--json", &url(&f, "/")], dir.path())).unwrap();
+    assert_eq!(json[0]["modified_utc"], "20261206183557.836", "{json}");
+}
+
+/// Every row of the README's exit-code table.
+#[test]
+fn exit_codes_follow_the_table() {
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let code = |args: &[&str]| {
+        let out = ferry(args, dir.path());
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    std::fs::write(f.path("small"), b"abc").unwrap();
+    // 0 success.
+    assert_eq!(code(&["ls", &url(&f, "/")]).0, Some(0));
+    // 1 other error: a local file larger than the remote one cannot be resumed.
+    std::fs::write(dir.path().join("small"), b"abcdef").unwrap();
+    let (c, said) = code(&["get", "-c", &url(&f, "/small")]);
+    assert_eq!(c, Some(1), "{said}");
+    // 2 usage: a malformed URL, a bad option value, an unknown option, mv between servers.
+    for args in [
+        &["ls", "ftp//nowhere"][..],
+        &["ls", "ftp://[::1/"],
+        &["ls", "ftp://host:99999/"],
+        &["--trace=xml", "ls", &url(&f, "/")],
+        &["ls", "--no-such-option", &url(&f, "/")],
+        &["mv", &url(&f, "/small"), "ftp://elsewhere.invalid/x"],
+    ] {
+        let (c, said) = code(args);
+        assert_eq!(c, Some(2), "{args:?}: {said}");
+    }
+    // 3 connection failed.
+    let (c, said) = code(&["ls", "--timeout", "5", "ftp://127.0.0.1:1/"]);
+    assert_eq!(c, Some(3), "{said}");
+    // 4 login refused.
+    let (c, said) = code(&["ls", &format!("ftp://alice:wrong@{}/", f.addr)]);
+    assert_eq!(c, Some(4), "{said}");
+    // 5 not found: a file, a directory.
+    assert_eq!(code(&["get", &url(&f, "/nope"), "x"]).0, Some(5));
+    let (c, said) = code(&["rmdir", &url(&f, "/no-dir")]);
+    assert_eq!(c, Some(5), "{said}");
+    // 6 transfer failed: the server sends 5 bytes of a file it says has 10.
+    let short =
+        common::fake_ftp::FakeFtp::start(b"12345".to_vec(), |verb, _| (verb == "SIZE").then(|| "213 10".into()));
+    let (c, said) = code(&["get", &short.url("/f"), "short"]);
+    assert_eq!(c, Some(6), "{said}");
+    // 7 other refusals: a directory that is not empty, --tls to a server without FTPS.
+    std::fs::create_dir(f.path("full")).unwrap();
+    std::fs::write(f.path("full/x"), b"x").unwrap();
+    let (c, said) = code(&["rmdir", &url(&f, "/full")]);
+    assert_eq!(c, Some(7), "{said}");
+    assert!(said.contains("not empty"), "{said}");
+    let (c, said) = code(&["--tls", "ls", &url(&f, "/")]);
+    assert_eq!(c, Some(7), "{said}");
+    assert!(said.contains("AUTH TLS"), "{said}");
+}
+
+#[test]
+fn shell_errors_name_the_local_file() {
+    use std::io::Write;
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["shell", &url(&f, "/")])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"put missing.txt\nlcd /no/such/dir\nbye\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: missing.txt: No such file"), "{stderr}");
+    assert!(stderr.contains("error: lcd /no/such/dir: No such file"), "{stderr}");
 }

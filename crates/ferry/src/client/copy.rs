@@ -1,8 +1,13 @@
 //! `ferry copy`: server-to-server (FXP) when both servers allow it, else streamed through the client.
+//!
+//! The source is checked first (SIZE, answered 550 when it is missing): a copy of a missing file
+//! fails with exit 5 before the target is told anything, so no empty file is left there. A copy
+//! that fails after the target was told to store removes what it left, unless the target file
+//! existed before (a replaced file is the server's to keep or restore).
 
 use anyhow::Result;
 use ferry_client::client::StoreHow;
-use ferry_client::{ClientError, FtpUrl};
+use ferry_client::{Client, ClientError, FtpUrl};
 use ferry_proto::Command;
 
 use super::Ctx;
@@ -19,26 +24,49 @@ fn target_path(from: &FtpUrl, to: &FtpUrl) -> String {
 /// Runs the copy and says which way it went.
 pub async fn run(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl) -> Result<()> {
     let dest = target_path(from, to);
-    match fxp(ctx, from, to, &dest).await {
-        Ok(n) => {
-            ctx.say(format!("copied {} -> {dest} server-to-server (FXP), {n} bytes", from.path));
-            return Ok(());
-        }
-        Err(Fxp::Refused(why)) => {
-            ctx.say(format!("server-to-server transfer not possible ({why}); streaming through this client"))
-        }
-        Err(Fxp::Failed(e)) => return Err(e),
-    }
     let mut src = ctx.connect(from).await?;
+    let size = src.file_size(&from.path).await?;
     let mut dst = ctx.connect(to).await?;
-    let (mut data, _) = src.open_transfer(Command::Retr(from.path.clone()), &from.path).await?;
-    let n = dst.stor(&dest, StoreHow::Replace, &mut data, &mut |_| {}).await?;
+    let existed = dst.exists(&dest).await?;
+    let result = match fxp(&mut src, &mut dst, &from.path, &dest, size).await {
+        Ok(n) => Ok(format!("copied {} -> {dest} server-to-server (FXP), {n} bytes", from.path)),
+        Err(Fxp::Failed(e)) => Err(e),
+        Err(Fxp::Refused(why)) => {
+            ctx.say(format!("server-to-server transfer not possible ({why}); streaming through this client"));
+            src.quit().await;
+            dst.quit().await;
+            src = ctx.connect(from).await?;
+            dst = ctx.connect(to).await?;
+            streamed(&mut src, &mut dst, &from.path, &dest)
+                .await
+                .map(|n| format!("copied {} -> {dest} through this client, {n} bytes", from.path))
+        }
+    };
+    match result {
+        Ok(said) => {
+            src.quit().await;
+            dst.quit().await;
+            ctx.say(said);
+            Ok(())
+        }
+        Err(e) => {
+            if !existed {
+                // Best effort: the error that matters is the copy's.
+                let _ = dst.delete(&dest).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// RETR on the source, its bytes into STOR on the target.
+async fn streamed(src: &mut Client, dst: &mut Client, from: &str, dest: &str) -> Result<u64> {
+    // RETR first: a source that cannot be read never starts a STOR.
+    let (mut data, _) = src.open_transfer(Command::Retr(from.into()), from).await?;
+    let n = dst.stor(dest, StoreHow::Replace, &mut data, &mut |_| {}).await?;
     drop(data);
-    src.finish_transfer("RETR", &from.path).await?;
-    src.quit().await;
-    dst.quit().await;
-    ctx.say(format!("copied {} -> {dest} through this client, {n} bytes", from.path));
-    Ok(())
+    src.finish_transfer("RETR", from).await?;
+    Ok(n)
 }
 
 enum Fxp {
@@ -48,17 +76,14 @@ enum Fxp {
     Failed(anyhow::Error),
 }
 
-async fn fxp(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl, dest: &str) -> std::result::Result<u64, Fxp> {
+async fn fxp(src: &mut Client, dst: &mut Client, from: &str, dest: &str, size: Option<u64>) -> Result<u64, Fxp> {
     let failed = |e: ClientError| Fxp::Failed(e.into());
-    let mut src = ctx.connect(from).await.map_err(Fxp::Failed)?;
-    let mut dst = ctx.connect(to).await.map_err(Fxp::Failed)?;
-    let size = src.size(&from.path).await.map_err(failed)?;
     // The source listens; the destination is told to connect there.
     let addr = src.passive_target().await.map_err(|e| Fxp::Refused(format!("source: {e}")))?;
     if let Err(e) = dst.announce_active(addr).await {
         return Err(Fxp::Refused(format!("destination refused to connect to {addr}: {e}")));
     }
-    src.send_command(&Command::Retr(from.path.clone())).await.map_err(failed)?;
+    src.send_command(&Command::Retr(from.into())).await.map_err(failed)?;
     dst.send_command(&Command::Stor(dest.to_string())).await.map_err(failed)?;
     let d1 = dst.next_reply().await.map_err(failed)?;
     if !d1.code.is_preliminary() {
@@ -68,13 +93,13 @@ async fn fxp(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl, dest: &str) -> std::result::
     if !s1.code.is_preliminary() {
         return Err(Fxp::Failed(anyhow::anyhow!("source: {} {}", s1.code, s1.text())));
     }
-    src.finish_transfer("RETR", &from.path).await.map_err(failed)?;
+    src.finish_transfer("RETR", from).await.map_err(failed)?;
     dst.finish_transfer("STOR", dest).await.map_err(failed)?;
     let got = dst.size(dest).await.map_err(failed)?;
-    src.quit().await;
-    dst.quit().await;
     match (size, got) {
-        (Some(a), Some(b)) if a != b => Err(Fxp::Failed(anyhow::anyhow!("{dest}: {b} bytes, the source has {a}"))),
+        (Some(a), Some(b)) if a != b => {
+            Err(Fxp::Failed(ClientError::Verify(format!("{dest}: {b} bytes, the source has {a}")).into()))
+        }
         (_, b) => Ok(b.unwrap_or(0)),
     }
 }

@@ -49,9 +49,8 @@ pub async fn ls(ctx: &Ctx, url: &FtpUrl, long: bool, json: bool) -> Result<()> {
     } else {
         for e in &entries {
             if long {
-                let t = e.modified.map(ferry_proto::listing::format_timeval).unwrap_or_else(|| "-".into());
-                let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-                out.push_str(&format!("{:<4} {:>14} {:<14} {}\n", kind_name(&e.kind), size, t, e.name));
+                out.push_str(&long_line(e));
+                out.push('\n');
             } else {
                 out.push_str(&e.name);
                 if e.kind == EntryKind::Dir {
@@ -64,6 +63,23 @@ pub async fn ls(ctx: &Ctx, url: &FtpUrl, long: bool, json: bool) -> Result<()> {
     print!("{out}");
     c.quit().await;
     Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC), as `ls -l --time-style=long-iso` prints it; the MLSD fact
+/// (`20261206183557.836`, RFC 3659 section 2.3) cut to the minute.
+pub fn short_time(t: SystemTime) -> String {
+    let v = ferry_proto::listing::format_timeval(t);
+    match (v.get(0..4), v.get(4..6), v.get(6..8), v.get(8..10), v.get(10..12)) {
+        (Some(y), Some(mo), Some(d), Some(h), Some(mi)) => format!("{y}-{mo}-{d} {h}:{mi}"),
+        _ => v,
+    }
+}
+
+/// One entry of a long listing (`ferry ls --long`, the shell's `ls`): type, size, time, name.
+pub fn long_line(e: &RemoteEntry) -> String {
+    let t = e.modified.map_or_else(|| "-".into(), short_time);
+    let size = e.size.map_or_else(|| "-".into(), |s| s.to_string());
+    format!("{:<4} {:>14} {:<16} {}", kind_name(&e.kind), size, t, e.name)
 }
 
 fn remote_name(url: &FtpUrl) -> Result<String> {
@@ -120,6 +136,9 @@ pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, resume: bool, segm
         tokio::fs::File::create(&part).await
     }
     .with_context(|| format!("opening {}", part.display()))?;
+    if offset > 0 {
+        ctx.say(resumed(&local.display().to_string(), offset, size));
+    }
     let bar = ctx.bar(size, &remote_name(url)?);
     bar.set_position(offset);
     let result = c.retr(&url.path, offset, &mut file, &mut |n| bar.inc(n)).await;
@@ -197,7 +216,7 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> 
         let name = local.file_name().and_then(|n| n.to_str()).with_context(|| format!("{f}: not a file name"))?;
         let remote =
             if into_dir { format!("{}/{name}", target.path.trim_end_matches('/')) } else { target.path.clone() };
-        let len = std::fs::metadata(local).with_context(|| format!("reading {f}"))?.len();
+        let len = std::fs::metadata(local).map_err(ClientError::Local).with_context(|| format!("reading {f}"))?.len();
         let offset = if resume { c.size(&remote).await?.unwrap_or(0) } else { 0 };
         if resume && offset == len {
             ctx.say(format!("{remote}: already complete ({len} bytes)"));
@@ -206,7 +225,11 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> 
         if offset > len {
             bail!("{remote}: the remote file ({offset} bytes) is larger than {f} ({len} bytes)");
         }
-        let mut file = tokio::fs::File::open(local).await?;
+        if offset > 0 {
+            ctx.say(resumed(&remote, offset, Some(len)));
+        }
+        let mut file =
+            tokio::fs::File::open(local).await.map_err(ClientError::Local).with_context(|| format!("opening {f}"))?;
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         let how = if offset == 0 {
@@ -244,6 +267,14 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> 
     Ok(())
 }
 
+/// What `get -c` and `put -c` say before they send the rest.
+fn resumed(name: &str, offset: u64, size: Option<u64>) -> String {
+    match size {
+        Some(s) => format!("{name}: resuming at byte {offset} of {s} ({} to go)", s - offset.min(s)),
+        None => format!("{name}: resuming at byte {offset}"),
+    }
+}
+
 /// Commands that take paths and answer OK or not.
 #[derive(Debug, Clone, Copy)]
 pub enum Simple {
@@ -270,9 +301,9 @@ pub async fn simple(ctx: &Ctx, urls: &[String], what: Simple) -> Result<()> {
 /// `ferry mv`.
 pub async fn mv(ctx: &Ctx, url: &FtpUrl, to: &str) -> Result<()> {
     let to_path = if to.starts_with("ftp://") {
-        let t = FtpUrl::parse(to)?;
+        let t = super::url(to)?;
         if (t.host.as_str(), t.port) != (url.host.as_str(), url.port) {
-            bail!("mv renames on one server; use `ferry copy` between servers");
+            return Err(super::Usage("mv renames on one server; use `ferry copy` between servers".into()).into());
         }
         t.path
     } else {

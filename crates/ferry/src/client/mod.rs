@@ -172,7 +172,7 @@ impl Ctx {
             None => None,
             Some("text") => Some(Arc::new(Trace::new(TraceFormat::Text, Box::new(std::io::stderr())))),
             Some("json") => Some(Arc::new(Trace::new(TraceFormat::Json, Box::new(std::io::stderr())))),
-            Some(other) => bail!("--trace={other}: expected text or json"),
+            Some(other) => return Err(Usage(format!("--trace={other}: expected text or json")).into()),
         };
         let tls_config = Some(ferry_client::tls::client_config(common.cacert.as_deref(), common.insecure)?);
         Ok(Self { common, trace, tls_config })
@@ -262,9 +262,30 @@ fn credentials(url: &FtpUrl) -> Result<(String, String)> {
     }
 }
 
-/// Parses a URL argument.
+/// A command line that cannot work: exit 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The exit code for an error (the table in README.md): a [`Usage`] error is 2, a
+/// [`ferry_client::ClientError`] has its own, anything else is 1.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Usage>().is_some() {
+        return 2;
+    }
+    e.downcast_ref::<ferry_client::ClientError>().map_or(1, ferry_client::ClientError::exit_code)
+}
+
+/// Parses a URL argument (a malformed one is a usage error).
 pub fn url(s: &str) -> Result<FtpUrl> {
-    Ok(FtpUrl::parse(s)?)
+    FtpUrl::parse(s).map_err(|e| Usage(e.to_string()).into())
 }
 
 /// Runs a client command.
