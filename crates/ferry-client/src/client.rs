@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ferry_proto::addr::{self, NetProto};
 use ferry_proto::ascii;
-use ferry_proto::command::{Password, TransferType};
+use ferry_proto::command::{OptsCommand, Password, TransferType};
 use ferry_proto::listing::parse::{parse_list_line, parse_mlsx_line};
 use ferry_proto::listing::MlsxRole;
 use ferry_proto::reply::ReplyParser;
@@ -15,6 +15,7 @@ use ferry_proto::{Command, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::digest::{self, Algorithm, RemoteDigest};
 use crate::tls::{Io, TlsMode};
 use crate::trace::Trace;
 
@@ -283,6 +284,96 @@ impl Client {
             Ok(r)
         } else {
             Err(reply_error(&shown, &r))
+        }
+    }
+
+    /// Sends a command line as it is (like `ftp`'s `quote`) and returns the final reply: for the
+    /// verbs [`Command`] has no variant for (`XSHA256`, `XMD5`). A line break in it is refused.
+    pub async fn quote(&mut self, line: &str) -> Result<Reply> {
+        if line.contains(['\r', '\n']) {
+            return Err(ClientError::Protocol(format!("{line:?}: a command line cannot hold a line break")));
+        }
+        if let Some(t) = &self.trace {
+            t.sent_line(line);
+        }
+        self.stream.write_all(format!("{line}\r\n").as_bytes()).await.map_err(ClientError::Io)?;
+        self.stream.flush().await.map_err(ClientError::Io)?;
+        self.read_reply().await
+    }
+
+    /// The FEAT line starting with `prefix` (case-insensitive), e.g. `HASH` or `SITE SEGMENT`.
+    pub fn feature_line(&self, prefix: &str) -> Option<&str> {
+        self.features.iter().map(String::as_str).find(|f| {
+            f.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+                && f[prefix.len()..].chars().next().is_none_or(char::is_whitespace)
+        })
+    }
+
+    /// The digests worth computing locally for a later [`Client::remote_digest`]: the algorithm
+    /// this server's `HASH` would use when it has HASH, else every one we know (`XSHA256`,
+    /// `XMD5` are tried after the transfer).
+    pub fn digest_plan(&self) -> Vec<Algorithm> {
+        match self.feature_line("HASH").map(digest::parse_hash_feat) {
+            Some((offered, current)) => match current.filter(|c| offered.contains(c)).or(offered.first().copied()) {
+                Some(a) => vec![a],
+                None => Vec::new(),
+            },
+            None => Algorithm::ALL.to_vec(),
+        }
+    }
+
+    /// The server's digest of `path` with one of `wanted` (preferred first): `HASH` when FEAT
+    /// lists it (after `OPTS HASH <alg>` when its current algorithm is another one;
+    /// draft-bryan-ftpext-hash-02 sections 3 and 4), else `XSHA256`, then `XMD5`. `None` when
+    /// the server computes none of them. A 550 is [`ClientError::NotFound`].
+    pub async fn remote_digest(&mut self, path: &str, wanted: &[Algorithm]) -> Result<Option<RemoteDigest>> {
+        if let Some((offered, current)) = self.feature_line("HASH").map(digest::parse_hash_feat) {
+            let Some(algorithm) = wanted.iter().copied().find(|a| offered.contains(a)) else { return Ok(None) };
+            if current != Some(algorithm) {
+                let r = self.command(Command::Opts(OptsCommand::Other(format!("HASH {}", algorithm.name())))).await?;
+                if r.code.0 != 200 {
+                    return Err(reply_error(&format!("OPTS HASH {}", algorithm.name()), &r));
+                }
+                self.set_current_hash(algorithm);
+            }
+            let r = self.command(Command::Hash(path.into())).await?;
+            return match r.code.0 {
+                213 => match digest::parse_hash_reply(&r.lines[0]) {
+                    Some((algorithm, hex)) => Ok(Some(RemoteDigest { algorithm, hex, command: "HASH" })),
+                    None => Err(ClientError::Protocol(format!("HASH reply {:?}", r.lines[0]))),
+                },
+                450 | 550 => Err(ClientError::NotFound { path: path.into(), text: r.text() }),
+                _ => Err(reply_error(&format!("HASH {path}"), &r)),
+            };
+        }
+        for &algorithm in wanted {
+            let command = algorithm.x_command();
+            let r = self.quote(&format!("{command} {path}")).await?;
+            match r.code.0 {
+                213 | 250 => {
+                    let hex = digest::parse_x_reply(&r.text(), algorithm)
+                        .ok_or_else(|| ClientError::Protocol(format!("{command} reply {:?}", r.text())))?;
+                    return Ok(Some(RemoteDigest { algorithm, hex, command }));
+                }
+                450 | 550 => return Err(ClientError::NotFound { path: path.into(), text: r.text() }),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves FEAT's `*` (the current HASH algorithm) to `algorithm` after `OPTS HASH`.
+    fn set_current_hash(&mut self, algorithm: Algorithm) {
+        if let Some(line) =
+            self.features.iter_mut().find(|f| f.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HASH ")))
+        {
+            let names: Vec<String> = line[5..]
+                .split(';')
+                .map(|n| n.trim().trim_end_matches('*'))
+                .filter(|n| !n.is_empty())
+                .map(|n| if n.eq_ignore_ascii_case(algorithm.name()) { format!("{n}*") } else { n.to_string() })
+                .collect();
+            *line = format!("HASH {}", names.join(";"));
         }
     }
 

@@ -5,6 +5,7 @@
 //! in active mode). [`trace::Trace`] records both connections the way the seeds draw a session.
 
 pub mod client;
+pub mod digest;
 pub mod netrc;
 pub mod tls;
 pub mod trace;

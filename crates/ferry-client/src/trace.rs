@@ -65,7 +65,11 @@ impl Trace {
 
     /// A command was sent (the password is masked).
     pub fn sent(&self, cmd: &Command) {
-        let text = cmd.redacted();
+        self.sent_line(&cmd.redacted());
+    }
+
+    /// A command line was sent as it is (a verb that [`Command`] does not know, like `XSHA256`).
+    pub fn sent_line(&self, text: &str) {
         self.emit(format!("control  C->S  {text}"), json!({"conn": "control", "event": "command", "text": text}));
     }
 

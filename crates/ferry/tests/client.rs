@@ -324,3 +324,172 @@ fn shell_errors_name_the_local_file() {
     assert!(stderr.contains("error: missing.txt: No such file"), "{stderr}");
     assert!(stderr.contains("error: lcd /no/such/dir: No such file"), "{stderr}");
 }
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn verify_get_put_copy_and_resume_against_ferry() {
+    let a = Ferry::start(&[]);
+    let b = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(2_345_678, 11);
+    let hex = sha256_hex(&data);
+    std::fs::write(dir.path().join("v.bin"), &data).unwrap();
+    let out = ferry(&["put", "--verify", "v.bin", &url(&a, "/v.bin")], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("/v.bin: verified (SHA-256 {hex} from HASH)")), "{said}");
+    let out = ferry(&["--trace", "get", "--verify", &url(&a, "/v.bin"), "back.bin"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("verified (SHA-256 {hex} from HASH)")), "{said}");
+    assert!(said.contains("C->S  HASH /v.bin") && said.contains(&format!("213 SHA-256 0-2345678 {hex}")), "{said}");
+    assert_eq!(read_file(&dir.path().join("back.bin")), data);
+    // Resumed: the part already here is in the digest too.
+    std::fs::write(dir.path().join("back.bin"), &data[..1_000_000]).unwrap();
+    let out = ferry(&["get", "-c", "--verify", &url(&a, "/v.bin"), "back.bin"], dir.path());
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("verified"));
+    assert_eq!(read_file(&dir.path().join("back.bin")), data);
+    std::fs::write(a.path("up.bin"), &data[..500_000]).unwrap();
+    let out = ferry(&["put", "-c", "--verify", "v.bin", &url(&a, "/up.bin")], dir.path());
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("verified"));
+    assert_eq!(read_file(&a.path("up.bin")), data);
+    // copy: both servers' digests.
+    let out = ferry(&["copy", "--verify", &url(&a, "/v.bin"), &url(&b, "/c.bin")], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("/c.bin: verified (SHA-256 {hex} on both servers)")), "{said}");
+    // --verify compares bytes: not with --ascii.
+    assert_eq!(ferry(&["--ascii", "get", "--verify", &url(&a, "/v.bin"), "t"], dir.path()).status.code(), Some(2));
+}
+
+#[test]
+fn verify_falls_back_to_xsha256_and_xmd5_and_fails_on_a_mismatch() {
+    use common::fake_ftp::FakeFtp;
+    let dir = tempfile::tempdir().unwrap();
+    let data = b"the bytes the fake server sends".to_vec();
+    let hex = sha256_hex(&data);
+    // No HASH in FEAT; XSHA256 answered "250 <hex>" (the path after it, as some servers do).
+    let h = hex.clone();
+    let x = FakeFtp::start(data.clone(), move |verb, arg| (verb == "XSHA256").then(|| format!("250 {h} {arg}")));
+    let out = ferry(&["get", "--verify", &x.url("/f"), "x1"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains(&format!("verified (SHA-256 {hex} from XSHA256)")), "{said}");
+    assert!(!x.got("HASH"), "HASH is not in FEAT: not sent");
+    // XSHA256 unknown (502); XMD5 answered "213 <hex>".
+    let m =
+        FakeFtp::start(data.clone(), |verb, _| (verb == "XMD5").then(|| "213 DFD4BA6E8828D05518D676A992A5735E".into()));
+    let out = ferry(&["get", "--verify", &m.url("/f"), "x2"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(m.got("XSHA256 /f") && m.got("XMD5 /f"), "{:?}", m.lines.lock().unwrap());
+    assert!(
+        out.status.success() && said.contains("verified (MD5 dfd4ba6e8828d05518d676a992a5735e from XMD5)"),
+        "{said}"
+    );
+    // A HASH that differs: exit 6, and the downloaded file is kept.
+    let bad = FakeFtp::start(data.clone(), |verb, arg| match verb {
+        "FEAT" => Some("211-Features:\r\n EPSV\r\n SIZE\r\n HASH SHA-256*;MD5\r\n211 End".into()),
+        "HASH" => Some(format!("213 SHA-256 0-31 {} {arg}", "0".repeat(64))),
+        _ => None,
+    });
+    let out = ferry(&["get", "--verify", &bad.url("/f"), "kept"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{said}");
+    assert!(said.contains(&format!("SHA-256 differs: {hex} here, {} on the server", "0".repeat(64))), "{said}");
+    assert_eq!(read_file(&dir.path().join("kept")), data, "the file is kept");
+    // A server that computes no digest: --verify cannot be met (exit 6), the file is kept.
+    let none = FakeFtp::start(data.clone(), |_, _| None);
+    let out = ferry(&["get", "--verify", &none.url("/f"), "unverified"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{said}");
+    assert!(said.contains("cannot verify"), "{said}");
+    assert_eq!(read_file(&dir.path().join("unverified")), data);
+    // put: the digest of what was read while uploading.
+    std::fs::write(dir.path().join("up"), &data).unwrap();
+    let h = hex.clone();
+    let up = FakeFtp::start(Vec::new(), move |verb, _| (verb == "XSHA256").then(|| format!("213 {h}")));
+    let out = ferry(&["put", "--verify", "up", &up.url("/up")], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(*up.stored.lock().unwrap(), data);
+}
+
+#[test]
+fn mirror_verify_and_checksum() {
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("small.txt"), b"small").unwrap();
+    std::fs::write(src.join("sub/big.bin"), random_bytes(1_500_000, 12)).unwrap();
+    let out = ferry(&["mirror", "--reverse", "--verify", "src", &url(&f, "/m")], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert_eq!(said.matches("verified (SHA-256").count(), 2, "{said}");
+    let out = ferry(&["mirror", "--verify", &url(&f, "/m"), "back"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.matches("verified (SHA-256").count() == 2, "{said}");
+    assert_trees_equal(&src, &dir.path().join("back"));
+    // Same size, same time, other bytes: size+time sees nothing, --checksum sees it.
+    let small = src.join("small.txt");
+    let mtime = std::fs::metadata(&small).unwrap().modified().unwrap();
+    std::fs::write(&small, b"SMALL").unwrap();
+    std::fs::File::options().write(true).open(&small).unwrap().set_modified(mtime).unwrap();
+    let plain = ferry(&["mirror", "--reverse", "src", &url(&f, "/m")], dir.path());
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("0 files uploaded"));
+    assert_eq!(read_file(&f.path("m/small.txt")), b"small");
+    let out = ferry(&["--trace", "mirror", "--reverse", "--checksum", "src", &url(&f, "/m")], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("1 files uploaded (5 bytes), 1 up to date"), "{said}");
+    assert!(said.contains("C->S  HASH /m/small.txt"), "{said}");
+    assert_eq!(read_file(&f.path("m/small.txt")), b"SMALL");
+    // And downloading: the local copy in back/ differs from the server's now.
+    let out = ferry(&["mirror", "--checksum", &url(&f, "/m"), "back"], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("1 files downloaded"), "{said}");
+    assert_eq!(read_file(&dir.path().join("back/small.txt")), b"SMALL");
+}
+
+/// Without `SITE SEGMENT` in FEAT (today's Ferry, vsftpd, Pure-FTPd), `put --segments` says so
+/// and uploads over one connection.
+#[test]
+fn put_segments_falls_back_to_one_stream() {
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(3_000_017, 13);
+    std::fs::write(dir.path().join("s.bin"), &data).unwrap();
+    let out = ferry(&["--trace", "put", "--segments", "4", "s.bin", &url(&f, "/s.bin")], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    if said.contains(" SITE SEGMENT\n") || said.contains(" SITE SEGMENT\r") {
+        return; // the server has it: put_segments_four_connections covers it
+    }
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("/s.bin: the server has no SITE SEGMENT; uploading over one connection"), "{said}");
+    assert_eq!(said.matches("C->S  STOR").count(), 1, "{said}");
+    assert_eq!(read_file(&f.path("s.bin")), data);
+}
+
+/// `put --segments 4` against a server with `SITE SEGMENT`: four connections, each `REST` +
+/// `STOR` of its quarter, then `SITE SEGMENT END`; the file is byte-exact and verified.
+#[test]
+#[ignore = "needs the server's SITE SEGMENT"]
+fn put_segments_four_connections() {
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(4_000_003, 14);
+    std::fs::write(dir.path().join("s.bin"), &data).unwrap();
+    std::fs::write(f.path("s.bin"), b"the old version").unwrap();
+    let out = ferry(&["--trace", "put", "--segments", "4", "--verify", "s.bin", &url(&f, "/s.bin")], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("C->S  SITE SEGMENT BEGIN 4000003 /s.bin"), "{said}");
+    for offset in [0, 1_000_001, 2_000_002, 3_000_003] {
+        assert!(said.contains(&format!("C->S  REST {offset}\n")), "REST {offset}: {said}");
+    }
+    assert_eq!(said.matches("C->S  STOR /s.bin").count(), 4, "{said}");
+    assert!(said.contains("C->S  SITE SEGMENT END /s.bin") && said.contains("S->C  250 "), "{said}");
+    assert!(said.contains("(4000003 bytes, 4 segments)") && said.contains("verified (SHA-256"), "{said}");
+    assert_eq!(read_file(&f.path("s.bin")), data);
+}

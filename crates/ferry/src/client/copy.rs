@@ -7,9 +7,11 @@
 
 use anyhow::Result;
 use ferry_client::client::StoreHow;
+use ferry_client::digest::Algorithm;
 use ferry_client::{Client, ClientError, FtpUrl};
 use ferry_proto::Command;
 
+use super::verify::Verify;
 use super::Ctx;
 
 fn target_path(from: &FtpUrl, to: &FtpUrl) -> String {
@@ -22,7 +24,7 @@ fn target_path(from: &FtpUrl, to: &FtpUrl) -> String {
 }
 
 /// Runs the copy and says which way it went.
-pub async fn run(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl) -> Result<()> {
+pub async fn run(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl, verify: Verify) -> Result<()> {
     let dest = target_path(from, to);
     let mut src = ctx.connect(from).await?;
     let size = src.file_size(&from.path).await?;
@@ -44,9 +46,12 @@ pub async fn run(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl) -> Result<()> {
     };
     match result {
         Ok(said) => {
+            ctx.say(said);
+            if verify == Verify::Digest {
+                compare_digests(ctx, &mut src, &mut dst, &from.path, &dest).await?;
+            }
             src.quit().await;
             dst.quit().await;
-            ctx.say(said);
             Ok(())
         }
         Err(e) => {
@@ -57,6 +62,25 @@ pub async fn run(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl) -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// `copy --verify`: both servers' digests of the file, with the first algorithm both compute.
+async fn compare_digests(ctx: &Ctx, src: &mut Client, dst: &mut Client, from: &str, dest: &str) -> Result<()> {
+    for algorithm in Algorithm::ALL {
+        let Some(a) = src.remote_digest(from, &[algorithm]).await? else { continue };
+        let Some(b) = dst.remote_digest(dest, &[algorithm]).await? else { continue };
+        let name = algorithm.name();
+        if a.hex != b.hex {
+            return Err(ClientError::Verify(format!(
+                "{dest}: {name} differs: {} on the source, {} on the target (the file is kept)",
+                a.hex, b.hex
+            ))
+            .into());
+        }
+        ctx.say(format!("{dest}: verified ({name} {} on both servers)", a.hex));
+        return Ok(());
+    }
+    Err(ClientError::Verify(format!("{dest}: cannot verify: the two servers compute no digest in common")).into())
 }
 
 /// RETR on the source, its bytes into STOR on the target.

@@ -4,6 +4,7 @@ mod copy;
 mod files;
 mod mirror;
 mod shell;
+mod verify;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use ferry_client::tls::TlsMode;
 use ferry_client::trace::{Trace, TraceFormat};
 use ferry_client::{Client, ConnectOptions, DataMode, FtpUrl};
 use indicatif::{ProgressBar, ProgressStyle};
+use verify::Verify;
 
 /// The help heading of the client options. They are global (they may come before or after the
 /// subcommand), so clap lists them under every subcommand; `serve`, `user` and `cert` ignore them.
@@ -79,6 +81,9 @@ pub enum ClientCmd {
         /// Download over N connections at once (REST ranges), like lftp's pget.
         #[arg(long, default_value_t = 1)]
         segments: u32,
+        /// Then compare the server's digest (HASH, else XSHA256/XMD5) with the one computed here.
+        #[arg(long)]
+        verify: bool,
     },
     /// Upload files (the last argument is the remote file or directory URL).
     Put {
@@ -88,6 +93,12 @@ pub enum ClientCmd {
         /// Resume a partial upload (REST+STOR, or APPE), then check the final size.
         #[arg(long, short = 'c')]
         r#continue: bool,
+        /// Upload over N connections at once (Ferry's SITE SEGMENT; one stream elsewhere).
+        #[arg(long, default_value_t = 1)]
+        segments: u32,
+        /// Then compare the server's digest (HASH, else XSHA256/XMD5) with the one computed here.
+        #[arg(long)]
+        verify: bool,
     },
     /// Mirror a remote tree into a local directory (or, with --reverse, a local tree to a URL).
     Mirror {
@@ -106,6 +117,12 @@ pub enum ClientCmd {
         /// Show what would be done, do nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Check each file transferred against the server's digest (like get --verify).
+        #[arg(long)]
+        verify: bool,
+        /// Compare files by digest (HASH) instead of size and time, where the server offers HASH.
+        #[arg(long)]
+        checksum: bool,
     },
     /// Delete remote files.
     Rm {
@@ -148,6 +165,9 @@ pub enum ClientCmd {
         from: String,
         /// Destination URL.
         to: String,
+        /// Then compare the two servers' digests of the file (HASH, else XSHA256/XMD5).
+        #[arg(long)]
+        verify: bool,
     },
     /// An interactive session (ls, cd, lcd, get, put, mget, mput, pwd, bye, help).
     Shell {
@@ -301,15 +321,19 @@ pub fn run(cmd: ClientCmd, common: Common) -> Result<()> {
 async fn dispatch(ctx: &Ctx, cmd: ClientCmd) -> Result<()> {
     match cmd {
         ClientCmd::Ls { url: u, long, json } => files::ls(ctx, &url(&u)?, long, json).await,
-        ClientCmd::Get { url: u, dest, r#continue, segments } => {
-            files::get(ctx, &url(&u)?, dest.as_deref(), r#continue, segments).await
+        ClientCmd::Get { url: u, dest, r#continue, segments, verify } => {
+            let how = files::How { resume: r#continue, segments, verify: Verify::from_flag(verify, ctx)? };
+            files::get(ctx, &url(&u)?, dest.as_deref(), how).await
         }
-        ClientCmd::Put { mut args, r#continue } => {
+        ClientCmd::Put { mut args, r#continue, segments, verify } => {
             let target = url(&args.pop().unwrap_or_default())?;
-            files::put(ctx, &args, &target, r#continue).await
+            let how = files::How { resume: r#continue, segments, verify: Verify::from_flag(verify, ctx)? };
+            files::put(ctx, &args, &target, how).await
         }
-        ClientCmd::Mirror { args, reverse, parallel, delete, dry_run } => {
-            let opts = mirror::Options { parallel: parallel.max(1), delete, dry_run };
+        ClientCmd::Mirror { args, reverse, parallel, delete, dry_run, verify, checksum } => {
+            let compare = if checksum { mirror::Compare::Digest } else { mirror::Compare::SizeAndTime };
+            let verify = Verify::from_flag(verify, ctx)?;
+            let opts = mirror::Options { parallel: parallel.max(1), delete, dry_run, verify, compare };
             if reverse {
                 mirror::upload(ctx, std::path::Path::new(&args[0]), &url(&args[1])?, opts).await
             } else {
@@ -322,7 +346,9 @@ async fn dispatch(ctx: &Ctx, cmd: ClientCmd) -> Result<()> {
         ClientCmd::Mv { url: u, to } => files::mv(ctx, &url(&u)?, &to).await,
         ClientCmd::Cat { url: u } => files::cat(ctx, &url(&u)?).await,
         ClientCmd::Stat { url: u } => files::stat(ctx, &url(&u)?).await,
-        ClientCmd::Copy { from, to } => copy::run(ctx, &url(&from)?, &url(&to)?).await,
+        ClientCmd::Copy { from, to, verify } => {
+            copy::run(ctx, &url(&from)?, &url(&to)?, Verify::from_flag(verify, ctx)?).await
+        }
         ClientCmd::Shell { .. } => unreachable!("handled in run"),
     }
 }

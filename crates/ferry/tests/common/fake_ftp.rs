@@ -1,7 +1,7 @@
 //! A scripted FTP server for client tests: the replies a real server would not give (a wrong
 //! digest, a short file, `XSHA256` answered 250), on loopback, one thread per connection.
 //!
-//! It serves one file (any path names it) over EPSV, answers the login, FEAT, TYPE, SIZE, REST,
+//! It serves one file (any path names it; SIZE gives the last STOR's size once there was one) over EPSV, answers the login, FEAT, TYPE, SIZE, REST,
 //! RETR and STOR itself, and asks the test's `answer` first for every line: `Some(reply)` (one or
 //! more CRLF-separated lines, sent as they are) overrides the default.
 
@@ -96,7 +96,11 @@ fn session(conn: TcpStream, lines: &Mutex<Vec<String>>, stored: &Mutex<Vec<u8>>,
             "FEAT" => send("211-Features:\r\n EPSV\r\n SIZE\r\n REST STREAM\r\n211 End"),
             "TYPE" | "OPTS" => send("200 ok"),
             "PWD" => send("257 \"/\""),
-            "SIZE" => send(&format!("213 {}", content.len())),
+            "SIZE" => {
+                // The size of what was stored, once something was.
+                let stored = stored.lock().unwrap().len();
+                send(&format!("213 {}", if stored > 0 { stored } else { content.len() }))
+            }
             "REST" => {
                 offset = arg.parse().unwrap_or(0);
                 send(&format!("350 restarting at {offset}"))
