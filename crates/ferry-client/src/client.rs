@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::digest::{self, Algorithm, RemoteDigest};
 use crate::tls::{Io, TlsMode};
-use crate::trace::Trace;
+use crate::trace::{Direction, Trace};
 
 pub use ferry_proto::listing::parse::ParsedEntry as RemoteEntry;
 
@@ -188,7 +188,8 @@ impl Client {
         stream.set_nodelay(true).map_err(ClientError::Io)?;
         let peer = stream.peer_addr().map_err(ClientError::Io)?;
         let local = stream.local_addr().map_err(ClientError::Io)?;
-        if let Some(t) = &opts.trace {
+        let trace = opts.trace.as_ref().map(|t| t.connection());
+        if let Some(t) = &trace {
             t.control_open(local, peer);
         }
         let tls = match opts.tls {
@@ -221,7 +222,7 @@ impl Client {
             eprt_refused: opts.disable_extended,
             mode: opts.mode,
             timeout: opts.timeout,
-            trace: opts.trace.clone(),
+            trace,
             ascii: false,
             data_tls: None,
         };
@@ -258,6 +259,11 @@ impl Client {
         }
         c.expect(Command::Type(TransferType::Image), 200).await?;
         Ok(c)
+    }
+
+    /// This connection's trace, if the session is traced.
+    pub fn trace(&self) -> Option<&Arc<Trace>> {
+        self.trace.as_ref()
     }
 
     /// The server's address.
@@ -698,7 +704,7 @@ impl Client {
         }
         drop(data);
         if let Some(t) = &self.trace {
-            t.data_close(got, started.elapsed(), if got < len { "server" } else { "client" });
+            t.data_close(got, started.elapsed(), if got < len { "server" } else { "client" }, Direction::Download);
         }
         // 226 if the server had finished, 426/451 when we cut it short: both fine here.
         let _ = self.read_reply().await?;
@@ -751,7 +757,7 @@ impl Client {
         }
         sink.flush().await.map_err(ClientError::Local)?;
         if let Some(t) = &self.trace {
-            t.data_close(total, started.elapsed(), "server");
+            t.data_close(total, started.elapsed(), "server", Direction::Download);
         }
         drop(data);
         self.finish_transfer(&cmd.redacted(), path).await?;
@@ -813,7 +819,7 @@ impl Client {
         .await;
         drop(data);
         if let Some(t) = &self.trace {
-            t.data_close(total, started.elapsed(), "client");
+            t.data_close(total, started.elapsed(), "client", Direction::Upload);
         }
         self.finish_transfer(&cmd.redacted(), path).await?;
         Ok(total)

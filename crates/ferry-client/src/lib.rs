@@ -9,6 +9,7 @@ pub mod digest;
 pub mod netrc;
 pub mod tls;
 pub mod trace;
+pub mod trace_html;
 pub mod url;
 
 pub use client::{Client, ClientError, ConnectOptions, DataMode, RemoteEntry};

@@ -45,6 +45,11 @@ enum Cmd {
     Bans(admin::Target),
     /// Make a running server reread its users file and certificate (through its admin socket).
     Reload(admin::Target),
+    /// Draw a trace written with `--trace=json` as one HTML page, on standard output.
+    TraceView {
+        /// The trace: JSON lines (other lines, such as messages, are skipped).
+        file: std::path::PathBuf,
+    },
     /// Run hook commands for a server (started by `ferry serve` itself).
     #[command(hide = true)]
     HookRunner,
@@ -94,6 +99,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bans(target) => admin::bans(target),
         Cmd::Reload(target) => admin::reload(target),
         Cmd::GenerateAssets { dir } => generate_assets(&dir),
+        Cmd::TraceView { file } => client::trace_view(&file),
         Cmd::HookRunner => ferry_server::hooks::run_runner().map_err(Into::into),
         Cmd::Client(cmd) => client::run(cmd, cli.common),
     };

@@ -26,9 +26,11 @@ fn target_path(from: &FtpUrl, to: &FtpUrl) -> String {
 /// Runs the copy and says which way it went.
 pub async fn run(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl, verify: Verify) -> Result<()> {
     let dest = target_path(from, to);
-    let mut src = ctx.connect(from).await?;
+    // Trace lines say which server they come from: A the source, B the target.
+    let (a, b) = (ctx.party("A"), ctx.party("B"));
+    let mut src = a.connect(from).await?;
     let size = src.file_size(&from.path).await?;
-    let mut dst = ctx.connect(to).await?;
+    let mut dst = b.connect(to).await?;
     let existed = dst.exists(&dest).await?;
     let result = match fxp(&mut src, &mut dst, &from.path, &dest, size).await {
         Ok(n) => Ok(format!("copied {} -> {dest} server-to-server (FXP), {n} bytes", from.path)),
@@ -37,8 +39,8 @@ pub async fn run(ctx: &Ctx, from: &FtpUrl, to: &FtpUrl, verify: Verify) -> Resul
             ctx.say(format!("server-to-server transfer not possible ({why}); streaming through this client"));
             src.quit().await;
             dst.quit().await;
-            src = ctx.connect(from).await?;
-            dst = ctx.connect(to).await?;
+            src = a.connect(from).await?;
+            dst = b.connect(to).await?;
             streamed(&mut src, &mut dst, &from.path, &dest)
                 .await
                 .map(|n| format!("copied {} -> {dest} through this client, {n} bytes", from.path))
@@ -107,6 +109,10 @@ async fn fxp(src: &mut Client, dst: &mut Client, from: &str, dest: &str, size: O
     if let Err(e) = dst.announce_active(addr).await {
         return Err(Fxp::Refused(format!("destination refused to connect to {addr}: {e}")));
     }
+    if let Some(t) = dst.trace() {
+        t.fxp_open("A", "B", addr);
+    }
+    let started = std::time::Instant::now();
     src.send_command(&Command::Retr(from.into())).await.map_err(failed)?;
     dst.send_command(&Command::Stor(dest.to_string())).await.map_err(failed)?;
     let d1 = dst.next_reply().await.map_err(failed)?;
@@ -119,6 +125,10 @@ async fn fxp(src: &mut Client, dst: &mut Client, from: &str, dest: &str, size: O
     }
     src.finish_transfer("RETR", from).await.map_err(failed)?;
     dst.finish_transfer("STOR", dest).await.map_err(failed)?;
+    if let Some(t) = dst.trace() {
+        // The bytes the source announced; the target's SIZE below checks them.
+        t.fxp_close("A", "B", size.unwrap_or(0), started.elapsed());
+    }
     let got = dst.size(dest).await.map_err(failed)?;
     match (size, got) {
         (Some(a), Some(b)) if a != b => {

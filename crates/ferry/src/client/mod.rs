@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use ferry_client::tls::TlsMode;
 use ferry_client::trace::{Trace, TraceFormat};
@@ -37,6 +37,10 @@ pub struct Common {
     /// Trace both connections on stderr: `--trace` (a ladder) or `--trace=json` (JSON lines).
     #[arg(long, global = true, help_heading = CLIENT_OPTIONS, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
     pub trace: Option<String>,
+    /// Also draw the session as one self-contained HTML page (an SVG ladder) into FILE, written
+    /// when the command ends (whether it succeeded or not).
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
+    pub trace_html: Option<std::path::PathBuf>,
     /// Seconds to wait for the server before giving up.
     #[arg(long, global = true, help_heading = CLIENT_OPTIONS, default_value_t = 30)]
     pub timeout: u64,
@@ -188,14 +192,29 @@ pub struct Ctx {
 
 impl Ctx {
     fn new(common: Common) -> Result<Self> {
-        let trace = match common.trace.as_deref() {
+        let out: Option<(TraceFormat, Box<dyn std::io::Write + Send>)> = match common.trace.as_deref() {
             None => None,
-            Some("text") => Some(Arc::new(Trace::new(TraceFormat::Text, Box::new(std::io::stderr())))),
-            Some("json") => Some(Arc::new(Trace::new(TraceFormat::Json, Box::new(std::io::stderr())))),
+            Some("text") => Some((TraceFormat::Text, Box::new(std::io::stderr()))),
+            Some("json") => Some((TraceFormat::Json, Box::new(std::io::stderr()))),
             Some(other) => return Err(Usage(format!("--trace={other}: expected text or json")).into()),
         };
+        let record = common.trace_html.is_some();
+        let trace = (out.is_some() || record).then(|| Arc::new(Trace::with_outputs(out, record)));
         let tls_config = Some(ferry_client::tls::client_config(common.cacert.as_deref(), common.insecure)?);
         Ok(Self { common, trace, tls_config })
+    }
+
+    /// The same context, its trace lines marked as `party`'s (`A`, `B`: the servers of a copy).
+    pub fn party(&self, party: &str) -> Self {
+        Self { trace: self.trace.as_ref().map(|t| t.for_party(party)), ..self.clone() }
+    }
+
+    /// Writes `--trace-html FILE`, if asked for.
+    fn write_trace_html(&self, title: &str) -> Result<()> {
+        let (Some(path), Some(trace)) = (&self.common.trace_html, &self.trace) else { return Ok(()) };
+        let page = ferry_client::trace_html::render(&trace.events(), title);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
     }
 
     /// Whether to draw progress bars.
@@ -311,10 +330,42 @@ pub fn url(s: &str) -> Result<FtpUrl> {
 /// Runs a client command.
 pub fn run(cmd: ClientCmd, common: Common) -> Result<()> {
     let ctx = Ctx::new(common)?;
+    let title = std::env::args().skip(1).map(|a| redact_url(&a)).collect::<Vec<_>>().join(" ");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    match cmd {
-        ClientCmd::Shell { url: u } => shell::run(&ctx, &runtime, &url(&u)?),
+    let result = match cmd {
+        ClientCmd::Shell { url: u } => url(&u).and_then(|u| shell::run(&ctx, &runtime, &u)),
         other => runtime.block_on(dispatch(&ctx, other)),
+    };
+    // A failed session's picture is the most useful one: written either way.
+    let written = ctx.write_trace_html(&format!("ferry {title}"));
+    result.and(written)
+}
+
+/// `ferry trace-view FILE`: the page for a `--trace=json` trace, on stdout.
+pub fn trace_view(file: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("event").is_some() && v.get("t").is_some())
+        .collect();
+    if events.is_empty() {
+        bail!("{}: no trace events in it (write one with --trace=json 2> FILE)", file.display());
+    }
+    print!("{}", ferry_client::trace_html::render(&events, &format!("ferry trace-view {}", file.display())));
+    Ok(())
+}
+
+/// An argument with a URL's password masked, for the page's title.
+fn redact_url(arg: &str) -> String {
+    match FtpUrl::parse(arg) {
+        Ok(u) if u.password.is_some() => {
+            let (scheme, rest) = arg.split_once("://").unwrap_or(("ftp", arg));
+            let at = rest.rfind('@').unwrap_or(0);
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:****{}", &rest[at..])
+        }
+        _ => arg.to_string(),
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod browser;
 pub mod fake_ftp;
 
 pub use ferry_testkit::ctrl::tls_wrap;
