@@ -493,3 +493,49 @@ fn put_segments_four_connections() {
     assert!(said.contains("(4000003 bytes, 4 segments)") && said.contains("verified (SHA-256"), "{said}");
     assert_eq!(read_file(&f.path("s.bin")), data);
 }
+
+/// Client options are listed (and accepted) on client commands only, before or after the
+/// subcommand; every default is shown, the server's from its config defaults.
+#[test]
+fn help_lists_client_options_on_client_commands_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = ferry(args, dir.path());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for sub in [&["serve"][..], &["user", "add"], &["user", "list"], &["cert", "self-signed"], &["who"], &["ban"]] {
+        let text = help(&[sub, &["--help"][..]].concat());
+        assert!(!text.contains("Client options") && !text.contains("--trace"), "{sub:?}:\n{text}");
+    }
+    for sub in ["ls", "get", "put", "mirror", "copy", "shell", "rmdir", "stat"] {
+        let text = help(&[sub, "--help"]);
+        assert!(text.contains("Client options:"), "{sub}:\n{text}");
+        assert!(text.contains("--timeout <SECS>") && text.contains("[default: 30]"), "{sub}:\n{text}");
+        assert!(text.contains("--trace-html <FILE>"), "{sub}:\n{text}");
+    }
+    let serve = help(&["serve", "--help"]);
+    let limits = ferry_server::config::Limits::default();
+    for (flag, value) in [
+        ("--idle-timeout", limits.idle_timeout_secs),
+        ("--login-timeout", limits.login_timeout_secs),
+        ("--data-timeout", limits.data_timeout_secs),
+        ("--max-sessions <N>", limits.max_sessions as u64),
+    ] {
+        let at = serve.find(flag).unwrap_or_else(|| panic!("{flag}:\n{serve}"));
+        let entry = &serve[at..];
+        let entry = &entry[..entry[2..].find("\n      --").map_or(entry.len(), |i| i + 2)];
+        assert!(entry.contains(&format!("[default: {value}]")), "{flag}: {entry}");
+    }
+    assert!(help(&["get", "--help"]).contains("[default: 1]"), "--segments shows its default");
+    assert!(help(&["mirror", "--help"]).contains("[default: 4]"), "--parallel shows its default");
+    // Accepted before and after the subcommand; refused by serve.
+    let f = Ferry::start(&[]);
+    for args in
+        [&["--trace", "--timeout", "5", "ls", &url(&f, "/")][..], &["ls", "--trace", "--timeout", "5", &url(&f, "/")]]
+    {
+        let out = ferry(args, dir.path());
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("C->S  MLSD"), "{args:?}");
+    }
+    assert_eq!(ferry(&["serve", "--trace"], dir.path()).status.code(), Some(2));
+}

@@ -18,45 +18,69 @@ use ferry_client::{Client, ConnectOptions, DataMode, FtpUrl};
 use indicatif::{ProgressBar, ProgressStyle};
 use verify::Verify;
 
-/// The help heading of the client options. They are global (they may come before or after the
-/// subcommand), so clap lists them under every subcommand; `serve`, `user` and `cert` ignore them.
-const CLIENT_OPTIONS: &str = "Client options (get, put, ls, ...; ignored by serve, user and cert)";
+/// The help heading of the client options. They may come before or after a client subcommand
+/// (`main` adds them to each client subcommand; [`Common::merged`] joins the two).
+const CLIENT_OPTIONS: &str = "Client options";
 
 /// Options shared by every client command.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Active mode: the server connects back (EPRT, then PORT).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub active: bool,
     /// TYPE A: ASCII transfers with line-ending conversion.
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub ascii: bool,
     /// Print nothing but errors.
-    #[arg(long, short, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, short, help_heading = CLIENT_OPTIONS)]
     pub quiet: bool,
     /// Trace both connections on stderr: `--trace` (a ladder) or `--trace=json` (JSON lines).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
+    #[arg(long, help_heading = CLIENT_OPTIONS, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
     pub trace: Option<String>,
     /// Also draw the session as one self-contained HTML page (an SVG ladder) into FILE, written
     /// when the command ends (whether it succeeded or not).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
+    #[arg(long, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
     pub trace_html: Option<std::path::PathBuf>,
     /// Seconds to wait for the server before giving up.
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, default_value_t = 30)]
+    #[arg(long, help_heading = CLIENT_OPTIONS, default_value_t = 30, value_name = "SECS")]
     pub timeout: u64,
     /// Explicit FTPS: AUTH TLS, then protected data connections; fail if the server refuses.
     /// (`ftps://` URLs use implicit FTPS.)
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub tls: bool,
     /// Trust this CA certificate (PEM) besides the system roots.
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
+    #[arg(long, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
     /// Do not verify the server's certificate (dangerous: anyone in the middle can read everything).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub insecure: bool,
     /// Use PASV/PORT only, never EPSV/EPRT (like curl's --disable-epsv --disable-eprt).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub disable_epsv: bool,
+}
+
+impl Common {
+    /// The options given before the subcommand (`before`) joined with those given after it (in
+    /// `after`, the subcommand's matches): a flag set on either side is set; a value given after
+    /// the subcommand wins.
+    pub fn merged(before: Self, after: Option<&clap::ArgMatches>) -> Result<Self> {
+        use clap::FromArgMatches as _;
+        let Some(m) = after else { return Ok(before) };
+        let a = Self::from_arg_matches(m)?;
+        let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        Ok(Self {
+            active: before.active || a.active,
+            ascii: before.ascii || a.ascii,
+            quiet: before.quiet || a.quiet,
+            trace: if given("trace") { a.trace } else { before.trace },
+            trace_html: a.trace_html.or(before.trace_html),
+            timeout: if given("timeout") { a.timeout } else { before.timeout },
+            tls: before.tls || a.tls,
+            cacert: a.cacert.or(before.cacert),
+            insecure: before.insecure || a.insecure,
+            disable_epsv: before.disable_epsv || a.disable_epsv,
+        })
+    }
 }
 
 /// Client subcommands.
