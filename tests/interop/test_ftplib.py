@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import ftplib
+import hashlib
 import io
 import os
 import re
@@ -15,6 +16,7 @@ import socket
 import stat
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -176,8 +178,14 @@ def test_hash_matches_hashlib(ferry):
     data = write_random(ferry.root / "h.bin", 1_234_567)
     ftp = ftp_connect(ferry)
     feats = [l.strip() for l in ftp.sendcmd("FEAT").split("\n")]
-    assert "HASH SHA-256*" in feats, feats
+    assert "HASH SHA-1;SHA-256*;SHA-512;MD5;CRC32" in feats, feats
     assert reply(ftp, "HASH h.bin") == f"213 SHA-256 0-{len(data)} {sha256(data)} h.bin"
+    assert reply(ftp, "OPTS HASH MD5") == "200 MD5"
+    assert reply(ftp, "HASH h.bin") == f"213 MD5 0-{len(data)} {hashlib.md5(data).hexdigest()} h.bin"
+    assert reply(ftp, "RANG 100 200") == "350 Restarting at 100. Ending at 200."
+    assert reply(ftp, "HASH h.bin") == f"213 MD5 100-200 {hashlib.md5(data[100:200]).hexdigest()} h.bin"
+    assert reply(ftp, "XCRC h.bin") == f"250 {zlib.crc32(data):08x}"
+    assert reply(ftp, "OPTS HASH SHA-256") == "200 SHA-256"
     up = os.urandom(333_333)
     ftp.storbinary("STOR up.bin", io.BytesIO(up))
     assert reply(ftp, "HASH up.bin") == f"213 SHA-256 0-{len(up)} {sha256(up)} up.bin"
@@ -1328,3 +1336,34 @@ def test_noop_stat_during_transfer_and_quit(ferry):
             break
     assert codes == [226, 221], codes
     assert r.closed_by_peer()
+
+
+def test_segmented_upload_with_parallel_ftplib_connections(ferry):
+    """SITE SEGMENT: four ftplib connections send REST+STOR segments at once; END publishes the
+    exact bytes, and the file before it stays whole until then."""
+    data = os.urandom(3_000_001)
+    (ferry.root / "seg.bin").write_bytes(b"old")
+    ctl = ftp_connect(ferry)
+    assert code(reply(ctl, f"SITE SEGMENT BEGIN {len(data)} seg.bin")) == 200
+    bounds = [(i * len(data) // 4, (i + 1) * len(data) // 4) for i in range(4)]
+    errors = []
+
+    def send(start: int, end: int) -> None:
+        try:
+            ftp = ftp_connect(ferry)
+            ftp.storbinary("STOR seg.bin", io.BytesIO(data[start:end]), rest=start)
+            ftp.quit()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=b) for b in bounds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert (ferry.root / "seg.bin").read_bytes() == b"old"
+    assert reply(ctl, "SITE SEGMENT END seg.bin") == f"250 Segmented upload of seg.bin complete ({len(data)} bytes)."
+    assert (ferry.root / "seg.bin").read_bytes() == data
+    assert sorted(p.name for p in ferry.root.iterdir() if p.name.startswith(".ferry-upload")) == []
+    ctl.quit()

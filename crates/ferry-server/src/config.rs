@@ -108,6 +108,10 @@ pub struct StorageConfig {
     pub upload_concurrency: usize,
     /// The most objects a directory may hold for RNFR/RNTO to rename it (copy + delete each).
     pub max_rename_keys: usize,
+    /// Local storage: compute the SHA-256 of whole-file uploads as they stream and keep it with
+    /// the file (an extended attribute), so that `HASH` answers at once. Off: uploads may use
+    /// `splice(2)`, and `HASH` reads the file (once; the result is kept).
+    pub upload_digests: bool,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -123,6 +127,7 @@ impl std::fmt::Debug for StorageConfig {
             .field("part_size_mib", &self.part_size_mib)
             .field("upload_concurrency", &self.upload_concurrency)
             .field("max_rename_keys", &self.max_rename_keys)
+            .field("upload_digests", &self.upload_digests)
             .finish()
     }
 }
@@ -140,6 +145,7 @@ impl Default for StorageConfig {
             part_size_mib: 8,
             upload_concurrency: 2,
             max_rename_keys: 1000,
+            upload_digests: true,
         }
     }
 }

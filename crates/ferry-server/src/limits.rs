@@ -35,6 +35,8 @@ pub struct LimitState {
     ips: Mutex<HashMap<IpAddr, IpRecord>>,
     accounts: Mutex<HashMap<String, u32>>,
     usage: Mutex<HashMap<String, Arc<Mutex<Usage>>>>,
+    /// Segmented uploads in progress (`SITE SEGMENT`).
+    pub segments: crate::segments::Segments,
 }
 
 /// Bytes and files under an account's root.
@@ -55,7 +57,13 @@ impl Default for LimitState {
 impl LimitState {
     /// The state of a server with these bans.
     pub fn new(bans: crate::bans::Bans) -> Self {
-        Self { bans, ips: Mutex::default(), accounts: Mutex::default(), usage: Mutex::default() }
+        Self {
+            bans,
+            ips: Mutex::default(),
+            accounts: Mutex::default(),
+            usage: Mutex::default(),
+            segments: crate::segments::Segments::default(),
+        }
     }
 
     /// Whether `ip` is banned now.

@@ -588,8 +588,29 @@ pub fn mdtm(timeval: String) -> Reply {
 
 /// 213 for HASH (draft-bryan-ftpext-hash-02 section 3): the algorithm, the byte range hashed
 /// (`0-size`), the digest in lower-case hex, the path.
-pub fn hash(algorithm: &str, size: u64, hex: &str, path: &str) -> Reply {
-    r(C::FILE_STATUS, format!("{algorithm} 0-{size} {hex} {path}"))
+pub fn hash(algorithm: &str, start: u64, end: u64, hex: &str, path: &str) -> Reply {
+    r(C::FILE_STATUS, format!("{algorithm} {start}-{end} {hex} {path}"))
+}
+
+/// 350 for RANG: the next HASH covers this range.
+pub fn range_set(start: u64, end: u64) -> Reply {
+    r(C::PENDING_FURTHER_INFO, format!("Restarting at {start}. Ending at {end}."))
+}
+
+/// 250 with a digest, for XSHA1/XSHA256/XSHA512/XMD5/XCRC.
+pub fn xdigest(hex: &str) -> Reply {
+    r(C::FILE_ACTION_OK, hex.to_string())
+}
+
+/// 200 for OPTS HASH: the algorithm in force.
+pub fn hash_algorithm(alg: ferry_proto::command::HashAlg) -> Reply {
+    r(C::OK, alg.name())
+}
+
+/// 504 for OPTS HASH with an algorithm this server does not have.
+pub fn hash_algorithm_unknown(name: &str) -> Reply {
+    let known: Vec<&str> = ferry_proto::command::HashAlg::ALL.iter().map(|a| a.name()).collect();
+    r(C::PARAM_NOT_IMPLEMENTED, format!("Unknown algorithm {name:?}; known: {}.", known.join(", ")))
 }
 
 /// 550 for MDTM of a file whose time the storage does not know.
@@ -623,9 +644,62 @@ pub fn site_help() -> Reply {
     Reply::multi(
         C::HELP,
         "SITE commands recognized:",
-        vec!["CHMOD <mode> <path>   set Unix permission bits (octal)".into(), "HELP                  this text".into()],
+        vec![
+            "CHMOD <mode> <path>          set Unix permission bits (octal)".into(),
+            "SEGMENT BEGIN <size> <path>  start a segmented upload (then REST+STOR segments)".into(),
+            "SEGMENT END <path>           publish it once every byte arrived".into(),
+            "SEGMENT ABORT <path>         abandon it".into(),
+            "HELP                         this text".into(),
+        ],
         "End of SITE help.",
     )
+}
+
+// ---- Segmented uploads (SITE SEGMENT) -----------------------------------------------------------
+
+/// 200 for SITE SEGMENT BEGIN.
+pub fn segmented_begun(size: u64, path: &str) -> Reply {
+    r(
+        C::OK,
+        format!("Segmented upload of {size} bytes to {path} begun: send REST+STOR segments, then SITE SEGMENT END."),
+    )
+}
+
+/// 250 for SITE SEGMENT END when every byte arrived.
+pub fn segmented_complete(path: &str, size: u64) -> Reply {
+    r(C::FILE_ACTION_OK, format!("Segmented upload of {path} complete ({size} bytes)."))
+}
+
+/// 250 for SITE SEGMENT ABORT.
+pub fn segmented_abandoned(path: &str) -> Reply {
+    r(C::FILE_ACTION_OK, format!("Segmented upload of {path} abandoned."))
+}
+
+/// 451 for SITE SEGMENT END with ranges missing (the upload stays; send them and END again).
+pub fn segments_missing(path: &str, missing: &[(u64, u64)]) -> Reply {
+    let shown: Vec<String> = missing.iter().take(16).map(|(s, e)| format!("{s}-{}", e - 1)).collect();
+    let more = if missing.len() > 16 { ",..." } else { "" };
+    r(C::LOCAL_ERROR, format!("Segmented upload of {path} incomplete: missing {}{more}.", shown.join(",")))
+}
+
+/// 550 for SITE SEGMENT END/ABORT without a BEGIN.
+pub fn no_segmented_upload(path: &str) -> Reply {
+    r(C::FILE_UNAVAILABLE, format!("No segmented upload of {path} in progress."))
+}
+
+/// 450 for a second SITE SEGMENT BEGIN of the same file, or another upload command to it meanwhile.
+pub fn segmented_in_progress(path: &str) -> Reply {
+    r(C::FILE_BUSY, format!("A segmented upload of {path} is in progress."))
+}
+
+/// 504 for a segment sent in ASCII mode.
+pub fn segments_need_binary() -> Reply {
+    r(C::PARAM_NOT_IMPLEMENTED, "Segments of a segmented upload need TYPE I.")
+}
+
+/// 504 for SITE SEGMENT where uploads are verified (upload.verify hooks).
+pub fn segments_with_verify() -> Reply {
+    r(C::PARAM_NOT_IMPLEMENTED, "SITE SEGMENT is off: uploads here are verified by a hook before they appear.")
 }
 
 /// 200 after SITE CHMOD.

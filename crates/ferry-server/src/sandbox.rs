@@ -438,6 +438,9 @@ const ALLOWED: &[(&str, libc::c_long)] = allowed!(
     SYS_splice,
     SYS_tee,
     SYS_copy_file_range,
+    // Digests kept with files (user.ferry.hash.*), on open descriptors only.
+    SYS_fgetxattr,
+    SYS_fsetxattr,
     // Sockets (Landlock decides which ports; socket() is checked separately).
     SYS_socketpair,
     SYS_bind,

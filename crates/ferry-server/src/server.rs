@@ -87,7 +87,9 @@ impl Shared {
         }
         let config = self.config();
         let storage: Arc<dyn Storage> = match config.storage.kind {
-            StorageKind::Local => Arc::new(LocalStorage::open(&user.root)?),
+            StorageKind::Local => {
+                Arc::new(LocalStorage::open(&user.root)?.with_upload_digests(config.storage.upload_digests))
+            }
             StorageKind::S3 => Arc::new(S3Storage::open(&config.storage, &s3_prefix(&config.root, &user.root))?),
         };
         if roots.len() > 1024 {

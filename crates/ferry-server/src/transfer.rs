@@ -57,7 +57,18 @@ pub enum Job {
         quota: Option<QuotaGuard>,
         /// Verification before the upload is published, when `upload.verify` hooks are set.
         verify: Option<Verify>,
+        /// A segment of a segmented upload: where it starts.
+        segment: Option<Segment>,
     },
+}
+
+/// A segment of a segmented upload (`SITE SEGMENT`): recorded as received when it is whole.
+#[derive(Debug)]
+pub struct Segment {
+    /// The segmented upload.
+    pub upload: Arc<crate::segments::Segmented>,
+    /// Where this segment starts.
+    pub offset: u64,
 }
 
 /// Quota bookkeeping for one upload.
@@ -333,8 +344,13 @@ async fn run_job<S: DataIo>(
             };
             finish_send(stream, r, timeout).await
         }
-        Job::Receive { mut upload, ascii, fsync, quota, verify } => {
-            let cap = quota.as_ref().and_then(|q| q.cap);
+        Job::Receive { mut upload, ascii, fsync, quota, verify, segment } => {
+            // A segment may not reach past the size announced for the whole.
+            let room = segment.as_ref().map(|s| s.upload.size.saturating_sub(s.offset));
+            let cap = match (quota.as_ref().and_then(|q| q.cap), room) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let splice = match stream.plain_tcp() {
                 Some(_) if !ascii && rate.is_none() => upload.splice_target(),
                 _ => None,
@@ -375,6 +391,12 @@ async fn run_job<S: DataIo>(
                         None => upload.finish(last, fsync).await.map_err(TransferError::Storage)?,
                         Some(v) => v.commit(upload, last, fsync).await?,
                     };
+                    if let Some(s) = segment {
+                        // The file's length is where the furthest write ended, not this
+                        // segment's: the bytes received are what `progress` counted.
+                        let received = progress.load(std::sync::atomic::Ordering::Relaxed);
+                        s.upload.received(s.offset, s.offset + received);
+                    }
                     if let Some(q) = quota {
                         let mut u = q.usage.lock().unwrap_or_else(|p| p.into_inner());
                         u.bytes = (u.bytes + len).saturating_sub(q.old_len.unwrap_or(0));

@@ -175,7 +175,7 @@ fn hash_answers_the_sha256_of_a_file() {
     c.ok("USER alice", 331);
     c.ok("PASS secret", 230);
     let feat = c.ok("FEAT", 211);
-    assert!(feat.lines.iter().any(|l| l == "HASH SHA-256*"), "{feat:?}");
+    assert!(feat.lines.iter().any(|l| l == "HASH SHA-1;SHA-256*;SHA-512;MD5;CRC32"), "{feat:?}");
     // sha256sum of "hello\n"; the range is the whole file, 6 bytes.
     let r = c.ok("HASH hello.txt", 213);
     let want = "SHA-256 0-6 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 hello.txt";

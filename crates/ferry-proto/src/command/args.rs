@@ -103,8 +103,74 @@ pub enum SiteCommand {
         /// The path.
         path: String,
     },
+    /// `SITE SEGMENT BEGIN|END|ABORT ...`: a segmented upload (a Ferry extension; see
+    /// docs/segmented-upload.md).
+    Segment(SegmentOp),
     /// Any other subcommand, kept verbatim so the server can answer it.
     Other(String),
+}
+
+/// A step of a segmented upload: several connections write disjoint ranges of one new version
+/// of a file (`REST offset` + `STOR path`), which replaces the file only at `END`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentOp {
+    /// `SITE SEGMENT BEGIN size path`: the new version will be `size` bytes.
+    Begin {
+        /// Its size.
+        size: u64,
+        /// The file.
+        path: String,
+    },
+    /// `SITE SEGMENT END path`: every byte arrived; publish it.
+    End(String),
+    /// `SITE SEGMENT ABORT path`: forget it.
+    Abort(String),
+}
+
+/// A digest algorithm of `HASH` (draft-bryan-ftpext-hash-02 section 3.1: the names registered
+/// with IANA's "Hash Function Textual Names", plus CRC32 as servers answer it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAlg {
+    /// `SHA-1`.
+    Sha1,
+    /// `SHA-256` (the default).
+    Sha256,
+    /// `SHA-512`.
+    Sha512,
+    /// `MD5`.
+    Md5,
+    /// `CRC32`.
+    Crc32,
+}
+
+impl HashAlg {
+    /// Every algorithm, in the order `FEAT` lists them.
+    pub const ALL: [HashAlg; 5] = [Self::Sha1, Self::Sha256, Self::Sha512, Self::Md5, Self::Crc32];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "SHA-1",
+            Self::Sha256 => "SHA-256",
+            Self::Sha512 => "SHA-512",
+            Self::Md5 => "MD5",
+            Self::Crc32 => "CRC32",
+        }
+    }
+
+    /// The algorithm of a name, any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The `FEAT` line: every algorithm, `*` after the selected one.
+    pub fn feat_line(selected: Self) -> String {
+        let names: Vec<String> = Self::ALL
+            .iter()
+            .map(|a| if *a == selected { format!("{}*", a.name()) } else { a.name().to_string() })
+            .collect();
+        format!("HASH {}", names.join(";"))
+    }
 }
 
 /// `OPTS` arguments (RFC 2389 section 4).
@@ -114,6 +180,9 @@ pub enum OptsCommand {
     Utf8(bool),
     /// `OPTS MLST fact;fact;...` (RFC 3659 section 7.9); facts in lower case.
     Mlst(Vec<String>),
+    /// `OPTS HASH [alg]` (draft-bryan-ftpext-hash-02 section 3.2): ask for (`None`) or select
+    /// the algorithm; `Err` keeps a name no algorithm has (504).
+    Hash(Option<Result<HashAlg, String>>),
     /// Anything else, verbatim.
     Other(String),
 }
@@ -285,8 +354,43 @@ impl SiteCommand {
                 }
                 Self::Chmod { mode, path: path.to_string() }
             }
+            "SEGMENT" => Self::Segment(SegmentOp::parse(rest.unwrap_or(""))?),
             _ => Self::Other(arg.to_string()),
         })
+    }
+}
+
+impl SegmentOp {
+    /// Parses what follows `SITE SEGMENT`.
+    pub fn parse(arg: &str) -> Result<Self, ParseError> {
+        const NAME: &str = "SITE SEGMENT";
+        let usage = bad(NAME, "expected BEGIN <size> <path>, END <path> or ABORT <path>");
+        let arg = arg.trim_start();
+        let (op, rest) = arg.split_once(' ').ok_or(usage.clone())?;
+        let rest = rest.trim_start();
+        match op.to_ascii_uppercase().as_str() {
+            "BEGIN" => {
+                let (size, path) = rest.split_once(' ').ok_or(usage.clone())?;
+                let size = parse_u64(size).ok_or(bad(NAME, "expected a size in bytes"))?;
+                if path.is_empty() {
+                    return Err(usage);
+                }
+                Ok(Self::Begin { size, path: path.to_string() })
+            }
+            "END" if !rest.is_empty() => Ok(Self::End(rest.to_string())),
+            "ABORT" if !rest.is_empty() => Ok(Self::Abort(rest.to_string())),
+            _ => Err(usage),
+        }
+    }
+}
+
+impl fmt::Display for SegmentOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Begin { size, path } => write!(f, "BEGIN {size} {path}"),
+            Self::End(p) => write!(f, "END {p}"),
+            Self::Abort(p) => write!(f, "ABORT {p}"),
+        }
     }
 }
 
@@ -304,6 +408,8 @@ impl OptsCommand {
             "MLST" => {
                 Self::Mlst(value.split(';').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()).collect())
             }
+            "HASH" if value.is_empty() => Self::Hash(None),
+            "HASH" => Self::Hash(Some(HashAlg::from_name(value).ok_or_else(|| value.to_string()))),
             _ => Self::Other(arg.to_string()),
         }
     }
@@ -356,6 +462,7 @@ impl fmt::Display for SiteCommand {
             Self::Help(None) => f.write_str("HELP"),
             Self::Help(Some(c)) => write!(f, "HELP {c}"),
             Self::Chmod { mode, path } => write!(f, "CHMOD {mode:o} {path}"),
+            Self::Segment(op) => write!(f, "SEGMENT {op}"),
             Self::Other(s) => f.write_str(s),
         }
     }
@@ -372,6 +479,9 @@ impl fmt::Display for OptsCommand {
                 }
                 Ok(())
             }
+            Self::Hash(None) => f.write_str("HASH"),
+            Self::Hash(Some(Ok(a))) => write!(f, "HASH {}", a.name()),
+            Self::Hash(Some(Err(name))) => write!(f, "HASH {name}"),
             Self::Other(s) => f.write_str(s),
         }
     }

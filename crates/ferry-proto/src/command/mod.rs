@@ -15,8 +15,8 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::time::SystemTime;
 
 pub use args::{
-    redact, FormatControl, ListArgs, OptsCommand, Password, ProtLevel, SiteCommand, Structure, TransferMode,
-    TransferType, MASK,
+    redact, FormatControl, HashAlg, ListArgs, OptsCommand, Password, ProtLevel, SegmentOp, SiteCommand, Structure,
+    TransferMode, TransferType, MASK,
 };
 pub use spec::{Spec, VERBS};
 
@@ -153,6 +153,19 @@ commands! {
     Ccc,
     /// `HASH path` (draft-bryan-ftpext-hash-02): the file's digest.
     Hash(String),
+    /// `RANG start end` (draft-bryan-ftpext-hash-02 section 4, draft-bryan-ftp-range): the next
+    /// `HASH` covers bytes `start` to `end` (exclusive).
+    Rang(u64, u64),
+    /// `XSHA1 path`: the file's SHA-1 (ProFTPD's mod_digest, Serv-U).
+    Xsha1(String),
+    /// `XSHA256 path`.
+    Xsha256(String),
+    /// `XSHA512 path`.
+    Xsha512(String),
+    /// `XMD5 path`.
+    Xmd5(String),
+    /// `XCRC path`: the file's CRC-32.
+    Xcrc(String),
 }
 
 /// Why a line is not a command.
@@ -238,7 +251,13 @@ impl fmt::Display for Command {
             | Self::Mdtm(a)
             | Self::Host(a)
             | Self::Auth(a)
-            | Self::Hash(a) => write!(f, "{v} {a}"),
+            | Self::Hash(a)
+            | Self::Xsha1(a)
+            | Self::Xsha256(a)
+            | Self::Xsha512(a)
+            | Self::Xmd5(a)
+            | Self::Xcrc(a) => write!(f, "{v} {a}"),
+            Self::Rang(a, b) => write!(f, "RANG {a} {b}"),
             Self::Pass(p) => write!(f, "PASS {}", p.0),
             Self::Stou(a)
             | Self::List(a)

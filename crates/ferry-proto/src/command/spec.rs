@@ -48,6 +48,8 @@ pub enum Keeps {
     Rest,
     /// Keeps a pending `RNFR` name (`RNFR`, `RNTO`); clears `REST`.
     Rename,
+    /// Keeps a pending `RANG` range (`RANG`, `HASH`, which uses it up).
+    Range,
 }
 
 /// The one pre-condition a command has beyond login and permission.
@@ -116,10 +118,12 @@ pub enum Feat {
     Always(&'static str),
     /// Listed when the server offers TLS.
     WithTls(&'static str),
-    /// Listed when the storage can set modification times.
-    WithSetModified(&'static str),
+    /// Listed with local storage (which can set modification times and write at offsets).
+    WithLocalStorage(&'static str),
     /// The `MLST` line with the facts of the session (RFC 3659 section 7.8).
     MlstFacts,
+    /// The `HASH` line: every algorithm, `*` after the session's (draft-bryan-ftpext-hash-02).
+    HashAlgorithms,
 }
 
 /// A command's row.
@@ -238,7 +242,7 @@ impl Verb {
             V::Pwd => row("PWD", "PWD (no arguments)").aliases(&["XPWD"]),
             V::List => row("LIST", "LIST [<sp> pathname]").op(P::List).data(),
             V::Nlst => row("NLST", "NLST [<sp> pathname]").op(P::List).data(),
-            V::Site => row("SITE", "SITE <sp> CHMOD|HELP ..."),
+            V::Site => row("SITE", "SITE <sp> CHMOD|HELP|SEGMENT ...").feat(Feat::WithLocalStorage("SITE SEGMENT")),
             V::Syst => row("SYST", "SYST (no arguments)").before_login(),
             V::Stat => row("STAT", "STAT [<sp> pathname]").status_request().keeps_rest(),
             V::Help => row("HELP", "HELP [<sp> command]").before_login(),
@@ -251,10 +255,16 @@ impl Verb {
             V::Mlst => row("MLST", "MLST [<sp> pathname]").op(P::List).feat(Feat::MlstFacts),
             V::Mlsd => row("MLSD", "MLSD [<sp> pathname]").op(P::List).data(),
             V::Mfmt => {
-                row("MFMT", "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname").op(P::Write).feat(Feat::WithSetModified("MFMT"))
+                row("MFMT", "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname").op(P::Write).feat(Feat::WithLocalStorage("MFMT"))
             }
             V::Host => row("HOST", "HOST <sp> hostname").before_login(),
-            V::Hash => row("HASH", "HASH <sp> pathname").op(P::Read).feat(Feat::Always("HASH SHA-256*")),
+            V::Hash => row("HASH", "HASH <sp> pathname").op(P::Read).keeps(Keeps::Range).feat(Feat::HashAlgorithms),
+            V::Rang => row("RANG", "RANG <sp> start <sp> end").keeps(Keeps::Range).feat(Feat::Always("RANG")),
+            V::Xsha1 => row("XSHA1", "XSHA1 <sp> pathname").op(P::Read),
+            V::Xsha256 => row("XSHA256", "XSHA256 <sp> pathname").op(P::Read),
+            V::Xsha512 => row("XSHA512", "XSHA512 <sp> pathname").op(P::Read),
+            V::Xmd5 => row("XMD5", "XMD5 <sp> pathname").op(P::Read),
+            V::Xcrc => row("XCRC", "XCRC <sp> pathname").op(P::Read),
             // Security (RFC 2228, RFC 4217).
             V::Auth => row("AUTH", "AUTH <sp> TLS").before_login().feat(Feat::WithTls("AUTH TLS")),
             V::Pbsz => row("PBSZ", "PBSZ <sp> 0").before_login().needs(Needs::ControlTls).feat(Feat::WithTls("PBSZ")),
@@ -265,10 +275,10 @@ impl Verb {
 
     /// The verb for a name or alias, any case; `None` when no command has that name.
     pub fn lookup(name: &str) -> Option<Self> {
-        if name.len() > 4 || !name.bytes().all(|b| b.is_ascii_alphabetic()) {
+        if name.len() > 8 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
         }
-        let mut key = [0u8; 4];
+        let mut key = [0u8; 8];
         for (k, b) in key.iter_mut().zip(name.bytes()) {
             *k = b.to_ascii_uppercase();
         }
@@ -373,6 +383,19 @@ impl Verb {
             Verb::Prot => C::Prot(ProtLevel::parse(&need()?)?),
             Verb::Ccc => C::Ccc,
             Verb::Hash => C::Hash(need()?),
+            Verb::Rang => {
+                let a = need()?;
+                let mut it = a.split_whitespace().map(parse_u64);
+                match (it.next(), it.next(), it.next()) {
+                    (Some(Some(start)), Some(Some(end)), None) if start <= end => C::Rang(start, end),
+                    _ => return Err(bad(name, "expected start <= end, two byte offsets")),
+                }
+            }
+            Verb::Xsha1 => C::Xsha1(need()?),
+            Verb::Xsha256 => C::Xsha256(need()?),
+            Verb::Xsha512 => C::Xsha512(need()?),
+            Verb::Xmd5 => C::Xmd5(need()?),
+            Verb::Xcrc => C::Xcrc(need()?),
         })
     }
 }

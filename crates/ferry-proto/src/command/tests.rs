@@ -220,6 +220,10 @@ fn command_of(v: Verb) -> BoxedStrategy<Command> {
         Verb::Site => prop_oneof![
             proptest::option::of(word()).prop_map(SiteCommand::Help),
             (0u32..=0o7777, path()).prop_map(|(mode, p)| SiteCommand::Chmod { mode, path: p }),
+            (any::<u64>(), path().prop_filter("no leading space", |p| !p.starts_with(' ')))
+                .prop_map(|(size, path)| SiteCommand::Segment(SegmentOp::Begin { size, path })),
+            path().prop_filter("trimmed", |p| p.trim() == p).prop_map(|p| SiteCommand::Segment(SegmentOp::End(p))),
+            path().prop_filter("trimmed", |p| p.trim() == p).prop_map(|p| SiteCommand::Segment(SegmentOp::Abort(p))),
             ("[A-GI-Z][A-Z]{2,5}", proptest::option::of("[a-z0-9]{1,5}"))
                 .prop_filter("not CHMOD", |(s, _)| s != "CHMOD")
                 .prop_map(|(s, a)| SiteCommand::Other(a.map_or(s.clone(), |a| format!("{s} {a}")))),
@@ -234,7 +238,14 @@ fn command_of(v: Verb) -> BoxedStrategy<Command> {
         Verb::Opts => prop_oneof![
             any::<bool>().prop_map(OptsCommand::Utf8),
             proptest::collection::vec("[a-z.]{1,8}", 0..5).prop_map(OptsCommand::Mlst),
-            ("[A-LN-TV-Z][A-Z]{2,4}", "[a-z0-9]{1,5}").prop_map(|(n, v)| OptsCommand::Other(format!("{n} {v}"))),
+            Just(OptsCommand::Hash(None)),
+            proptest::sample::select(HashAlg::ALL.to_vec()).prop_map(|a| OptsCommand::Hash(Some(Ok(a)))),
+            "[A-Z][A-Z0-9]{2,6}"
+                .prop_filter("not an algorithm", |n| HashAlg::from_name(n).is_none())
+                .prop_map(|n| OptsCommand::Hash(Some(Err(n)))),
+            ("[A-LN-TV-Z][A-Z]{2,4}", "[a-z0-9]{1,5}")
+                .prop_filter("not HASH", |(n, _)| n != "HASH")
+                .prop_map(|(n, v)| OptsCommand::Other(format!("{n} {v}"))),
         ]
         .prop_map(C::Opts)
         .boxed(),
@@ -255,6 +266,12 @@ fn command_of(v: Verb) -> BoxedStrategy<Command> {
             .prop_map(|(ms, p)| C::Mfmt(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms), p))
             .boxed(),
         Verb::Host => word().prop_map(C::Host).boxed(),
+        Verb::Rang => (0u64..u64::MAX / 2, 0u64..u64::MAX / 2).prop_map(|(a, b)| C::Rang(a, a + b)).boxed(),
+        Verb::Xsha1 => path().prop_map(C::Xsha1).boxed(),
+        Verb::Xsha256 => path().prop_map(C::Xsha256).boxed(),
+        Verb::Xsha512 => path().prop_map(C::Xsha512).boxed(),
+        Verb::Xmd5 => path().prop_map(C::Xmd5).boxed(),
+        Verb::Xcrc => path().prop_map(C::Xcrc).boxed(),
         Verb::Auth => "[A-Z][A-Z-]{0,5}".prop_map(C::Auth).boxed(),
         Verb::Pbsz => any::<u64>().prop_map(C::Pbsz).boxed(),
         Verb::Prot => prop_oneof![

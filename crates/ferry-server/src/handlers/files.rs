@@ -10,7 +10,7 @@ use crate::auth::Permission;
 use crate::events::{Event, FsOp};
 use crate::replies;
 use crate::session::state::{Account, Cx, Pending};
-use crate::storage::{Metadata, ReadHandle, StorageError};
+use crate::storage::{Metadata, StorageError};
 
 pub(crate) async fn dele(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
@@ -84,37 +84,48 @@ pub(crate) async fn mfmt(a: &Account, time: SystemTime, arg: &str) -> Answer {
     Ok(replies::mfmt(listing::format_timeval(time), arg))
 }
 
-/// HASH (draft-bryan-ftpext-hash-02): the SHA-256 of the whole file, read through once.
-///
-/// The file is read here, on the session's task: a large file holds the session's other
-/// commands until it is done (issue 18 moves this off the command loop and keeps digests).
-pub(crate) async fn hash(a: &Account, arg: &str) -> Answer {
-    use sha2::Digest as _;
-    use tokio::io::AsyncReadExt as _;
-    let path = a.resolve(arg)?;
-    let (source, size) = match a.storage.read(&path, 0).await {
-        Ok(h) => h,
-        Err(StorageError::IsADirectory) => return Err(replies::not_a_regular_file(arg)),
-        Err(e) => return Err(replies::storage_error(&e, arg)),
+/// HASH (draft-bryan-ftpext-hash-02): the digest of the file (of the `RANG` range, when one
+/// is pending) under the session's algorithm (`OPTS HASH`). Files uploaded through Ferry, and
+/// those hashed before, answer from the digest kept with them.
+pub(crate) async fn hash(a: &mut Account, cx: &Cx<'_>, arg: &str) -> Answer {
+    let range = match std::mem::replace(&mut a.pending, Pending::Nothing) {
+        Pending::Range(start, end) => Some((start, end)),
+        _ => None,
     };
-    let mut source: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match source {
-        ReadHandle::File(f) => Box::pin(f),
-        ReadHandle::Stream(s) => s,
-    };
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = source.read(&mut buf).await.map_err(|e| replies::storage_error(&StorageError::Io(e), arg))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(replies::hash("SHA-256", size, &hex, arg))
+    let alg = cx.xfer.hash;
+    let (hex, start, end) = digest(a, alg, range, arg).await?;
+    Ok(replies::hash(alg.name(), start, end, &hex, arg))
 }
 
-pub(crate) async fn site(a: &Account, cmd: SiteCommand) -> Answer {
+/// RANG (draft-bryan-ftpext-hash-02 section 4): the range of the next HASH.
+pub(crate) fn rang(a: &mut Account, start: u64, end: u64) -> ferry_proto::Reply {
+    a.pending = Pending::Range(start, end);
+    replies::range_set(start, end)
+}
+
+/// XSHA1, XSHA256, XSHA512, XMD5, XCRC: the whole file's digest, as ProFTPD's mod_digest
+/// answers them (`250 HEX`).
+pub(crate) async fn xdigest(a: &Account, alg: crate::digest::HashAlg, arg: &str) -> Answer {
+    let (hex, _, _) = digest(a, alg, None, arg).await?;
+    Ok(replies::xdigest(&hex))
+}
+
+async fn digest(
+    a: &Account,
+    alg: crate::digest::HashAlg,
+    range: Option<(u64, u64)>,
+    arg: &str,
+) -> Result<(String, u64, u64), ferry_proto::Reply> {
+    let path = a.resolve(arg)?;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    match a.storage.digest(&path, alg, range, progress).await {
+        Ok(d) => Ok(d),
+        Err(StorageError::IsADirectory) => Err(replies::not_a_regular_file(arg)),
+        Err(e) => Err(replies::storage_error(&e, arg)),
+    }
+}
+
+pub(crate) async fn site(a: &Account, cx: &Cx<'_>, cmd: SiteCommand) -> Answer {
     match cmd {
         SiteCommand::Help(_) => Ok(replies::site_help()),
         SiteCommand::Chmod { mode, path: arg } => {
@@ -127,6 +138,7 @@ pub(crate) async fn site(a: &Account, cmd: SiteCommand) -> Answer {
             a.storage.set_mode(&path, mode).await.map_err(|e| replies::storage_error(&e, &arg))?;
             Ok(replies::chmod_ok(mode, &arg))
         }
+        SiteCommand::Segment(op) => super::segments::segment(a, cx, op).await,
         SiteCommand::Other(x) => {
             #[cfg(debug_assertions)]
             if let Some(reply) = crate::planted::site(&x).await {

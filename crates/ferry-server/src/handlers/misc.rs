@@ -19,16 +19,17 @@ pub(crate) fn syst() -> Reply {
 /// FEAT (RFC 2389): the `FEAT` lines of the command rows, as this server and session offer them.
 pub(crate) fn feat(cx: &Cx<'_>) -> Reply {
     let tls = !matches!(cx.tls, TlsState::Unavailable);
-    // Object stores set modification times themselves.
-    let set_modified = cx.config.storage.kind == crate::config::StorageKind::Local;
+    // Object stores set modification times themselves, and cannot write at offsets.
+    let local = cx.config.storage.kind == crate::config::StorageKind::Local;
     let mut lines: Vec<String> = Verb::ALL
         .iter()
         .filter_map(|v| match v.spec().feat {
             Feat::None => None,
             Feat::Always(line) => Some(line.to_string()),
             Feat::WithTls(line) => tls.then(|| line.to_string()),
-            Feat::WithSetModified(line) => set_modified.then(|| line.to_string()),
+            Feat::WithLocalStorage(line) => local.then(|| line.to_string()),
             Feat::MlstFacts => Some(cx.xfer.facts.feat_line()),
+            Feat::HashAlgorithms => Some(ferry_proto::command::HashAlg::feat_line(cx.xfer.hash)),
         })
         .collect();
     lines.sort();
@@ -42,6 +43,12 @@ pub(crate) fn opts(cx: &mut Cx<'_>, o: OptsCommand) -> Reply {
             cx.xfer.facts = Facts::from_names(&names);
             replies::mlst_opts(&cx.xfer.facts.enabled_names())
         }
+        OptsCommand::Hash(None) => replies::hash_algorithm(cx.xfer.hash),
+        OptsCommand::Hash(Some(Ok(alg))) => {
+            cx.xfer.hash = alg;
+            replies::hash_algorithm(alg)
+        }
+        OptsCommand::Hash(Some(Err(name))) => replies::hash_algorithm_unknown(&name),
         OptsCommand::Other(x) => replies::opts_unknown(&x),
     }
 }

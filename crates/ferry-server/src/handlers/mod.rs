@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod dirs;
 pub(crate) mod files;
 pub(crate) mod misc;
+pub(crate) mod segments;
 pub(crate) mod transfer;
 
 use ferry_proto::Reply;

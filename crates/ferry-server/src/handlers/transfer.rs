@@ -238,6 +238,30 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
     };
     let shown = arg.unwrap_or(path.as_str()).to_string();
     let offset = a.take_rest();
+    // A segment of a segmented upload in progress (SITE SEGMENT BEGIN): written at its offset
+    // into the upload's temporary; nothing else may write the file meanwhile.
+    if let Some(seg) = cx.shared.limit_state.segments.get(&a.user.name, &path) {
+        if !matches!(kind, StoreKind::Stor(_)) {
+            return Err(replies::segmented_in_progress(&shown));
+        }
+        if offset > seg.size {
+            return Err(replies::rest_beyond_end(offset, seg.size));
+        }
+        if cx.xfer.repr == Repr::Ascii {
+            // Offsets count bytes as stored: ASCII conversion would move every segment.
+            return Err(replies::segments_need_binary());
+        }
+        let upload = seg
+            .storage
+            .write(&seg.temp, WriteMode::Segment(offset))
+            .await
+            .map_err(|e| replies::storage_error(&e, &shown))?;
+        seg.touch();
+        let ascii = cx.xfer.repr == Repr::Ascii;
+        let segment = Some(transfer::Segment { upload: seg, offset });
+        let job = Job::Receive { upload, ascii, fsync: cx.config.fsync, quota: None, verify: None, segment };
+        return start(a, cx, job, "STOR", path.to_string(), Opening::Upload { ascii, shown });
+    }
     let mode = match (kind, offset) {
         (StoreKind::Stou(_), _) => WriteMode::CreateNew,
         (StoreKind::Appe(_), _) => WriteMode::Append,
@@ -267,7 +291,7 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
         StoreKind::Stor(_) => (Opening::Upload { ascii, shown }, "STOR"),
         StoreKind::Appe(_) => (Opening::Upload { ascii, shown }, "APPE"),
     };
-    let job = Job::Receive { upload, ascii, fsync: cx.config.fsync, quota, verify };
+    let job = Job::Receive { upload, ascii, fsync: cx.config.fsync, quota, verify, segment: None };
     start(a, cx, job, verb, path.to_string(), opening)
 }
 
@@ -288,7 +312,7 @@ async fn quota_guard(a: &Account, path: &VirtualPath, mode: WriteMode) -> Result
     let cap = limits.quota_bytes.map(|q| {
         // What stays of the account's bytes while this upload is written.
         let kept = match mode {
-            WriteMode::Append => now.bytes,
+            WriteMode::Append | WriteMode::Segment(_) => now.bytes,
             WriteMode::At(n) => now.bytes.saturating_sub(old_len.unwrap_or(0)) + n,
             WriteMode::Replace | WriteMode::ReplaceHidden | WriteMode::CreateNew => {
                 now.bytes.saturating_sub(old_len.unwrap_or(0))

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
 
+use crate::digest::HashAlg;
 use crate::events::{self, Direction, Event};
 use crate::handlers::{auth, dirs, files, misc, transfer, Act, Handled};
 use crate::replies;
@@ -512,8 +513,14 @@ async fn dispatch(s: &mut Session, cmd: Command) -> Handled {
         C::Size(p) => files::size(account(auth)?, &p).await?.into(),
         C::Mdtm(p) => files::mdtm(account(auth)?, &p).await?.into(),
         C::Mfmt(t, p) => files::mfmt(account(auth)?, t, &p).await?.into(),
-        C::Site(sc) => files::site(account(auth)?, sc).await?.into(),
-        C::Hash(p) => files::hash(account(auth)?, &p).await?.into(),
+        C::Site(sc) => files::site(account(auth)?, cx, sc).await?.into(),
+        C::Hash(p) => files::hash(account(auth)?, cx, &p).await?.into(),
+        C::Rang(start, end) => files::rang(account(auth)?, start, end).into(),
+        C::Xsha1(p) => files::xdigest(account(auth)?, HashAlg::Sha1, &p).await?.into(),
+        C::Xsha256(p) => files::xdigest(account(auth)?, HashAlg::Sha256, &p).await?.into(),
+        C::Xsha512(p) => files::xdigest(account(auth)?, HashAlg::Sha512, &p).await?.into(),
+        C::Xmd5(p) => files::xdigest(account(auth)?, HashAlg::Md5, &p).await?.into(),
+        C::Xcrc(p) => files::xdigest(account(auth)?, HashAlg::Crc32, &p).await?.into(),
         C::Port(a) => transfer::port(account(auth)?, cx, a).into(),
         C::Eprt(a) => transfer::eprt(account(auth)?, cx, a).into(),
         C::Pasv => transfer::pasv(cx).await?.into(),

@@ -55,7 +55,10 @@ pub(crate) fn immediate(cmd: &Command) -> bool {
 pub(crate) fn keep_pending(pending: &mut Pending, cmd: &Command) {
     let keep = matches!(
         (cmd.spec().keeps, &*pending),
-        (Keeps::Rest, Pending::Rest(_)) | (Keeps::Rename, Pending::RenameFrom(_)) | (_, Pending::Nothing)
+        (Keeps::Rest, Pending::Rest(_))
+            | (Keeps::Rename, Pending::RenameFrom(_))
+            | (Keeps::Range, Pending::Range(..))
+            | (_, Pending::Nothing)
     );
     if !keep {
         *pending = Pending::Nothing;

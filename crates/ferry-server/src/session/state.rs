@@ -156,6 +156,8 @@ pub(crate) enum Pending {
     Rest(u64),
     /// `RNFR path` for the next `RNTO`.
     RenameFrom(VirtualPath),
+    /// `RANG start end` for the next `HASH`.
+    Range(u64, u64),
 }
 
 /// TLS on this session.
@@ -234,13 +236,21 @@ pub(crate) struct Xfer {
     pub data: Option<DataSetup>,
     /// `EPSV ALL` was sent: only `EPSV` may set up data connections (RFC 2428 section 4).
     pub epsv_all: bool,
+    /// `OPTS HASH`: the algorithm of `HASH`.
+    pub hash: crate::digest::HashAlg,
 }
 
 impl Xfer {
     /// The parameters of a new session (and after `REIN`): `TYPE A`, the default representation
     /// type of RFC 959 sections 3.1.1.1 and 5.1. Clients that want bytes send `TYPE I` first.
     pub fn new() -> Self {
-        Self { repr: Repr::Ascii, facts: Facts::default(), data: None, epsv_all: false }
+        Self {
+            repr: Repr::Ascii,
+            facts: Facts::default(),
+            data: None,
+            epsv_all: false,
+            hash: crate::digest::HashAlg::Sha256,
+        }
     }
 }
 

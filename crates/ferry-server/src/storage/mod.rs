@@ -177,6 +177,9 @@ pub enum WriteMode {
     /// `REST n` + `STOR`: keep the first `n` bytes, write from there; the file ends where the
     /// upload ends.
     At(u64),
+    /// A segment of a segmented upload: write at `n` into an existing file, leaving the rest of
+    /// it as it is (other segments).
+    Segment(u64),
 }
 
 /// An upload in progress: write the bytes, then commit or abort.
@@ -288,7 +291,51 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<()>;
     /// Sets Unix permission bits.
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()>;
+    /// The digest of a file under `alg`: of bytes `range` (`start..end`, clamped to the file)
+    /// or of the whole file. Returns the digest and the range it covers; `progress` counts the
+    /// bytes read. Backends that keep digests answer from them when they still hold.
+    async fn digest(
+        &self,
+        path: &VirtualPath,
+        alg: crate::digest::HashAlg,
+        range: Option<(u64, u64)>,
+        progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<(String, u64, u64)> {
+        use tokio::io::AsyncReadExt as _;
+        let (source, size) = self.read(path, 0).await?;
+        let (start, end) = range.map_or((0, size), |(s, e)| (s.min(size), e.min(size)));
+        let mut source: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match source {
+            ReadHandle::File(f) => Box::pin(f),
+            ReadHandle::Stream(s) => s,
+        };
+        let mut hasher = crate::digest::Hasher::new(alg);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut at = 0u64;
+        while at < end {
+            let n = source.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            // The part of this chunk inside start..end.
+            let from = usize::try_from(start.saturating_sub(at)).unwrap_or(usize::MAX).min(n);
+            let to = usize::try_from(end - at).unwrap_or(usize::MAX).min(n);
+            if from < to {
+                hasher.update(&chunk[from..to]);
+            }
+            at += n as u64;
+            progress.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok((hasher.finish(), start, end))
+    }
 }
 
 /// The prefix of temporary upload files; listings never show them.
 pub const TEMP_PREFIX: &str = ".ferry-upload.";
+
+/// A temporary's name for an upload to `name`: `.ferry-upload.NAME.PID.RANDOM`, with the writing
+/// process's id so that a sweep can tell a dead server's leftovers from a live one's.
+pub fn temp_file_name(name: &str) -> String {
+    let short: String = name.chars().take(64).collect();
+    format!("{TEMP_PREFIX}{short}.{:x}.{:016x}", std::process::id(), rand::random::<u64>())
+}

@@ -333,6 +333,7 @@ impl Storage for S3Storage {
         let key = file_key(path);
         let keep = match mode {
             WriteMode::Replace | WriteMode::ReplaceHidden => 0,
+            WriteMode::Segment(_) => return Err(StorageError::Unsupported),
             WriteMode::CreateNew => {
                 if self.stat_file(path).await?.is_some() {
                     return Err(StorageError::AlreadyExists);

@@ -17,6 +17,7 @@ use cap_std::fs::{Dir, MetadataExt, Permissions, PermissionsExt};
 use ferry_proto::listing::EntryKind;
 use ferry_proto::VirtualPath;
 
+mod kept;
 mod upload;
 
 pub use upload::sweep_stale;
@@ -32,6 +33,8 @@ pub struct LocalStorage {
     root: PathBuf,
     /// The root with symlinks resolved, to show absolute link targets as virtual paths.
     canonical_root: PathBuf,
+    /// Keep the SHA-256 of whole-file uploads, computed as they stream (HASH answers at once).
+    digest_uploads: bool,
 }
 
 impl LocalStorage {
@@ -40,7 +43,13 @@ impl LocalStorage {
         std::fs::create_dir_all(root)?;
         let dir = Dir::open_ambient_dir(root, ambient_authority())?;
         let canonical_root = std::fs::canonicalize(root)?;
-        Ok(Self { dir: Arc::new(dir), root: root.to_path_buf(), canonical_root })
+        Ok(Self { dir: Arc::new(dir), root: root.to_path_buf(), canonical_root, digest_uploads: true })
+    }
+
+    /// Whether uploads keep their SHA-256 (on by default; off lets them use `splice`).
+    pub fn with_upload_digests(mut self, on: bool) -> Self {
+        self.digest_uploads = on;
+        self
     }
 
     /// The root directory on the local filesystem.
@@ -237,7 +246,8 @@ impl Storage for LocalStorage {
     async fn write(&self, path: &VirtualPath, mode: WriteMode) -> Result<Box<dyn Upload>> {
         let target = rel(path);
         let dir = self.dir.clone();
-        let upload = self.blocking(move |d| upload::open(d, &target, mode)).await?;
+        let digest = self.digest_uploads;
+        let upload = self.blocking(move |d| upload::open(d, &target, mode, digest)).await?;
         Ok(Box::new(upload.with_dir(dir)))
     }
 
@@ -277,10 +287,29 @@ impl Storage for LocalStorage {
         use cap_fs_ext::{DirExt, SystemTimeSpec};
         let p = rel(path);
         self.blocking(move |d| {
+            // Kept digests describe the bytes, which MFMT does not change: they stay valid.
+            let file =
+                d.open(&p).ok().map(cap_std::fs::File::into_std).filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
+            let kept = file.as_ref().map(kept::valid).unwrap_or_default();
             let spec = SystemTimeSpec::from(cap_std::time::SystemTime::from_std(time));
-            d.set_times(&p, None, Some(spec))
+            d.set_times(&p, None, Some(spec))?;
+            if let Some(file) = file.filter(|_| !kept.is_empty()) {
+                kept::restamp(&file, kept);
+            }
+            Ok(())
         })
         .await
+    }
+
+    async fn digest(
+        &self,
+        path: &VirtualPath,
+        alg: crate::digest::HashAlg,
+        range: Option<(u64, u64)>,
+        progress: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<(String, u64, u64)> {
+        let p = rel(path);
+        self.blocking(move |d| kept::digest(d, &p, alg, range, &progress)).await
     }
 
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<()> {

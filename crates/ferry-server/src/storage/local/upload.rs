@@ -27,8 +27,7 @@ use crate::storage::{Result, StagedUpload, StorageError, Upload, WriteMode, TEMP
 /// the writing process's id so that a sweep can tell a dead server's leftovers from a live one's.
 fn temp_name(target: &Path) -> PathBuf {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let short: String = name.chars().take(64).collect();
-    let tmp = format!("{TEMP_PREFIX}{short}.{:x}.{:016x}", std::process::id(), rand::random::<u64>());
+    let tmp = crate::storage::temp_file_name(&name);
     match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.join(tmp),
         _ => PathBuf::from(tmp),
@@ -62,6 +61,22 @@ pub(super) struct Opened {
     temp: Option<Temp>,
     undo: Undo,
     append: bool,
+    /// The SHA-256 of the bytes as they are written, when the upload writes the whole file.
+    hasher: Option<Digesting>,
+}
+
+/// A digest computed as an upload's bytes are written, kept with the file at commit.
+type Digesting = Arc<std::sync::Mutex<crate::digest::Hasher>>;
+
+/// Keeps the digest of what was written (before the file's fsync, so that it is as durable).
+fn keep_digest(file: &std::fs::File, hasher: Option<Digesting>) {
+    let Some(h) = hasher.and_then(|h| Arc::try_unwrap(h).ok()) else { return };
+    let hasher = h.into_inner().unwrap_or_else(|p| p.into_inner());
+    let alg = hasher.alg();
+    let hex = hasher.finish();
+    if let Ok(meta) = file.metadata() {
+        super::kept::write(file, alg, crate::digest::Stamp::of(&meta), &hex);
+    }
 }
 
 impl Opened {
@@ -76,12 +91,14 @@ impl Opened {
             temp: self.temp,
             undo: self.undo,
             done: false,
+            hasher: self.hasher,
         }
     }
 }
 
-/// Opens `target` (relative to the root `d`) for an upload in `mode` (blocking).
-pub(super) fn open(d: &Dir, target: &Path, mode: WriteMode) -> io::Result<Opened> {
+/// Opens `target` (relative to the root `d`) for an upload in `mode` (blocking). `digest`: keep
+/// the SHA-256 of an upload that writes the whole file.
+pub(super) fn open(d: &Dir, target: &Path, mode: WriteMode, digest: bool) -> io::Result<Opened> {
     let existing = match d.metadata(target) {
         Ok(m) if m.is_dir() => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
         Ok(m) => Some(m),
@@ -128,6 +145,11 @@ pub(super) fn open(d: &Dir, target: &Path, mode: WriteMode) -> io::Result<Opened
             };
             (d.open_with(target, &opts)?.into_std(), None, undo)
         }
+        WriteMode::Segment(offset) => {
+            let mut f = d.open_with(target, &opts)?.into_std();
+            f.seek(SeekFrom::Start(offset))?;
+            (f, None, Undo::Nothing)
+        }
         WriteMode::At(offset) => {
             opts.create(offset == 0);
             let mut f = d.open_with(target, &opts)?.into_std();
@@ -140,7 +162,10 @@ pub(super) fn open(d: &Dir, target: &Path, mode: WriteMode) -> io::Result<Opened
             (f, None, undo)
         }
     };
-    Ok(Opened { file, temp, undo, append })
+    let whole = matches!(mode, WriteMode::Replace | WriteMode::ReplaceHidden | WriteMode::CreateNew | WriteMode::At(0));
+    let hasher = (digest && whole)
+        .then(|| Arc::new(std::sync::Mutex::new(crate::digest::Hasher::new(crate::digest::HashAlg::Sha256))));
+    Ok(Opened { file, temp, undo, append, hasher })
 }
 
 /// Where a replacement of `target` is written: an unnamed file in its directory where the
@@ -197,6 +222,8 @@ pub(super) struct LocalUpload {
     /// How [`Upload::discard`] undoes an in-place write.
     undo: Undo,
     done: bool,
+    /// The digest of what was written so far (whole-file uploads).
+    hasher: Option<Digesting>,
 }
 
 impl LocalUpload {
@@ -221,9 +248,15 @@ impl LocalUpload {
     /// Starts writing `buf` (after the previous write finished).
     fn start_write(&mut self, buf: Vec<u8>) {
         let file = self.file.clone();
+        let hasher = self.hasher.clone();
         self.inflight = Some(tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
             (&*file).write_all(&buf)?;
+            // On the writer's thread, after the write: the digest costs the session nothing and
+            // no second read (writes are in order, one at a time).
+            if let Some(h) = hasher {
+                h.lock().unwrap_or_else(|p| p.into_inner()).update(&buf);
+            }
             Ok(buf)
         }));
     }
@@ -249,8 +282,9 @@ impl AsyncWrite for LocalUpload {
 #[async_trait]
 impl Upload for LocalUpload {
     fn splice_target(&self) -> Option<Arc<std::fs::File>> {
-        // splice(2) refuses files opened with O_APPEND.
-        (self.inflight.is_none() && !self.append).then(|| self.file.clone())
+        // splice(2) refuses files opened with O_APPEND; and spliced bytes are never seen here,
+        // so an upload whose digest is kept takes the copying path (hashed on the writer thread).
+        (self.inflight.is_none() && !self.append && self.hasher.is_none()).then(|| self.file.clone())
     }
 
     async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -279,8 +313,9 @@ impl Upload for LocalUpload {
         let dir = self.dir.clone();
         let temp = self.temp.take();
         let undo = std::mem::replace(&mut self.undo, Undo::Nothing);
+        let hasher = self.hasher.take();
         self.done = true;
-        let staged = tokio::task::spawn_blocking(move || stage_blocking(file, dir, last, temp, undo, fsync))
+        let staged = tokio::task::spawn_blocking(move || stage_blocking(file, dir, last, temp, undo, hasher, fsync))
             .await
             .map_err(|e| StorageError::Io(io::Error::other(e)))??;
         Ok(Box::new(staged))
@@ -311,9 +346,11 @@ impl LocalUpload {
             Undo::Nothing => None,
         };
         let temp = self.temp.take();
-        let len = tokio::task::spawn_blocking(move || complete_blocking(&file, &dir, last, in_place, temp, fsync))
-            .await
-            .map_err(|e| StorageError::Io(io::Error::other(e)))??;
+        let hasher = self.hasher.take();
+        let len =
+            tokio::task::spawn_blocking(move || complete_blocking(&file, &dir, last, in_place, temp, hasher, fsync))
+                .await
+                .map_err(|e| StorageError::Io(io::Error::other(e)))??;
         self.done = true;
         Ok(len)
     }
@@ -353,13 +390,18 @@ fn complete_blocking(
     last: Option<Vec<u8>>,
     in_place: Option<InPlace>,
     temp: Option<Temp>,
+    hasher: Option<Digesting>,
     fsync: bool,
 ) -> io::Result<u64> {
     use std::io::Write as _;
     use std::os::unix::fs::MetadataExt as _;
     if let Some(buf) = last {
         (&*file).write_all(&buf)?;
+        if let Some(h) = &hasher {
+            h.lock().unwrap_or_else(|p| p.into_inner()).update(&buf);
+        }
     }
+    keep_digest(file, hasher);
     if fsync {
         file.sync_all()?;
     }
@@ -458,10 +500,15 @@ fn stage_blocking(
     last: Vec<u8>,
     temp: Option<Temp>,
     undo: Undo,
+    hasher: Option<Digesting>,
     fsync: bool,
 ) -> io::Result<LocalStaged> {
     use std::io::Write as _;
     (&*file).write_all(&last)?;
+    if let Some(h) = &hasher {
+        h.lock().unwrap_or_else(|p| p.into_inner()).update(&last);
+    }
+    keep_digest(&file, hasher);
     if fsync {
         file.sync_all()?;
     }

@@ -1,0 +1,102 @@
+//! SITE SEGMENT BEGIN|END|ABORT: segmented uploads ([`crate::segments`], docs/segmented-upload.md).
+//! The segments themselves are `REST offset` + `STOR path` ([`super::transfer::store`]).
+
+use std::sync::Arc;
+
+use ferry_proto::command::SegmentOp;
+
+use super::Answer;
+use crate::auth::Permission;
+use crate::replies;
+use crate::session::state::{Account, Cx};
+use crate::storage::{StorageError, WriteMode};
+
+pub(crate) async fn segment(a: &Account, cx: &Cx<'_>, op: SegmentOp) -> Answer {
+    a.require(Permission::Write)?;
+    if !a.storage.capabilities().offset_writes {
+        return Err(replies::unsupported_by_storage("SITE SEGMENT"));
+    }
+    // Abandoned ones (no segment for an idle timeout) go first.
+    for stale in cx.shared.limit_state.segments.expired(cx.config.limits.idle_timeout()) {
+        tracing::info!(temp = %stale.temp, "segmented upload abandoned: removed");
+        let _ = stale.storage.remove_file(&stale.temp).await;
+    }
+    match op {
+        SegmentOp::Begin { size, path: arg } => begin(a, cx, size, &arg).await,
+        SegmentOp::End(arg) => end(a, cx, &arg).await,
+        SegmentOp::Abort(arg) => {
+            let path = a.resolve(&arg)?;
+            let seg = cx
+                .shared
+                .limit_state
+                .segments
+                .remove(&a.user.name, &path)
+                .ok_or_else(|| replies::no_segmented_upload(&arg))?;
+            let _ = seg.storage.remove_file(&seg.temp).await;
+            Ok(replies::segmented_abandoned(&arg))
+        }
+    }
+}
+
+async fn begin(a: &Account, cx: &Cx<'_>, size: u64, arg: &str) -> Answer {
+    if cx.shared.events.hooks.get().and_then(crate::hooks::Hooks::verifiers).is_some() {
+        // A segmented upload is published by END, which no verify hook would see.
+        return Err(replies::segments_with_verify());
+    }
+    let path = a.resolve(arg)?;
+    let old_len = match a.storage.metadata(&path).await {
+        Ok(m) if m.is_dir() => return Err(replies::not_a_regular_file(arg)),
+        Ok(m) => Some(m.size),
+        Err(StorageError::NotFound) => None,
+        Err(e) => return Err(replies::storage_error(&e, arg)),
+    };
+    if let (Some(usage), Some(quota)) = (&a.usage, a.user.limits.quota_bytes) {
+        let now = usage.lock().unwrap_or_else(|p| p.into_inner()).bytes;
+        if now.saturating_sub(old_len.unwrap_or(0)) + size > quota {
+            return Err(replies::storage_error(&StorageError::NoSpace, arg));
+        }
+    }
+    let name = path.file_name().unwrap_or("upload").to_string();
+    let temp = path.parent().join(&crate::storage::temp_file_name(&name)).map_err(|_| replies::bad_path())?;
+    let seg = cx
+        .shared
+        .limit_state
+        .segments
+        .begin(&a.user.name, &path, Arc::clone(&a.storage), temp.clone(), size)
+        .ok_or_else(|| replies::segmented_in_progress(arg))?;
+    // The temporary exists from now on: the segments write into it, at their offsets.
+    let created = match a.storage.write(&temp, WriteMode::CreateNew).await {
+        Ok(up) => up.commit(false).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = created {
+        cx.shared.limit_state.segments.remove(&a.user.name, &path);
+        return Err(replies::storage_error(&e, arg));
+    }
+    drop(seg);
+    Ok(replies::segmented_begun(size, arg))
+}
+
+async fn end(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
+    let path = a.resolve(arg)?;
+    let segments = &cx.shared.limit_state.segments;
+    let seg = segments.get(&a.user.name, &path).ok_or_else(|| replies::no_segmented_upload(arg))?;
+    let missing = seg.missing();
+    if !missing.is_empty() {
+        return Err(replies::segments_missing(arg, &missing));
+    }
+    // Whole: it replaces the file (the old one stays until this rename).
+    let old_len = a.storage.metadata(&path).await.ok().filter(|m| !m.is_dir()).map(|m| m.size);
+    segments.remove(&a.user.name, &path);
+    if let Err(e) = a.storage.rename(&seg.temp, &path).await {
+        let _ = a.storage.remove_file(&seg.temp).await;
+        return Err(replies::storage_error(&e, arg));
+    }
+    if let Some(usage) = &a.usage {
+        let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
+        u.bytes = (u.bytes + seg.size).saturating_sub(old_len.unwrap_or(0));
+        u.files += u64::from(old_len.is_none());
+    }
+    tracing::info!(user = %a.user.name, path = %path, bytes = seg.size, "segmented upload complete");
+    Ok(replies::segmented_complete(arg, seg.size))
+}
