@@ -293,20 +293,6 @@ impl Client {
         }
     }
 
-    /// Sends a command line as it is (like `ftp`'s `quote`) and returns the final reply: for the
-    /// verbs [`Command`] has no variant for (`XSHA256`, `XMD5`). A line break in it is refused.
-    pub async fn quote(&mut self, line: &str) -> Result<Reply> {
-        if line.contains(['\r', '\n']) {
-            return Err(ClientError::Protocol(format!("{line:?}: a command line cannot hold a line break")));
-        }
-        if let Some(t) = &self.trace {
-            t.sent_line(line);
-        }
-        self.stream.write_all(format!("{line}\r\n").as_bytes()).await.map_err(ClientError::Io)?;
-        self.stream.flush().await.map_err(ClientError::Io)?;
-        self.read_reply().await
-    }
-
     /// The FEAT line starting with `prefix` (case-insensitive), e.g. `HASH` or `SITE SEGMENT`.
     pub fn feature_line(&self, prefix: &str) -> Option<&str> {
         self.features.iter().map(String::as_str).find(|f| {
@@ -336,7 +322,7 @@ impl Client {
         if let Some((offered, current)) = self.feature_line("HASH").map(digest::parse_hash_feat) {
             let Some(algorithm) = wanted.iter().copied().find(|a| offered.contains(a)) else { return Ok(None) };
             if current != Some(algorithm) {
-                let r = self.command(Command::Opts(OptsCommand::Other(format!("HASH {}", algorithm.name())))).await?;
+                let r = self.command(Command::Opts(OptsCommand::Hash(Some(Ok(algorithm.proto()))))).await?;
                 if r.code.0 != 200 {
                     return Err(reply_error(&format!("OPTS HASH {}", algorithm.name()), &r));
                 }
@@ -353,8 +339,9 @@ impl Client {
             };
         }
         for &algorithm in wanted {
-            let command = algorithm.x_command();
-            let r = self.quote(&format!("{command} {path}")).await?;
+            let cmd = algorithm.x_command(path);
+            let command = cmd.name();
+            let r = self.command(cmd).await?;
             match r.code.0 {
                 213 | 250 => {
                     let hex = digest::parse_x_reply(&r.text(), algorithm)

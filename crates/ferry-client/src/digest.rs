@@ -6,6 +6,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use ferry_proto::command::HashAlg;
+use ferry_proto::Command;
 use md5::Digest as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -22,19 +24,24 @@ impl Algorithm {
     /// Every algorithm, preferred first.
     pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
 
-    /// Its name in `HASH` replies and `OPTS HASH` (the IANA hash function textual name).
-    pub fn name(self) -> &'static str {
+    /// The protocol's name for it.
+    pub fn proto(self) -> HashAlg {
         match self {
-            Self::Sha256 => "SHA-256",
-            Self::Md5 => "MD5",
+            Self::Sha256 => HashAlg::Sha256,
+            Self::Md5 => HashAlg::Md5,
         }
     }
 
-    /// The older single-algorithm command.
-    pub fn x_command(self) -> &'static str {
+    /// Its name in `HASH` replies and `OPTS HASH` (the IANA hash function textual name).
+    pub fn name(self) -> &'static str {
+        self.proto().name()
+    }
+
+    /// The older single-algorithm command for `path` (`XSHA256 path`, `XMD5 path`).
+    pub fn x_command(self, path: &str) -> Command {
         match self {
-            Self::Sha256 => "XSHA256",
-            Self::Md5 => "XMD5",
+            Self::Sha256 => Command::Xsha256(path.into()),
+            Self::Md5 => Command::Xmd5(path.into()),
         }
     }
 
@@ -46,9 +53,10 @@ impl Algorithm {
         }
     }
 
-    /// The algorithm a `HASH` name stands for (case-insensitive).
+    /// The algorithm a `HASH` name stands for (any case), if we compute it.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name))
+        let alg = HashAlg::from_name(name)?;
+        Self::ALL.into_iter().find(|a| a.proto() == alg)
     }
 }
 

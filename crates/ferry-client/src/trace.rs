@@ -138,11 +138,7 @@ impl Trace {
 
     /// A command was sent (the password is masked).
     pub fn sent(&self, cmd: &Command) {
-        self.sent_line(&cmd.redacted());
-    }
-
-    /// A command line was sent as it is (a verb that [`Command`] does not know, like `XSHA256`).
-    pub fn sent_line(&self, text: &str) {
+        let text = cmd.redacted();
         self.emit(format!("control  C->S  {text}"), json!({"conn": "control", "event": "command", "text": text}));
     }
 

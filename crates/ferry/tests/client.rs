@@ -452,29 +452,27 @@ fn mirror_verify_and_checksum() {
     assert_eq!(read_file(&dir.path().join("back/small.txt")), b"SMALL");
 }
 
-/// Without `SITE SEGMENT` in FEAT (today's Ferry, vsftpd, Pure-FTPd), `put --segments` says so
-/// and uploads over one connection.
+/// Without `SITE SEGMENT` in FEAT (vsftpd, Pure-FTPd, here a scripted server), `put --segments`
+/// says so and uploads over one connection.
 #[test]
 fn put_segments_falls_back_to_one_stream() {
-    let f = Ferry::start(&[]);
+    let plain = common::fake_ftp::FakeFtp::start(Vec::new(), |_, _| None);
     let dir = tempfile::tempdir().unwrap();
     let data = random_bytes(3_000_017, 13);
     std::fs::write(dir.path().join("s.bin"), &data).unwrap();
-    let out = ferry(&["--trace", "put", "--segments", "4", "s.bin", &url(&f, "/s.bin")], dir.path());
+    let out = ferry(&["put", "--segments", "4", "s.bin", &plain.url("/s.bin")], dir.path());
     let said = String::from_utf8_lossy(&out.stderr);
-    if said.contains(" SITE SEGMENT\n") || said.contains(" SITE SEGMENT\r") {
-        return; // the server has it: put_segments_four_connections covers it
-    }
     assert!(out.status.success(), "{said}");
     assert!(said.contains("/s.bin: the server has no SITE SEGMENT; uploading over one connection"), "{said}");
-    assert_eq!(said.matches("C->S  STOR").count(), 1, "{said}");
-    assert_eq!(read_file(&f.path("s.bin")), data);
+    let lines = plain.lines.lock().unwrap().clone();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("STOR")).count(), 1, "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("SITE") || l.starts_with("REST")), "{lines:?}");
+    assert_eq!(*plain.stored.lock().unwrap(), data);
 }
 
 /// `put --segments 4` against a server with `SITE SEGMENT`: four connections, each `REST` +
 /// `STOR` of its quarter, then `SITE SEGMENT END`; the file is byte-exact and verified.
 #[test]
-#[ignore = "needs the server's SITE SEGMENT"]
 fn put_segments_four_connections() {
     let f = Ferry::start(&[]);
     let dir = tempfile::tempdir().unwrap();
@@ -538,4 +536,38 @@ fn help_lists_client_options_on_client_commands_only() {
         assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("C->S  MLSD"), "{args:?}");
     }
     assert_eq!(ferry(&["serve", "--trace"], dir.path()).status.code(), Some(2));
+}
+
+/// `SITE SEGMENT END` answered `451 ... missing A-B`: the client sends that range again (REST A,
+/// STOR of B-A+1 bytes) and ends again.
+#[test]
+fn put_segments_sends_missing_ranges_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ends = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = ends.clone();
+    let server = common::fake_ftp::FakeFtp::start(Vec::new(), move |verb, arg| match (verb, arg) {
+        ("FEAT", _) => Some("211-Features:\r\n EPSV\r\n SIZE\r\n REST STREAM\r\n SITE SEGMENT\r\n211 End".into()),
+        ("SITE", a) if a.starts_with("SEGMENT BEGIN") => Some("200 begun".into()),
+        ("SITE", a) if a.starts_with("SEGMENT END") => Some(if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            "451 Segmented upload of /m.bin incomplete: missing 100-199.".into()
+        } else {
+            "250 complete".into()
+        }),
+        _ => None,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(1_000, 15);
+    std::fs::write(dir.path().join("m.bin"), &data).unwrap();
+    let out = ferry(&["put", "--segments", "2", "m.bin", &server.url("/m.bin")], dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("misses 1 range(s); sending them again"), "{said}");
+    assert_eq!(ends.load(Ordering::SeqCst), 2);
+    let lines = server.lines.lock().unwrap().clone();
+    assert!(lines.contains(&"SITE SEGMENT BEGIN 1000 /m.bin".to_string()), "{lines:?}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("STOR /m.bin")).count(), 3, "{lines:?}");
+    let rest: Vec<&String> = lines.iter().filter(|l| l.starts_with("REST")).collect();
+    assert_eq!(rest.last().unwrap().as_str(), "REST 100", "{lines:?}");
+    // The last STOR carried bytes 100..200 (the fake keeps the last STOR's bytes).
+    assert_eq!(*server.stored.lock().unwrap(), data[100..200]);
 }

@@ -80,6 +80,8 @@ against_both!(
     ipv6_loopback,
     trace_names_the_data_port,
     remote_file_operations_and_exit_codes,
+    put_segments_falls_back_to_one_stream,
+    copy_of_a_missing_source_leaves_nothing,
 );
 
 fn ls_plain_long_and_json(kind: Kind) {
@@ -329,6 +331,30 @@ fn remote_file_operations_and_exit_codes(kind: Kind) {
     let bad = format!("ftp://alice:wrong@{}/", peer.authority());
     let refused = ferry(&["ls", &bad], dir.path());
     assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+/// Neither server has Ferry's `SITE SEGMENT`: `put --segments` says so and sends one stream.
+fn put_segments_falls_back_to_one_stream(kind: Kind) {
+    let peer = Peer::start(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(2_000_003, 16);
+    std::fs::write(dir.path().join("seg.bin"), &data).unwrap();
+    let (_, trace) = ok(&["--trace", "put", "--segments", "4", "seg.bin", &peer.url("/seg.bin")], dir.path());
+    assert!(trace.contains("seg.bin: the server has no SITE SEGMENT; uploading over one connection"), "{trace}");
+    assert_eq!(trace.matches("C->S  STOR ").count(), 1, "{trace}");
+    assert!(!trace.contains("C->S  SITE SEGMENT"), "{trace}");
+    assert_same_bytes(&read(&peer.path("/seg.bin")), &data, "one-stream upload");
+}
+
+/// A copy from a server where the source is missing exits 5 and tells the target nothing.
+fn copy_of_a_missing_source_leaves_nothing(kind: Kind) {
+    let peer = Peer::start(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferry(&["--trace", "copy", &peer.url("/nope"), &peer.url("/target")], dir.path());
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{trace}");
+    assert!(!trace.contains("C->S  STOR"), "{trace}");
+    assert!(!peer.path("/target").exists());
 }
 
 #[test]

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use ferry_client::client::StoreHow;
 use ferry_client::digest::{HashingReader, HashingWriter, LocalDigest};
 use ferry_client::{ClientError, FtpUrl, RemoteEntry};
+use ferry_proto::command::SegmentOp;
 use ferry_proto::listing::EntryKind;
 use tokio::io::AsyncWriteExt;
 
@@ -328,7 +329,7 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, how: How) -> Resu
 /// what cannot be completed is abandoned with `SITE SEGMENT ABORT`.
 async fn put_segmented(ctx: &Ctx, url: &FtpUrl, local: &Path, remote: &str, size: u64, n: u32) -> Result<()> {
     let mut c = ctx.connect(url).await?;
-    let begin = segment_cmd(&format!("BEGIN {size} {remote}"));
+    let begin = segment_cmd(SegmentOp::Begin { size, path: remote.to_string() });
     c.expect(begin, 200).await?;
     let bar = ctx.bar(Some(size), remote);
     let chunk = size.div_ceil(u64::from(n)).max(1);
@@ -344,7 +345,7 @@ async fn put_segmented(ctx: &Ctx, url: &FtpUrl, local: &Path, remote: &str, size
     // this one connection.
     let mut result = Ok(());
     for _round in 0..4 {
-        let end = c.command(segment_cmd(&format!("END {remote}"))).await?;
+        let end = c.command(segment_cmd(SegmentOp::End(remote.to_string()))).await?;
         match end.code.0 {
             250 => {
                 result = Ok(());
@@ -374,7 +375,7 @@ async fn put_segmented(ctx: &Ctx, url: &FtpUrl, local: &Path, remote: &str, size
     }
     bar.finish_and_clear();
     if let Err(e) = result {
-        let _ = c.command(segment_cmd(&format!("ABORT {remote}"))).await;
+        let _ = c.command(segment_cmd(SegmentOp::Abort(remote.to_string()))).await;
         // The first segment's own error says more than "missing" does.
         sent?;
         return Err(e.into());
@@ -384,9 +385,9 @@ async fn put_segmented(ctx: &Ctx, url: &FtpUrl, local: &Path, remote: &str, size
     Ok(())
 }
 
-/// `SITE SEGMENT <rest>`.
-fn segment_cmd(rest: &str) -> ferry_proto::Command {
-    ferry_proto::Command::Site(ferry_proto::command::SiteCommand::Other(format!("SEGMENT {rest}")))
+/// `SITE SEGMENT <op>`.
+fn segment_cmd(op: SegmentOp) -> ferry_proto::Command {
+    ferry_proto::Command::Site(ferry_proto::command::SiteCommand::Segment(op))
 }
 
 /// Sends each `(offset, len)` range of `local` over its own connection, all at once.
