@@ -95,6 +95,18 @@ async fn streamed(src: &mut Client, dst: &mut Client, from: &str, dest: &str) ->
     Ok(n)
 }
 
+/// ABOR on a connection in a transfer, and its replies (426 then 226, or 225/226 alone); best
+/// effort, the error that matters is the caller's.
+async fn abort(c: &mut Client) {
+    if c.send_command(&Command::Abor).await.is_ok() {
+        if let Ok(r) = c.next_reply().await {
+            if r.code.0 == 426 || r.code.0 == 451 {
+                let _ = c.next_reply().await;
+            }
+        }
+    }
+}
+
 enum Fxp {
     /// A server refused its part: fall back to streaming.
     Refused(String),
@@ -113,14 +125,20 @@ async fn fxp(src: &mut Client, dst: &mut Client, from: &str, dest: &str, size: O
         t.fxp_open("A", "B", addr);
     }
     let started = std::time::Instant::now();
-    src.send_command(&Command::Retr(from.into())).await.map_err(failed)?;
+    // The target first, and RETR only once it answered 150: a server that connects as soon as
+    // it gets EPRT/PORT (pyftpdlib does) holds a data connection that is not yet receiving, and
+    // a source that got RETR first could send everything and close before the target read its
+    // STOR; pyftpdlib then never answers that STOR (or cuts the connection: 426).
     dst.send_command(&Command::Stor(dest.to_string())).await.map_err(failed)?;
     let d1 = dst.next_reply().await.map_err(failed)?;
     if !d1.code.is_preliminary() {
         return Err(Fxp::Refused(format!("destination: {} {}", d1.code, d1.text())));
     }
+    src.send_command(&Command::Retr(from.into())).await.map_err(failed)?;
     let s1 = src.next_reply().await.map_err(failed)?;
     if !s1.code.is_preliminary() {
+        // The target waits for bytes that will not come: stop it.
+        abort(dst).await;
         return Err(Fxp::Failed(anyhow::anyhow!("source: {} {}", s1.code, s1.text())));
     }
     src.finish_transfer("RETR", from).await.map_err(failed)?;
