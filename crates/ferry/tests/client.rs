@@ -389,6 +389,19 @@ fn verify_falls_back_to_xsha256_and_xmd5_and_fails_on_a_mismatch() {
         out.status.success() && said.contains("verified (MD5 dfd4ba6e8828d05518d676a992a5735e from XMD5)"),
         "{said}"
     );
+    // HASH whose current algorithm is one we do not compute: OPTS HASH SHA-256 first.
+    let h = hex.clone();
+    let opts = FakeFtp::start(data.clone(), move |verb, arg| match verb {
+        "FEAT" => Some("211-Features:\r\n EPSV\r\n SIZE\r\n HASH SHA-1*;SHA-256;MD5\r\n211 End".into()),
+        "OPTS" if arg == "HASH SHA-256" => Some("200 SHA-256".into()),
+        "HASH" => Some(format!("213 SHA-256 0-31 {h} {arg}")),
+        _ => None,
+    });
+    let out = ferry(&["get", "--verify", &opts.url("/f"), "x3"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = opts.lines.lock().unwrap().clone();
+    let at = |l: &str| lines.iter().position(|x| x == l).unwrap_or_else(|| panic!("{l}: {lines:?}"));
+    assert!(at("OPTS HASH SHA-256") < at("HASH /f"), "{lines:?}");
     // A HASH that differs: exit 6, and the downloaded file is kept.
     let bad = FakeFtp::start(data.clone(), |verb, arg| match verb {
         "FEAT" => Some("211-Features:\r\n EPSV\r\n SIZE\r\n HASH SHA-256*;MD5\r\n211 End".into()),
