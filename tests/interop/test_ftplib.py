@@ -1367,3 +1367,35 @@ def test_segmented_upload_with_parallel_ftplib_connections(ferry):
     assert (ferry.root / "seg.bin").read_bytes() == data
     assert sorted(p.name for p in ferry.root.iterdir() if p.name.startswith(".ferry-upload")) == []
     ctl.quit()
+
+
+def test_host_selects_a_virtual_host(ferry_factory, tmp_path):
+    """RFC 7151: ftplib sends HOST before logging in and sees that host's files; an unknown name
+    gets 504; no HOST gets the default host."""
+    a, b = tmp_path / "vh-a", tmp_path / "vh-b"
+    a.mkdir()
+    b.mkdir()
+    (a / "on-a.txt").write_text("a")
+    (b / "on-b.txt").write_text("b")
+    cfg = tmp_path / "hosts.toml"
+    cfg.write_text(
+        f'[[host]]\nname = "a.example"\nroot = "{a}"\nbanner = "Host A here"\n\n'
+        f'[[host]]\nname = "b.example"\nroot = "{b}"\n',
+        encoding="utf-8",
+    )
+    server = ferry_factory(["--config", str(cfg)])
+    (server.root / "default.txt").write_text("d")
+    for name, expected in (("a.example", ["on-a.txt"]), ("b.example", ["on-b.txt"]), (None, ["default.txt"])):
+        ftp = ftp_connect(server, login=False)
+        if name:
+            assert ftp.sendcmd(f"HOST {name}").startswith("220")
+        ftp.login(server.user, server.password)
+        assert sorted(ftp.nlst()) == expected, name
+        ftp.quit()
+    ftp = ftp_connect(server, login=False)
+    assert reply(ftp, "HOST a.example") == "220 Host A here"
+    ftp.close()
+    ftp = ftp_connect(server, login=False)
+    with pytest.raises(ftplib.error_perm, match="^504"):
+        ftp.sendcmd("HOST nope.example")
+    ftp.close()

@@ -50,6 +50,9 @@ pub struct Config {
     pub bans: crate::bans::BanConfig,
     /// Commands and webhooks run on uploads, deletions, renames and logins (`[[hooks]]`).
     pub hooks: Vec<crate::hooks::HookConfig>,
+    /// Virtual hosts (`[[host]]`, RFC 7151 `HOST`).
+    #[serde(rename = "host")]
+    pub hosts: Vec<crate::hosts::HostConfig>,
 }
 
 /// The server process: the user it switches to after binding its ports, and its sandbox
@@ -451,6 +454,7 @@ impl Default for Config {
             admin: crate::admin::AdminConfig::default(),
             bans: crate::bans::BanConfig::default(),
             hooks: Vec::new(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -509,6 +513,7 @@ impl Config {
         if self.proxy_protocol.header_timeout_secs == 0 {
             return err("proxy_protocol.header_timeout_secs: must be at least 1");
         }
+        crate::hosts::check(&self.hosts).map_err(ConfigError)?;
         for (i, hook) in self.hooks.iter().enumerate() {
             hook.check().map_err(|why| ConfigError(format!("hooks[{i}]: {why}")))?;
             if hook.verifies() && self.storage.kind != StorageKind::Local {

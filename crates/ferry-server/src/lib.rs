@@ -15,6 +15,7 @@ pub mod events;
 mod fds;
 mod handlers;
 pub mod hooks;
+pub mod hosts;
 pub mod limits;
 #[cfg(debug_assertions)]
 pub mod planted;

@@ -82,6 +82,7 @@ const FIELDS: &[Field] = &[
     field!("bans", bans, restart),
     field!("hooks", hooks, restart),
     field!("proxy_protocol", proxy_protocol, restart),
+    field!("host", hosts, restart),
 ];
 
 /// A new configuration compared with the running one.
@@ -181,6 +182,7 @@ mod tests {
             admin: _,
             bans: _,
             hooks: _,
+            hosts: _,
         } = c;
     }
 

@@ -238,8 +238,25 @@ pub fn rein() -> Reply {
 }
 
 /// 504 for HOST (RFC 7151).
-pub fn host_unsupported() -> Reply {
-    r(C::PARAM_NOT_IMPLEMENTED, "HOST: virtual hosts are not supported; one host is served.")
+/// 220 for HOST: the host's greeting.
+pub fn host_accepted(banner: &str) -> Reply {
+    r(C::SERVICE_READY, banner)
+}
+
+/// 504 for HOST with a name no virtual host has (RFC 7151 section 3.2).
+pub fn unknown_host(name: &str) -> Reply {
+    r(C::PARAM_NOT_IMPLEMENTED, format!("Unknown host {:?}.", name.chars().take(64).collect::<String>()))
+}
+
+/// 504 for HOST naming another host than the TLS handshake's server name (RFC 7151 section 3.2).
+pub fn host_not_tls_name(name: &str, sni: &str) -> Reply {
+    let name: String = name.chars().take(64).collect();
+    r(C::PARAM_NOT_IMPLEMENTED, format!("HOST {name:?} does not match the TLS server name {sni:?}."))
+}
+
+/// 503 for HOST after USER or a login (RFC 7151 section 3.2).
+pub fn host_after_user() -> Reply {
+    r(C::BAD_SEQUENCE, "HOST must come before USER.")
 }
 
 /// 504 for AUTH on a server without TLS.

@@ -27,7 +27,8 @@ use crate::storage::Storage;
 pub(crate) struct Shared {
     /// The configuration in force (a reload replaces it; sessions keep a snapshot).
     config: Current,
-    pub auth: Arc<dyn Authenticator>,
+    /// Who may log in: the default host's users and the virtual hosts'.
+    pub accounts: Accounts,
     /// TLS, when a certificate is configured.
     pub tls: Option<crate::tls::Tls>,
     /// Cancelled when the server stops: idle sessions close, transfers finish first.
@@ -46,6 +47,22 @@ pub(crate) struct Shared {
     roots: Mutex<HashMap<std::path::PathBuf, std::sync::Weak<dyn Storage>>>,
     /// Connections open now, in all and per address, and the next session id.
     conns: Connections,
+}
+
+/// The accounts of the default host and of each virtual host (`[[host]]`).
+#[derive(Debug)]
+pub(crate) struct Accounts {
+    /// The default host's users (no `HOST`, or a server without virtual hosts).
+    pub default: Arc<dyn Authenticator>,
+    /// The virtual hosts.
+    pub hosts: crate::hosts::Hosts,
+}
+
+impl Accounts {
+    /// The users of `host` (the default host's when `None`).
+    pub fn of(&self, host: Option<&crate::hosts::VirtualHost>) -> Arc<dyn Authenticator> {
+        host.map_or_else(|| self.default.clone(), |h| h.auth.clone())
+    }
 }
 
 /// The server's connection counts (the limits of [`Admission`]) and session ids.
@@ -281,6 +298,8 @@ impl ServerHandle {
 pub struct Bound {
     config: Config,
     auth: Arc<dyn Authenticator>,
+    /// The virtual hosts, with their users.
+    hosts: crate::hosts::Hosts,
     tls: Option<crate::tls::Tls>,
     /// Listeners, each with whether it is implicit FTPS.
     listeners: Vec<(std::net::TcpListener, bool)>,
@@ -295,6 +314,13 @@ pub struct Bound {
 }
 
 impl Bound {
+    /// The virtual hosts of `[[host]]`, each with its users (read by the program that owns the
+    /// users files).
+    pub fn with_hosts(mut self, hosts: Vec<crate::hosts::VirtualHost>) -> Self {
+        self.hosts = crate::hosts::Hosts::new(hosts);
+        self
+    }
+
     /// Hands over the hook runner's pipes (`ferry hook-runner`), which command hooks need.
     pub fn with_hook_runner(mut self, runner: crate::hooks::RunnerInput) -> Self {
         self.runner = Some(runner);
@@ -309,7 +335,7 @@ impl Bound {
     /// Registers the listeners with the runtime and, with S3 storage, checks that the bucket can
     /// be reached (at start-up, not at the first login).
     pub async fn start(self) -> io::Result<Server> {
-        let Bound { config, auth, tls, listeners, events, admin, bans, runner } = self;
+        let Bound { config, auth, hosts, tls, listeners, events, admin, bans, runner } = self;
         if config.storage.kind == StorageKind::S3 {
             S3Storage::open(&config.storage, "")?.check().await.map_err(|e| {
                 io::Error::new(
@@ -328,7 +354,7 @@ impl Bound {
         let proxy = ProxyTrust::from_config(&config.proxy_protocol).map(Arc::new);
         let shared = Arc::new(Shared {
             config: Current(std::sync::RwLock::new(Arc::new(config))),
-            auth,
+            accounts: Accounts { default: auth, hosts },
             tls,
             shutdown: CancellationToken::new(),
             limit_state: Arc::new(crate::limits::LimitState::new(bans)),
@@ -375,9 +401,10 @@ impl Server {
     ) -> io::Result<Bound> {
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = match (&config.tls.cert, &config.tls.key) {
-            (Some(c), Some(k)) => {
-                Some(crate::tls::Tls::load(c, k).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?)
-            }
+            (Some(c), Some(k)) => Some(
+                crate::tls::Tls::load(c, k, &config.hosts)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
             _ => None,
         };
         let mut listeners = Vec::new();
@@ -404,7 +431,17 @@ impl Server {
         let events = crate::events::Events::open(&config.log, ladder, config.admin.per_user_metrics)?;
         let admin = crate::admin::Admin::bind(&config.admin)?;
         let bans = crate::bans::Bans::load(&config.bans)?;
-        Ok(Bound { config, auth, tls, listeners, events, admin, bans, runner: None })
+        Ok(Bound {
+            config,
+            auth,
+            hosts: crate::hosts::Hosts::default(),
+            tls,
+            listeners,
+            events,
+            admin,
+            bans,
+            runner: None,
+        })
     }
 
     /// [`Server::prepare`] and [`Bound::start`] in one step.

@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use rustls::server::ServerSessionMemoryCache;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -47,15 +49,17 @@ pub enum TlsError {
 /// The server's TLS state: the current certificate, reloadable.
 #[derive(Debug)]
 pub struct Tls {
-    base: RwLock<Arc<ServerConfig>>,
+    /// The configuration new sessions start from, and the certificates it serves.
+    base: RwLock<(Arc<ServerConfig>, Arc<Certs>)>,
     /// When the served certificate expires (Unix seconds), for the metrics.
     not_after: std::sync::atomic::AtomicI64,
 }
 
-/// A certificate and key read for a reload ([`Tls::prepare`]), not yet served.
+/// Certificates and keys read for a reload ([`Tls::prepare`]), not yet served.
 #[derive(Debug)]
 pub struct Prepared {
     config: ServerConfig,
+    certs: Arc<Certs>,
     expires: i64,
 }
 
@@ -65,7 +69,41 @@ fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
     Some(parsed.validity().not_after.timestamp())
 }
 
-fn load_config(cert_path: &Path, key_path: &Path) -> Result<(ServerConfig, i64), TlsError> {
+/// The server's certificates: the default one, and those of virtual hosts (`[[host]]` with
+/// `tls_cert`/`tls_key`), chosen by the client's SNI or by a `HOST` sent before `AUTH`.
+#[derive(Debug)]
+struct Certs {
+    default: Arc<CertifiedKey>,
+    hosts: Vec<(crate::hosts::HostConfig, Arc<CertifiedKey>)>,
+}
+
+impl Certs {
+    fn for_name(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        self.hosts.iter().find(|(h, _)| h.answers_to(name)).map(|(_, k)| k.clone())
+    }
+}
+
+/// Picks the certificate of a handshake: the host the client's SNI names, else the host `HOST`
+/// selected before `AUTH` (`preferred`), else the default.
+#[derive(Debug)]
+struct ByName {
+    certs: Arc<Certs>,
+    preferred: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let by_sni = hello.server_name().and_then(|sni| self.certs.for_name(sni));
+        Some(by_sni.or_else(|| self.preferred.clone()).unwrap_or_else(|| self.certs.default.clone()))
+    }
+}
+
+/// Reads a certificate chain and its private key; the chain's expiry.
+fn load_key(
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<(Arc<CertifiedKey>, i64), TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .map_err(|e| TlsError::Pem { path: cert_path.into(), message: e.to_string() })?
         .collect::<Result<_, _>>()
@@ -76,22 +114,38 @@ fn load_config(cert_path: &Path, key_path: &Path) -> Result<(ServerConfig, i64),
     let expires = not_after(&certs[0]).unwrap_or(0);
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| TlsError::Pem { path: key_path.into(), message: format!("no usable private key: {e}") })?;
+    Ok((Arc::new(CertifiedKey::from_der(certs, key, provider)?), expires))
+}
+
+fn load_config(cert_path: &Path, key_path: &Path, hosts: &[crate::hosts::HostConfig]) -> Result<Prepared, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (default, expires) = load_key(cert_path, key_path, &provider)?;
+    let mut host_keys = Vec::new();
+    for h in hosts {
+        if let (Some(c), Some(k)) = (&h.tls_cert, &h.tls_key) {
+            host_keys.push((h.clone(), load_key(c, k, &provider)?.0));
+        }
+    }
+    let certs = Arc::new(Certs { default, hosts: host_keys });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(Arc::new(ByName { certs: certs.clone(), preferred: None }));
     // Resumption is stateful (session IDs and TLS 1.3 tickets that name a cache entry), so a
     // per-session cache can scope it; see [`Tls::session_config`].
     config.send_tls13_tickets = 4;
-    Ok((config, expires))
+    Ok(Prepared { config, certs, expires })
 }
 
 impl Tls {
-    /// Loads a certificate chain and private key from PEM files.
-    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
-        let (config, expires) = load_config(cert_path, key_path)?;
-        Ok(Self { base: RwLock::new(Arc::new(config)), not_after: std::sync::atomic::AtomicI64::new(expires) })
+    /// Loads the certificate chain and private key from PEM files, and those of the virtual
+    /// hosts that have their own.
+    pub fn load(cert_path: &Path, key_path: &Path, hosts: &[crate::hosts::HostConfig]) -> Result<Self, TlsError> {
+        let p = load_config(cert_path, key_path, hosts)?;
+        Ok(Self {
+            base: RwLock::new((Arc::new(p.config), p.certs)),
+            not_after: std::sync::atomic::AtomicI64::new(p.expires),
+        })
     }
 
     /// When the served certificate expires (Unix seconds; 0 when it could not be read).
@@ -99,14 +153,18 @@ impl Tls {
         self.not_after.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Reads a certificate chain and key for a reload, without using them yet.
-    pub fn prepare(cert_path: &Path, key_path: &Path) -> Result<Prepared, TlsError> {
-        load_config(cert_path, key_path).map(|(config, expires)| Prepared { config, expires })
+    /// Reads the certificates and keys for a reload, without using them yet.
+    pub fn prepare(
+        cert_path: &Path,
+        key_path: &Path,
+        hosts: &[crate::hosts::HostConfig],
+    ) -> Result<Prepared, TlsError> {
+        load_config(cert_path, key_path, hosts)
     }
 
     /// Serves `prepared` to new sessions from now on (a reload).
     pub fn install(&self, prepared: Prepared) {
-        *self.base.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(prepared.config);
+        *self.base.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(prepared.config), prepared.certs);
         self.not_after.store(prepared.expires, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -116,10 +174,14 @@ impl Tls {
     /// a TLS 1.2 ticket (RFC 5077), which Go's TLS client (rclone) requires and which only this
     /// session's key opens. Tickets may be used more than once: OpenSSL- and GnuTLS-based clients
     /// (curl, lftp, Python) resume every data connection from the control connection's session.
-    /// Early data (0-RTT), the case single-use tickets protect against, is off.
-    pub fn session_configs(&self) -> SessionTls {
-        let base = self.base.read().unwrap_or_else(|p| p.into_inner()).clone();
+    /// Early data (0-RTT), the case single-use tickets protect against, is off. `host`: the
+    /// virtual host `HOST` selected, whose certificate is served when the client sends no SNI.
+    pub fn session_configs(&self, host: Option<&str>) -> SessionTls {
+        let (base, certs) = self.base.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut control = (*base).clone();
+        if let Some(preferred) = host.and_then(|h| certs.for_name(h)) {
+            control.cert_resolver = Arc::new(ByName { certs, preferred: Some(preferred) });
+        }
         control.session_storage = Arc::new(ReusableSessions(ServerSessionMemoryCache::new(32)));
         match rustls::crypto::ring::Ticketer::new() {
             Ok(ticketer) => control.ticketer = ticketer,
@@ -178,8 +240,8 @@ mod tests {
         let key = dir.path().join("k.pem");
         std::fs::write(&cert, "not pem").unwrap();
         std::fs::write(&key, "not pem").unwrap();
-        let e = Tls::load(&cert, &key).unwrap_err().to_string();
+        let e = Tls::load(&cert, &key, &[]).unwrap_err().to_string();
         assert!(e.contains("c.pem"), "{e}");
-        assert!(Tls::load(&dir.path().join("missing"), &key).is_err());
+        assert!(Tls::load(&dir.path().join("missing"), &key, &[]).is_err());
     }
 }

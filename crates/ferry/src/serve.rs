@@ -300,6 +300,39 @@ impl UsersReload {
     }
 }
 
+/// A `[[host]]` with its users, and the roots they use (for the sandbox).
+struct HostUsers {
+    config: ferry_server::hosts::HostConfig,
+    users: UserDb,
+    roots: Vec<PathBuf>,
+}
+
+impl HostUsers {
+    fn host(self) -> ferry_server::hosts::VirtualHost {
+        ferry_server::hosts::VirtualHost { config: self.config, auth: Arc::new(self.users) }
+    }
+}
+
+/// The users of each `[[host]]`: its own users file, or the server's (`default_file`); those
+/// without a root of their own, and `--user`/`--anonymous`, rooted at the host's root.
+fn build_hosts(args: &ServeArgs, config: &Config, default_file: Option<&PathBuf>) -> Result<Vec<HostUsers>> {
+    let mut out = Vec::new();
+    for host in &config.hosts {
+        match std::fs::metadata(&host.root) {
+            Ok(m) if m.is_dir() => {}
+            _ => bail!("host {}: root {} is not an existing directory", host.name, host.root.display()),
+        }
+        let rooted = Config { root: host.root.clone(), anonymous_root: None, ..config.clone() };
+        let mut users = base_users(args, &rooted)?;
+        if let Some(file) = host.users.as_ref().or(default_file) {
+            load_users(file).with_context(|| format!("host {}", host.name))?.add_to(&mut users, &host.root);
+        }
+        let roots = users.roots();
+        out.push(HostUsers { config: host.clone(), users, roots });
+    }
+    Ok(out)
+}
+
 /// Reads a users file; a missing one is an error that says how to create it.
 fn load_users(file: &Path) -> Result<UsersFile> {
     if !file.exists() {
@@ -394,6 +427,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let (db, base, hint) = build_users(&args, &config)?;
     let mut roots = db.roots();
     roots.push(config.root.clone());
+    let hosts = build_hosts(&args, &config, hint.file())?;
+    for h in &hosts {
+        roots.push(h.config.root.clone());
+        roots.extend(h.roots.iter().cloned());
+    }
     let users = Arc::new(Swappable::new(Arc::new(db)));
     let reload = Arc::new(UsersReload {
         live: users.clone(),
@@ -409,12 +447,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .create(dir)
             .with_context(|| format!("creating the quarantine directory {}", dir.display()))?;
     }
-    let reread: Vec<PathBuf> = args.config.iter().chain(hint.file()).cloned().collect();
+    let host_files = hosts.iter().filter_map(|h| h.config.users.clone());
+    let reread: Vec<PathBuf> = args.config.iter().chain(hint.file()).cloned().chain(host_files).collect();
+    let hosts: Vec<ferry_server::hosts::VirtualHost> = hosts.into_iter().map(|h| h.host()).collect();
     let plan = ferry_server::sandbox::Plan::new(&config, &roots, &reread);
     let (process, local) = (config.process.clone(), config.storage.kind == StorageKind::Local);
     let hook_commands = config.hooks.iter().any(|h| h.command.is_some());
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let bound = Server::prepare_with(config, users, inherited_listeners()?)?;
+    let bound = Server::prepare_with(config, users, inherited_listeners()?)?.with_hosts(hosts);
     if let Some(user) = &process.run_as {
         ferry_server::sandbox::drop_privileges(user)?;
         tracing::info!(user, "switched to user");
@@ -556,9 +596,11 @@ impl Reload {
         });
         let users = users.map_err(|e| report.failed.push(format!("users not reloaded: {e:#}"))).ok();
         let certificate = match (&config.tls.cert, &config.tls.key) {
-            (Some(cert), Some(key)) if self.handle.has_tls() => ferry_server::tls::Tls::prepare(cert, key)
-                .map_err(|e| report.failed.push(format!("TLS certificate not reloaded: {e}")))
-                .ok(),
+            (Some(cert), Some(key)) if self.handle.has_tls() => {
+                ferry_server::tls::Tls::prepare(cert, key, &config.hosts)
+                    .map_err(|e| report.failed.push(format!("TLS certificate not reloaded: {e}")))
+                    .ok()
+            }
             _ => None,
         };
         if !report.failed.is_empty() {

@@ -123,7 +123,7 @@ fn every_rfc959_command_has_an_answer() {
         ("OPTS UTF8 ON", 200),
         ("OPTS MLST type;size;", 200),
         ("OPTS BOGUS", 501),
-        ("HOST example.com", 504),
+        ("HOST example.com", 503),
         ("AUTH TLS", 504),
         ("ABOR", 225),
         ("DELE g.txt", 250),

@@ -257,7 +257,7 @@ impl Verb {
             V::Mfmt => {
                 row("MFMT", "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname").op(P::Write).feat(Feat::WithLocalStorage("MFMT"))
             }
-            V::Host => row("HOST", "HOST <sp> hostname").before_login(),
+            V::Host => row("HOST", "HOST <sp> hostname").before_login().feat(Feat::Always("HOST")),
             V::Hash => row("HASH", "HASH <sp> pathname").op(P::Read).keeps(Keeps::Range).feat(Feat::HashAlgorithms),
             V::Rang => row("RANG", "RANG <sp> start <sp> end").keeps(Keeps::Range).feat(Feat::Always("RANG")),
             V::Xsha1 => row("XSHA1", "XSHA1 <sp> pathname").op(P::Read),

@@ -20,7 +20,8 @@ pub(crate) fn user(auth: &mut Auth, cx: &mut Cx<'_>, name: String) -> Answer {
     if matches!(auth, Auth::LoggedIn(_)) {
         cx.reset(auth);
     }
-    let reply = replies::need_password(&name, cx.shared.auth.is_anonymous(&name));
+    let anonymous = cx.shared.accounts.of(cx.conn.host.as_deref()).is_anonymous(&name);
+    let reply = replies::need_password(&name, anonymous);
     *auth = Auth::NeedPassword(name);
     Ok(reply)
 }
@@ -33,7 +34,7 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
     };
     // Whatever happens next, the USER is used up.
     *auth = Auth::Fresh;
-    let authenticator = cx.shared.auth.clone();
+    let authenticator = cx.shared.accounts.of(cx.conn.host.as_deref());
     let user = match authenticator.authenticate(&name, &password).await {
         Ok(user) => user,
         Err(e) => return failed_login(cx, &name, &e.to_string()).await,
@@ -101,6 +102,8 @@ pub(crate) fn acct(auth: &Auth) -> Reply {
 
 pub(crate) fn rein(auth: &mut Auth, cx: &mut Cx<'_>) -> Reply {
     cx.reset(auth);
+    // RFC 7151 section 3.3: after REIN, as if HOST had not been sent (the TLS server name stays).
+    cx.conn.host = cx.conn.tls_host.clone();
     cx.conn.failed_logins = 0;
     replies::rein()
 }
@@ -114,8 +117,24 @@ pub(crate) fn quit(cx: &mut Cx<'_>) -> Act {
     Act::Close(vec![replies::goodbye()])
 }
 
-pub(crate) fn host() -> Reply {
-    replies::host_unsupported()
+/// HOST (RFC 7151): selects a virtual host, before USER.
+pub(crate) fn host(auth: &Auth, cx: &mut Cx<'_>, name: &str) -> Answer {
+    if !matches!(auth, Auth::Fresh) {
+        return Err(replies::host_after_user());
+    }
+    let hosts = &cx.shared.accounts.hosts;
+    if !hosts.any() {
+        // One host: every name is it.
+        return Ok(replies::host_accepted(&cx.config.banner));
+    }
+    let host = hosts.find(name).ok_or_else(|| replies::unknown_host(name))?;
+    if let Some(sni) = cx.conn.tls_host.as_ref().filter(|sni| !std::sync::Arc::ptr_eq(sni, &host)) {
+        return Err(replies::host_not_tls_name(name, &sni.config.name));
+    }
+    let banner = host.config.banner.clone().unwrap_or_else(|| cx.config.banner.clone());
+    tracing::debug!(host = %host.config.name, "virtual host selected");
+    cx.conn.host = Some(host);
+    Ok(replies::host_accepted(&banner))
 }
 
 fn tls_policy(cx: &Cx<'_>) -> TlsPolicy {

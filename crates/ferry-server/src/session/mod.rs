@@ -76,7 +76,7 @@ pub(crate) async fn run(
         Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
         Err(_) => return,
     };
-    let conn = Conn { id, peer, local, since: Instant::now(), failed_logins: 0, admission };
+    let conn = Conn { id, peer, local, since: Instant::now(), failed_logins: 0, admission, host: None, tls_host: None };
     let mut s = Session::new(shared, conn);
     let opened = Instant::now();
     let kick = CancellationToken::new();
@@ -153,7 +153,7 @@ impl Session {
             .shared
             .tls
             .as_ref()
-            .map(|t| t.session_configs())
+            .map(|t| t.session_configs(self.conn.host.as_ref().map(|h| h.config.name.as_str())))
             .ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
         let timeout = std::time::Duration::from_secs(self.config.tls.handshake_timeout_secs);
         let accept = tokio_rustls::TlsAcceptor::from(configs.control.clone()).accept(io);
@@ -168,6 +168,13 @@ impl Session {
         ));
         let stream = result?;
         tracing::debug!(version = ?stream.get_ref().1.protocol_version(), "control connection protected");
+        // RFC 7151 section 3.2: the TLS server name selects the virtual host as HOST would.
+        if let Some(host) = stream.get_ref().1.server_name().and_then(|n| self.shared.accounts.hosts.find(n)) {
+            if self.conn.host.is_none() && matches!(self.auth, Auth::Fresh) {
+                self.conn.host = Some(host.clone());
+            }
+            self.conn.tls_host = Some(host);
+        }
         self.tls.protect(configs, private_data);
         Ok(Box::new(stream))
     }
@@ -485,7 +492,7 @@ async fn dispatch(s: &mut Session, cmd: Command) -> Handled {
         C::Acct(_) => auth::acct(auth).into(),
         C::Rein => auth::rein(auth, cx).into(),
         C::Quit => auth::quit(cx),
-        C::Host(_) => auth::host().into(),
+        C::Host(name) => auth::host(auth, cx, &name)?.into(),
         C::Auth(m) => auth::auth(cx, &m),
         C::Pbsz(_) => auth::pbsz().into(),
         C::Prot(level) => auth::prot(auth, cx, level).into(),

@@ -38,6 +38,12 @@ pub(crate) struct Conn {
     pub failed_logins: u32,
     /// This connection's place in the server's connection limits; released on drop.
     pub admission: crate::server::Admission,
+    /// The virtual host `HOST` (or the TLS server name) selected (RFC 7151); the default host when
+    /// `None`.
+    pub host: Option<Arc<crate::hosts::VirtualHost>>,
+    /// The server name the client's TLS handshake asked for (SNI), when it named one of the
+    /// virtual hosts: a later `HOST` must agree with it.
+    pub tls_host: Option<Arc<crate::hosts::VirtualHost>>,
 }
 
 /// Where the login stands.
