@@ -101,6 +101,10 @@ fn show_server_defaults(c: clap::Command) -> clap::Command {
         ("passive_address", "the server's address on the control connection".into()),
         ("config", "none (the defaults shown here)".into()),
         ("run_as", "none (stay the user it was started as)".into()),
+        ("tls_cert", "none (no FTPS)".into()),
+        ("tls_key", "none".into()),
+        ("implicit_tls_listen", "none".into()),
+        ("proxy_trusted", "none (a PROXY header is refused)".into()),
     ];
     defaults.into_iter().fold(c, |c, (id, default)| {
         c.mut_arg(id, |a| {
