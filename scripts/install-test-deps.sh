@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, rclone,
-# ncftp, pytest, aioftp, and HAProxy (tests/interop/test_haproxy.py); and those the Rust end-to-end
+# ncftp, pytest, aioftp, pyftpdlib (a peer server for crates/ferry/tests/peers.rs), and HAProxy (tests/interop/test_haproxy.py); and those the Rust end-to-end
 # tests run: AWStats and fail2ban (log formats), e2fsprogs (the power-cut test), systemd
 # (systemd-analyze), Prometheus (scraping the admin listener) and Chromium (the status page). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
 # it on a fresh machine).
@@ -114,6 +114,15 @@ else
     echo "install-test-deps: aioftp already present"
 fi
 
+# pyftpdlib: a Python FTP server that connects an active data connection as soon as it gets
+# PORT/EPRT; crates/ferry/tests/peers.rs copies to and from it server-to-server (FXP).
+if ! python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
+    echo "install-test-deps: installing pyftpdlib"
+    python3 -m pip install 'pyftpdlib==2.2.0'
+else
+    echo "install-test-deps: pyftpdlib already present"
+fi
+
 # The S3 tests (tests/interop/test_s3.py, scripts/garage-start.sh) sign requests with curl --aws-sigv4
 # (curl 7.75 or later).
 if ! curl --help all 2>/dev/null | grep -q -- '--aws-sigv4'; then
@@ -127,5 +136,6 @@ wget --version | head -n 1
 rclone version | head -n 1
 ncftpput -v 2>&1 | head -n 1 || true
 python3 -c 'import aioftp; print("aioftp", aioftp.__version__)'
+python3 -c 'import pyftpdlib; print("pyftpdlib", pyftpdlib.__ver__)'
 "$(command -v haproxy || echo /usr/sbin/haproxy)" -v | head -n 1
 python3 -m pytest --version

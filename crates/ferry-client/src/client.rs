@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ferry_proto::addr::{self, NetProto};
 use ferry_proto::ascii;
-use ferry_proto::command::{Password, TransferType};
+use ferry_proto::command::{OptsCommand, Password, TransferType};
 use ferry_proto::listing::parse::{parse_list_line, parse_mlsx_line};
 use ferry_proto::listing::MlsxRole;
 use ferry_proto::reply::ReplyParser;
@@ -15,8 +15,9 @@ use ferry_proto::{Command, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::digest::{self, Algorithm, RemoteDigest};
 use crate::tls::{Io, TlsMode};
-use crate::trace::Trace;
+use crate::trace::{Direction, Trace};
 
 pub use ferry_proto::listing::parse::ParsedEntry as RemoteEntry;
 
@@ -100,9 +101,18 @@ pub enum ClientError {
     /// A local file operation failed.
     #[error("{0}")]
     Local(io::Error),
-    /// TLS could not be set up.
+    /// TLS could not be set up (handshake, certificate).
     #[error("TLS: {0}")]
     Tls(String),
+    /// `--tls` was asked and the server refused `AUTH TLS` (RFC 4217 section 4): it offers no
+    /// explicit FTPS. A refusal, not a connection failure.
+    #[error("the server refused AUTH TLS ({code} {text}): it offers no explicit FTPS")]
+    TlsRefused {
+        /// The reply code.
+        code: u16,
+        /// The reply text.
+        text: String,
+    },
     /// A transfer did not produce the expected result.
     #[error("verification failed: {0}")]
     Verify(String),
@@ -116,7 +126,7 @@ impl ClientError {
             Self::Login(_) => 4,
             Self::NotFound { .. } => 5,
             Self::Data(_) | Self::Verify(_) | Self::Local(_) => 6,
-            Self::Reply { .. } | Self::Protocol(_) => 7,
+            Self::Reply { .. } | Self::Protocol(_) | Self::TlsRefused { .. } => 7,
         }
     }
 }
@@ -178,7 +188,8 @@ impl Client {
         stream.set_nodelay(true).map_err(ClientError::Io)?;
         let peer = stream.peer_addr().map_err(ClientError::Io)?;
         let local = stream.local_addr().map_err(ClientError::Io)?;
-        if let Some(t) = &opts.trace {
+        let trace = opts.trace.as_ref().map(|t| t.connection());
+        if let Some(t) = &trace {
             t.control_open(local, peer);
         }
         let tls = match opts.tls {
@@ -211,7 +222,7 @@ impl Client {
             eprt_refused: opts.disable_extended,
             mode: opts.mode,
             timeout: opts.timeout,
-            trace: opts.trace.clone(),
+            trace,
             ascii: false,
             data_tls: None,
         };
@@ -222,7 +233,7 @@ impl Client {
         if opts.tls == TlsMode::Explicit {
             let r = c.command(Command::Auth("TLS".into())).await?;
             if r.code.0 != 234 {
-                return Err(ClientError::Tls(format!("the server refused AUTH TLS: {} {}", r.code, r.text())));
+                return Err(ClientError::TlsRefused { code: r.code.0, text: r.text() });
             }
             let plain =
                 std::mem::replace(&mut c.stream, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
@@ -250,6 +261,11 @@ impl Client {
         Ok(c)
     }
 
+    /// This connection's trace, if the session is traced.
+    pub fn trace(&self) -> Option<&Arc<Trace>> {
+        self.trace.as_ref()
+    }
+
     /// The server's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
@@ -274,6 +290,83 @@ impl Client {
             Ok(r)
         } else {
             Err(reply_error(&shown, &r))
+        }
+    }
+
+    /// The FEAT line starting with `prefix` (case-insensitive), e.g. `HASH` or `SITE SEGMENT`.
+    pub fn feature_line(&self, prefix: &str) -> Option<&str> {
+        self.features.iter().map(String::as_str).find(|f| {
+            f.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+                && f[prefix.len()..].chars().next().is_none_or(char::is_whitespace)
+        })
+    }
+
+    /// The digests worth computing locally for a later [`Client::remote_digest`]: the algorithm
+    /// this server's `HASH` would use when it has HASH, else every one we know (`XSHA256`,
+    /// `XMD5` are tried after the transfer).
+    pub fn digest_plan(&self) -> Vec<Algorithm> {
+        match self.feature_line("HASH").map(digest::parse_hash_feat) {
+            Some((offered, current)) => match current.filter(|c| offered.contains(c)).or(offered.first().copied()) {
+                Some(a) => vec![a],
+                None => Vec::new(),
+            },
+            None => Algorithm::ALL.to_vec(),
+        }
+    }
+
+    /// The server's digest of `path` with one of `wanted` (preferred first): `HASH` when FEAT
+    /// lists it (after `OPTS HASH <alg>` when its current algorithm is another one;
+    /// draft-bryan-ftpext-hash-02 sections 3 and 4), else `XSHA256`, then `XMD5`. `None` when
+    /// the server computes none of them. A 550 is [`ClientError::NotFound`].
+    pub async fn remote_digest(&mut self, path: &str, wanted: &[Algorithm]) -> Result<Option<RemoteDigest>> {
+        if let Some((offered, current)) = self.feature_line("HASH").map(digest::parse_hash_feat) {
+            let Some(algorithm) = wanted.iter().copied().find(|a| offered.contains(a)) else { return Ok(None) };
+            if current != Some(algorithm) {
+                let r = self.command(Command::Opts(OptsCommand::Hash(Some(Ok(algorithm.proto()))))).await?;
+                if r.code.0 != 200 {
+                    return Err(reply_error(&format!("OPTS HASH {}", algorithm.name()), &r));
+                }
+                self.set_current_hash(algorithm);
+            }
+            let r = self.command(Command::Hash(path.into())).await?;
+            return match r.code.0 {
+                213 => match digest::parse_hash_reply(&r.lines[0]) {
+                    Some((algorithm, hex)) => Ok(Some(RemoteDigest { algorithm, hex, command: "HASH" })),
+                    None => Err(ClientError::Protocol(format!("HASH reply {:?}", r.lines[0]))),
+                },
+                450 | 550 => Err(ClientError::NotFound { path: path.into(), text: r.text() }),
+                _ => Err(reply_error(&format!("HASH {path}"), &r)),
+            };
+        }
+        for &algorithm in wanted {
+            let cmd = algorithm.x_command(path);
+            let command = cmd.name();
+            let r = self.command(cmd).await?;
+            match r.code.0 {
+                213 | 250 => {
+                    let hex = digest::parse_x_reply(&r.text(), algorithm)
+                        .ok_or_else(|| ClientError::Protocol(format!("{command} reply {:?}", r.text())))?;
+                    return Ok(Some(RemoteDigest { algorithm, hex, command }));
+                }
+                450 | 550 => return Err(ClientError::NotFound { path: path.into(), text: r.text() }),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves FEAT's `*` (the current HASH algorithm) to `algorithm` after `OPTS HASH`.
+    fn set_current_hash(&mut self, algorithm: Algorithm) {
+        if let Some(line) =
+            self.features.iter_mut().find(|f| f.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HASH ")))
+        {
+            let names: Vec<String> = line[5..]
+                .split(';')
+                .map(|n| n.trim().trim_end_matches('*'))
+                .filter(|n| !n.is_empty())
+                .map(|n| if n.eq_ignore_ascii_case(algorithm.name()) { format!("{n}*") } else { n.to_string() })
+                .collect();
+            *line = format!("HASH {}", names.join(";"));
         }
     }
 
@@ -416,15 +509,44 @@ impl Client {
         self.path_cmd(Command::Rnto(to.into()), to, &[250]).await
     }
 
+    /// A command on a path: `ok` codes succeed; a 550/450 is [`ClientError::NotFound`] only when
+    /// the path really is missing (RFC 959 uses 550 for "not taken" of any kind: a directory that
+    /// is not empty, no permission), else the refusal it is.
     async fn path_cmd(&mut self, cmd: Command, path: &str, ok: &[u16]) -> Result<()> {
         let shown = cmd.redacted();
         let r = self.command(cmd).await?;
         if ok.contains(&r.code.0) {
             Ok(())
-        } else if r.code.0 == 550 || r.code.0 == 450 {
+        } else if (r.code.0 == 550 || r.code.0 == 450) && !self.exists(path).await? {
             Err(ClientError::NotFound { path: path.into(), text: r.text() })
         } else {
             Err(reply_error(&shown, &r))
+        }
+    }
+
+    /// Whether `path` exists: MLST when the server has it (RFC 3659 section 7), else SIZE (a
+    /// file), else CWD there and back (a directory).
+    pub async fn exists(&mut self, path: &str) -> Result<bool> {
+        if self.has_feature("MLST") {
+            let r = self.command(Command::Mlst(Some(path.into()))).await?;
+            return Ok(r.code.0 == 250);
+        }
+        if self.size(path).await?.is_some() {
+            return Ok(true);
+        }
+        self.is_dir(path).await
+    }
+
+    /// The size of a file that must exist (the source of a copy): SIZE, and when it answers 550,
+    /// [`ClientError::NotFound`] (a directory has no SIZE either: RFC 3659 section 4). `None` when
+    /// the server has no SIZE at all.
+    pub async fn file_size(&mut self, path: &str) -> Result<Option<u64>> {
+        let r = self.command(Command::Size(path.into())).await?;
+        match r.code.0 {
+            213 => parse_size(&r).map(Some),
+            450 | 550 => Err(ClientError::NotFound { path: path.into(), text: r.text() }),
+            500..=504 => Ok(None),
+            _ => Err(reply_error("SIZE", &r)),
         }
     }
 
@@ -432,11 +554,7 @@ impl Client {
     pub async fn size(&mut self, path: &str) -> Result<Option<u64>> {
         let r = self.command(Command::Size(path.into())).await?;
         match r.code.0 {
-            213 => r.lines[0]
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ClientError::Protocol(format!("SIZE reply {:?}", r.lines[0]))),
+            213 => parse_size(&r).map(Some),
             450 | 500..=504 | 550 => Ok(None),
             _ => Err(reply_error("SIZE", &r)),
         }
@@ -449,7 +567,10 @@ impl Client {
         if r.code.0 != 250 && r.code.0 != 200 {
             return Ok(false);
         }
-        self.cwd(&here).await?;
+        let back = self.command(Command::Cwd(here.clone())).await?;
+        if back.code.0 != 250 && back.code.0 != 200 {
+            return Err(reply_error(&format!("CWD {here}"), &back));
+        }
         Ok(true)
     }
 
@@ -570,7 +691,7 @@ impl Client {
         }
         drop(data);
         if let Some(t) = &self.trace {
-            t.data_close(got, started.elapsed(), if got < len { "server" } else { "client" });
+            t.data_close(got, started.elapsed(), if got < len { "server" } else { "client" }, Direction::Download);
         }
         // 226 if the server had finished, 426/451 when we cut it short: both fine here.
         let _ = self.read_reply().await?;
@@ -623,7 +744,7 @@ impl Client {
         }
         sink.flush().await.map_err(ClientError::Local)?;
         if let Some(t) = &self.trace {
-            t.data_close(total, started.elapsed(), "server");
+            t.data_close(total, started.elapsed(), "server", Direction::Download);
         }
         drop(data);
         self.finish_transfer(&cmd.redacted(), path).await?;
@@ -685,7 +806,7 @@ impl Client {
         .await;
         drop(data);
         if let Some(t) = &self.trace {
-            t.data_close(total, started.elapsed(), "client");
+            t.data_close(total, started.elapsed(), "client", Direction::Upload);
         }
         self.finish_transfer(&cmd.redacted(), path).await?;
         Ok(total)
@@ -895,6 +1016,11 @@ fn not_found_message(path: &str, text: &str) -> String {
     } else {
         format!("{path}: {text}")
     }
+}
+
+/// The number of a `213 <size>` reply (RFC 3659 section 4.2).
+fn parse_size(r: &Reply) -> Result<u64> {
+    r.lines[0].trim().parse().map_err(|_| ClientError::Protocol(format!("SIZE reply {:?}", r.lines[0])))
 }
 
 fn reply_error(cmd: &str, r: &Reply) -> ClientError {

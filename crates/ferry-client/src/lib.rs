@@ -5,9 +5,11 @@
 //! in active mode). [`trace::Trace`] records both connections the way the seeds draw a session.
 
 pub mod client;
+pub mod digest;
 pub mod netrc;
 pub mod tls;
 pub mod trace;
+pub mod trace_html;
 pub mod url;
 
 pub use client::{Client, ClientError, ConnectOptions, DataMode, RemoteEntry};

@@ -4,7 +4,8 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_proto::{Command, Reply};
@@ -19,40 +20,112 @@ pub enum TraceFormat {
     Json,
 }
 
-/// A trace sink shared by the connections of one command.
-pub struct Trace {
+/// Which way a data connection's bytes went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Server to client (RETR, LIST, MLSD, NLST).
+    Download,
+    /// Client to server (STOR, APPE).
+    Upload,
+}
+
+impl Direction {
+    fn arrow(self) -> &'static str {
+        match self {
+            Self::Download => "S->C",
+            Self::Upload => "C->S",
+        }
+    }
+}
+
+/// What every trace of one command shares: the clock, the output, the recorded events, the
+/// connection and lane numbers.
+struct Shared {
     start: Instant,
-    format: TraceFormat,
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Option<(TraceFormat, Mutex<Box<dyn Write + Send>>)>,
+    recorded: Option<Mutex<Vec<serde_json::Value>>>,
+    sessions: AtomicU32,
+    lanes: AtomicU32,
+}
+
+/// A trace sink shared by the connections of one command. Each control connection traces
+/// through its own [`Trace::connection`], which numbers it and its data connections ("lanes");
+/// [`Trace::for_party`] names the server (`A`, `B` for a copy) on every line.
+pub struct Trace {
+    shared: Arc<Shared>,
+    party: Option<Arc<str>>,
+    session: u32,
+    /// The data connection open now on this control connection.
+    lane: AtomicU32,
 }
 
 impl std::fmt::Debug for Trace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trace").field("format", &self.format).finish()
+        f.debug_struct("Trace").field("party", &self.party).field("session", &self.session).finish()
     }
 }
 
 impl Trace {
     /// A trace writing to `out`.
     pub fn new(format: TraceFormat, out: Box<dyn Write + Send>) -> Self {
-        Self { start: Instant::now(), format, out: Mutex::new(out) }
+        Self::with_outputs(Some((format, out)), false)
+    }
+
+    /// A trace writing to `out` (if any) and, if `record`, keeping every event for
+    /// [`Trace::events`] (for `--trace-html`).
+    pub fn with_outputs(out: Option<(TraceFormat, Box<dyn Write + Send>)>, record: bool) -> Self {
+        let shared = Shared {
+            start: Instant::now(),
+            out: out.map(|(f, w)| (f, Mutex::new(w))),
+            recorded: record.then(|| Mutex::new(Vec::new())),
+            sessions: AtomicU32::new(0),
+            lanes: AtomicU32::new(0),
+        };
+        Self { shared: Arc::new(shared), party: None, session: 0, lane: AtomicU32::new(0) }
+    }
+
+    /// The same trace, its lines marked as `party`'s (the server a connection goes to).
+    pub fn for_party(&self, party: &str) -> Arc<Self> {
+        Arc::new(Self { shared: self.shared.clone(), party: Some(party.into()), session: 0, lane: AtomicU32::new(0) })
+    }
+
+    /// The trace of a new control connection: numbered, of the same party.
+    pub fn connection(&self) -> Arc<Self> {
+        let session = self.shared.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        Arc::new(Self { shared: self.shared.clone(), party: self.party.clone(), session, lane: AtomicU32::new(0) })
+    }
+
+    /// Every event so far, as the JSON objects `--trace=json` writes (empty unless recording).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.shared.recorded.as_ref().map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default()
     }
 
     fn t(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
+        self.shared.start.elapsed().as_secs_f64()
     }
 
     fn emit(&self, text: String, json: serde_json::Value) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = match self.format {
-            TraceFormat::Text => writeln!(out, "[{:>8.3}s] {text}", self.t()),
-            TraceFormat::Json => {
-                let mut v = json;
-                v["t"] = json!((self.t() * 1e6).round() / 1e6);
-                writeln!(out, "{v}")
-            }
-        };
-        let _ = out.flush();
+        let t = self.t();
+        let mut v = json;
+        v["t"] = json!((t * 1e6).round() / 1e6);
+        if self.session > 0 {
+            v["session"] = json!(self.session);
+        }
+        if let Some(p) = &self.party {
+            v["party"] = json!(p.as_ref());
+        }
+        if let Some((format, out)) = &self.shared.out {
+            let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+            let party = self.party.as_deref().map(|p| format!("{p}  ")).unwrap_or_default();
+            let _ = match format {
+                TraceFormat::Text => writeln!(out, "[{t:>8.3}s] {party}{text}"),
+                TraceFormat::Json => writeln!(out, "{v}"),
+            };
+            let _ = out.flush();
+        }
+        if let Some(r) = &self.shared.recorded {
+            r.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+        }
     }
 
     /// The control connection is open.
@@ -93,21 +166,49 @@ impl Trace {
         self.emit(format!("data     {how}"), json!({"conn": "data", "event": "port", "how": how, "port": port}));
     }
 
-    /// A data connection opened.
+    /// A data connection opened: a new lane.
     pub fn data_open(&self, local: SocketAddr, remote: SocketAddr, mode: &str) {
+        let lane = self.shared.lanes.fetch_add(1, Ordering::Relaxed) + 1;
+        self.lane.store(lane, Ordering::Relaxed);
         self.emit(
             format!("data     {local} -> {remote} opened ({mode})"),
-            json!({"conn": "data", "event": "open", "local": local.to_string(), "remote": remote.to_string(), "mode": mode}),
+            json!({"conn": "data", "event": "open", "lane": lane, "local": local.to_string(),
+                   "remote": remote.to_string(), "mode": mode}),
         );
     }
 
-    /// A data connection closed.
-    pub fn data_close(&self, bytes: u64, elapsed: Duration, closed_by: &str) {
+    /// The data connection closed after `bytes` went `direction`.
+    pub fn data_close(&self, bytes: u64, elapsed: Duration, closed_by: &str, direction: Direction) {
         let secs = elapsed.as_secs_f64();
         let rate = if secs > 0.0 { bytes as f64 / secs / (1024.0 * 1024.0) } else { 0.0 };
         self.emit(
-            format!("data     closed by {closed_by} after {bytes} bytes in {secs:.3} s ({rate:.1} MiB/s)"),
-            json!({"conn": "data", "event": "close", "bytes": bytes, "secs": secs, "closed_by": closed_by}),
+            format!(
+                "data     {} closed by {closed_by} after {bytes} bytes in {secs:.3} s ({rate:.1} MiB/s)",
+                direction.arrow()
+            ),
+            json!({"conn": "data", "event": "close", "lane": self.lane.load(Ordering::Relaxed), "bytes": bytes,
+                   "secs": secs, "closed_by": closed_by, "direction": direction.arrow()}),
+        );
+    }
+
+    /// A third-party (FXP) data connection: `to` was told to connect to `from`'s `addr`.
+    pub fn fxp_open(&self, from: &str, to: &str, addr: SocketAddr) {
+        let lane = self.shared.lanes.fetch_add(1, Ordering::Relaxed) + 1;
+        self.lane.store(lane, Ordering::Relaxed);
+        self.emit(
+            format!("fxp      {to} connects to {from} at {addr}"),
+            json!({"conn": "fxp", "event": "open", "lane": lane, "from": from, "to": to, "addr": addr.to_string()}),
+        );
+    }
+
+    /// The third-party transfer ended: `bytes` from `from` to `to`.
+    pub fn fxp_close(&self, from: &str, to: &str, bytes: u64, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { bytes as f64 / secs / (1024.0 * 1024.0) } else { 0.0 };
+        self.emit(
+            format!("fxp      {from} -> {to} {bytes} bytes in {secs:.3} s ({rate:.1} MiB/s)"),
+            json!({"conn": "fxp", "event": "close", "lane": self.lane.load(Ordering::Relaxed), "from": from, "to": to,
+                   "bytes": bytes, "secs": secs}),
         );
     }
 }
@@ -115,7 +216,6 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -140,5 +240,24 @@ mod tests {
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines[0]["text"], "PASS ****");
         assert_eq!(lines[1]["port"], 59543);
+    }
+
+    #[test]
+    fn parties_sessions_and_lanes() {
+        let buf = Buf::default();
+        let root = Trace::with_outputs(Some((TraceFormat::Text, Box::new(buf.clone()))), true);
+        let a = root.for_party("A").connection();
+        let b = root.for_party("B").connection();
+        let addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        a.data_open(addr, addr, "passive");
+        b.data_open(addr, addr, "passive");
+        a.data_close(10, Duration::from_millis(5), "server", Direction::Download);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.lines().all(|l| l.contains("] A  data") || l.contains("] B  data")), "{text}");
+        let events = root.events();
+        assert_eq!((events[0]["party"].as_str(), events[0]["session"].as_u64()), (Some("A"), Some(1)));
+        assert_eq!((events[1]["party"].as_str(), events[1]["session"].as_u64()), (Some("B"), Some(2)));
+        assert_eq!(events[2]["lane"], 1, "A's close is A's lane");
+        assert_eq!(events[2]["direction"], "S->C");
     }
 }

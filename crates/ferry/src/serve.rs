@@ -17,7 +17,7 @@ use ferry_server::{Config, Server};
 use tokio_util::sync::CancellationToken;
 
 /// The users file used when none is configured.
-const DEFAULT_USERS_FILE: &str = "ferry-users.toml";
+pub(crate) const DEFAULT_USERS_FILE: &str = "ferry-users.toml";
 
 /// Flags of `ferry serve`. Each overrides the config file's value.
 #[derive(Debug, Clone, Args)]

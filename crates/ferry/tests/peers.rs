@@ -8,10 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod common;
-use common::{assert_trees_equal, random_bytes};
+use common::{assert_trees_equal, random_bytes, Ferry};
 
 #[path = "peers/servers.rs"]
 mod servers;
+
+#[path = "peers/pyftpdlib.rs"]
+mod pyftpdlib;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -80,6 +83,8 @@ against_both!(
     ipv6_loopback,
     trace_names_the_data_port,
     remote_file_operations_and_exit_codes,
+    put_segments_falls_back_to_one_stream,
+    copy_of_a_missing_source_leaves_nothing,
 );
 
 fn ls_plain_long_and_json(kind: Kind) {
@@ -331,6 +336,30 @@ fn remote_file_operations_and_exit_codes(kind: Kind) {
     assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
+/// Neither server has Ferry's `SITE SEGMENT`: `put --segments` says so and sends one stream.
+fn put_segments_falls_back_to_one_stream(kind: Kind) {
+    let peer = Peer::start(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(2_000_003, 16);
+    std::fs::write(dir.path().join("seg.bin"), &data).unwrap();
+    let (_, trace) = ok(&["--trace", "put", "--segments", "4", "seg.bin", &peer.url("/seg.bin")], dir.path());
+    assert!(trace.contains("seg.bin: the server has no SITE SEGMENT; uploading over one connection"), "{trace}");
+    assert_eq!(trace.matches("C->S  STOR ").count(), 1, "{trace}");
+    assert!(!trace.contains("C->S  SITE SEGMENT"), "{trace}");
+    assert_same_bytes(&read(&peer.path("/seg.bin")), &data, "one-stream upload");
+}
+
+/// A copy from a server where the source is missing exits 5 and tells the target nothing.
+fn copy_of_a_missing_source_leaves_nothing(kind: Kind) {
+    let peer = Peer::start(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferry(&["--trace", "copy", &peer.url("/nope"), &peer.url("/target")], dir.path());
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{trace}");
+    assert!(!trace.contains("C->S  STOR"), "{trace}");
+    assert!(!peer.path("/target").exists());
+}
+
 #[test]
 fn copy_between_vsftpd_and_pureftpd() {
     let v = Peer::start(Kind::Vsftpd);
@@ -344,6 +373,55 @@ fn copy_between_vsftpd_and_pureftpd() {
     let (_, said) = ok(&["copy", &p.url("/to-p"), &v.url("/back-v")], dir.path());
     assert!(said.contains("copied"), "{said}");
     assert_same_bytes(&read(&v.path("/back-v")), &data, "Pure-FTPd -> vsftpd");
+}
+
+/// One `ferry copy` each way between Ferry and a peer, `rounds` times: each must succeed,
+/// byte-exact, and within the timeout (the hang this guards against left a 0-byte file and no
+/// 226). `peer_url(name)` and `peer_path(name)` name a file on the peer.
+fn copy_both_ways(
+    rounds: usize,
+    peer_url: &dyn Fn(&str) -> String,
+    peer_path: &dyn Fn(&str) -> std::path::PathBuf,
+    seed: &dyn Fn(&str, &[u8]),
+) {
+    let f = Ferry::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(1_700_000, 17);
+    std::fs::write(f.path("x.bin"), &data).unwrap();
+    seed("/p.bin", &data);
+    let ferry_url = |p: &str| format!("ftp://alice:secret@{}{p}", f.addr);
+    for i in 0..rounds {
+        let (_, said) = ok(&["copy", &ferry_url("/x.bin"), &peer_url(&format!("/to{i}.bin"))], dir.path());
+        assert!(said.contains("copied"), "{said}");
+        assert_same_bytes(&read(&peer_path(&format!("/to{i}.bin"))), &data, "Ferry -> peer");
+        let (_, said) = ok(&["copy", &peer_url("/p.bin"), &ferry_url(&format!("/from{i}.bin"))], dir.path());
+        assert!(said.contains("copied"), "{said}");
+        assert_same_bytes(&read(&f.path(&format!("from{i}.bin"))), &data, "peer -> Ferry");
+    }
+}
+
+/// FXP with pyftpdlib, which connects at EPRT: the target gets STOR (and answers 150) before the
+/// source gets RETR, so the bytes never reach a data connection that is not receiving yet.
+#[test]
+fn fxp_with_pyftpdlib_both_ways() {
+    let py = pyftpdlib::PyFtpd::start();
+    let seed = |rel: &str, data: &[u8]| std::fs::write(py.path(rel), data).unwrap();
+    copy_both_ways(10, &|rel| py.url(rel), &|rel| py.path(rel), &seed);
+    assert!(py.log().contains("<- STOR /to0.bin"), "{}", py.root().display());
+}
+
+/// The same against every peer, many times (about 15 s): `cargo test -p ferry --test peers
+/// -- --ignored fxp_loop`.
+#[test]
+#[ignore = "slow: 25 rounds each way against pyftpdlib, vsftpd and Pure-FTPd"]
+fn fxp_loop_against_every_peer() {
+    let py = pyftpdlib::PyFtpd::start();
+    let seed = |rel: &str, data: &[u8]| std::fs::write(py.path(rel), data).unwrap();
+    copy_both_ways(25, &|rel| py.url(rel), &|rel| py.path(rel), &seed);
+    for kind in [Kind::Vsftpd, Kind::PureFtpd] {
+        let peer = Peer::start(kind);
+        copy_both_ways(25, &|rel| peer.url(rel), &|rel| peer.path(rel), &|rel, data| peer.seed(rel, data));
+    }
 }
 
 /// `ferry stat` of a directory on a server without MLST (vsftpd): SIZE and MDTM both answer 550

@@ -5,10 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use ferry_client::client::StoreHow;
+use ferry_client::digest::{HashingReader, HashingWriter, LocalDigest};
 use ferry_client::{ClientError, FtpUrl, RemoteEntry};
+use ferry_proto::command::SegmentOp;
 use ferry_proto::listing::EntryKind;
 use tokio::io::AsyncWriteExt;
 
+use super::verify::Verify;
 use super::Ctx;
 
 fn kind_name(k: &EntryKind) -> &'static str {
@@ -49,9 +52,8 @@ pub async fn ls(ctx: &Ctx, url: &FtpUrl, long: bool, json: bool) -> Result<()> {
     } else {
         for e in &entries {
             if long {
-                let t = e.modified.map(ferry_proto::listing::format_timeval).unwrap_or_else(|| "-".into());
-                let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-                out.push_str(&format!("{:<4} {:>14} {:<14} {}\n", kind_name(&e.kind), size, t, e.name));
+                out.push_str(&long_line(e));
+                out.push('\n');
             } else {
                 out.push_str(&e.name);
                 if e.kind == EntryKind::Dir {
@@ -64,6 +66,23 @@ pub async fn ls(ctx: &Ctx, url: &FtpUrl, long: bool, json: bool) -> Result<()> {
     print!("{out}");
     c.quit().await;
     Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC), as `ls -l --time-style=long-iso` prints it; the MLSD fact
+/// (`20261206183557.836`, RFC 3659 section 2.3) cut to the minute.
+pub fn short_time(t: SystemTime) -> String {
+    let v = ferry_proto::listing::format_timeval(t);
+    match (v.get(0..4), v.get(4..6), v.get(6..8), v.get(8..10), v.get(10..12)) {
+        (Some(y), Some(mo), Some(d), Some(h), Some(mi)) => format!("{y}-{mo}-{d} {h}:{mi}"),
+        _ => v,
+    }
+}
+
+/// One entry of a long listing (`ferry ls --long`, the shell's `ls`): type, size, time, name.
+pub fn long_line(e: &RemoteEntry) -> String {
+    let t = e.modified.map_or_else(|| "-".into(), short_time);
+    let size = e.size.map_or_else(|| "-".into(), |s| s.to_string());
+    format!("{:<4} {:>14} {:<16} {}", kind_name(&e.kind), size, t, e.name)
 }
 
 fn remote_name(url: &FtpUrl) -> Result<String> {
@@ -83,15 +102,32 @@ fn local_target(url: &FtpUrl, dest: Option<&str>) -> Result<PathBuf> {
     })
 }
 
+/// How `get` and `put` transfer: resume or not, over how many connections, checked how.
+#[derive(Debug, Clone, Copy)]
+pub struct How {
+    /// `-c`: continue a partial transfer.
+    pub resume: bool,
+    /// `--segments N`: N connections at once.
+    pub segments: u32,
+    /// `--verify`.
+    pub verify: Verify,
+}
+
 /// `ferry get`.
-pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, resume: bool, segments: u32) -> Result<()> {
+pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, how: How) -> Result<()> {
+    let How { resume, segments, verify } = how;
     let local = local_target(url, dest)?;
     let mut c = ctx.connect(url).await?;
     let size = if ctx.common.ascii { None } else { c.size(&url.path).await? };
     if segments > 1 {
         let Some(size) = size else { bail!("--segments needs the file size (SIZE) in binary mode") };
+        segmented(ctx, url, &local, size, segments).await?;
+        if let Some(plan) = verify.digest_for(&c) {
+            let digest = super::verify::hash_file(&local, &plan.algorithms()).await?;
+            super::verify::check(ctx, &mut c, &url.path, &digest, &local.display().to_string()).await?;
+        }
         c.quit().await;
-        return segmented(ctx, url, &local, size, segments).await;
+        return Ok(());
     }
     let offset = if resume { std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0) } else { 0 };
     if resume && Some(offset) == size {
@@ -120,9 +156,21 @@ pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, resume: bool, segm
         tokio::fs::File::create(&part).await
     }
     .with_context(|| format!("opening {}", part.display()))?;
+    if offset > 0 {
+        ctx.say(resumed(&local.display().to_string(), offset, size));
+    }
+    let mut digest = verify.digest_for(&c);
+    if let Some(d) = &mut digest {
+        // The part already here is read once, so the digest covers the whole file.
+        let mut head = tokio::fs::File::open(&part).await.map_err(ClientError::Local)?;
+        super::verify::hash_prefix(&mut head, offset, d).await.map_err(ClientError::Local)?;
+    }
     let bar = ctx.bar(size, &remote_name(url)?);
     bar.set_position(offset);
-    let result = c.retr(&url.path, offset, &mut file, &mut |n| bar.inc(n)).await;
+    let result = match &mut digest {
+        Some(d) => c.retr(&url.path, offset, &mut HashingWriter::new(&mut file, d), &mut |n| bar.inc(n)).await,
+        None => c.retr(&url.path, offset, &mut file, &mut |n| bar.inc(n)).await,
+    };
     bar.finish_and_clear();
     let got = match result {
         Ok(n) => n,
@@ -148,6 +196,9 @@ pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, resume: bool, segm
             .with_context(|| format!("renaming {} to {}", part.display(), local.display()))?;
     }
     ctx.say(format!("{} -> {} ({} bytes)", url.path, local.display(), got + offset));
+    if let Some(d) = &digest {
+        super::verify::check(ctx, &mut c, &url.path, d, &local.display().to_string()).await?;
+    }
     c.quit().await;
     Ok(())
 }
@@ -189,7 +240,8 @@ async fn segmented(ctx: &Ctx, url: &FtpUrl, local: &Path, size: u64, n: u32) -> 
 }
 
 /// `ferry put`.
-pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> Result<()> {
+pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, how: How) -> Result<()> {
+    let How { resume, verify, .. } = how;
     let mut c = ctx.connect(target).await?;
     let into_dir = files.len() > 1 || target.is_dir();
     for f in files {
@@ -197,8 +249,19 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> 
         let name = local.file_name().and_then(|n| n.to_str()).with_context(|| format!("{f}: not a file name"))?;
         let remote =
             if into_dir { format!("{}/{name}", target.path.trim_end_matches('/')) } else { target.path.clone() };
-        let len = std::fs::metadata(local).with_context(|| format!("reading {f}"))?.len();
+        let len = std::fs::metadata(local).map_err(ClientError::Local).with_context(|| format!("reading {f}"))?.len();
         let offset = if resume { c.size(&remote).await?.unwrap_or(0) } else { 0 };
+        if how.segments > 1 && !resume {
+            if c.feature_line("SITE SEGMENT").is_some() {
+                put_segmented(ctx, target, Path::new(f), &remote, len, how.segments).await?;
+                if let Some(plan) = verify.digest_for(&c) {
+                    let digest = super::verify::hash_file(local, &plan.algorithms()).await?;
+                    super::verify::check(ctx, &mut c, &remote, &digest, &remote).await?;
+                }
+                continue;
+            }
+            ctx.say(format!("{remote}: the server has no SITE SEGMENT; uploading over one connection"));
+        }
         if resume && offset == len {
             ctx.say(format!("{remote}: already complete ({len} bytes)"));
             continue;
@@ -206,7 +269,11 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> 
         if offset > len {
             bail!("{remote}: the remote file ({offset} bytes) is larger than {f} ({len} bytes)");
         }
-        let mut file = tokio::fs::File::open(local).await?;
+        if offset > 0 {
+            ctx.say(resumed(&remote, offset, Some(len)));
+        }
+        let mut file =
+            tokio::fs::File::open(local).await.map_err(ClientError::Local).with_context(|| format!("opening {f}"))?;
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         let how = if offset == 0 {
@@ -216,14 +283,22 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> 
         } else {
             StoreHow::Append
         };
+        let mut digest = verify.digest_for(&c);
+        if let Some(d) = &mut digest {
+            // The part the server has is read once here, so the digest covers the whole file.
+            file.seek(std::io::SeekFrom::Start(0)).await?;
+            super::verify::hash_prefix(&mut file, offset, d).await.map_err(ClientError::Local)?;
+        }
+        let mut no_digest = LocalDigest::default();
+        let mut source = HashingReader::new(&mut file, digest.as_mut().unwrap_or(&mut no_digest));
         let bar = ctx.bar(Some(len), name);
         bar.set_position(offset);
-        let r = c.stor(&remote, how, &mut file, &mut |n| bar.inc(n)).await;
+        let r = c.stor(&remote, how, &mut source, &mut |n| bar.inc(n)).await;
         let r = match r {
-            // A server that refuses REST+STOR may still append.
+            // A server that refuses REST+STOR may still append (the refusal comes before any
+            // byte is read).
             Err(ClientError::Reply { code, .. }) if matches!(how, StoreHow::At(_)) && (500..=504).contains(&code) => {
-                file.seek(std::io::SeekFrom::Start(offset)).await?;
-                c.stor(&remote, StoreHow::Append, &mut file, &mut |n| bar.inc(n)).await
+                c.stor(&remote, StoreHow::Append, &mut source, &mut |n| bar.inc(n)).await
             }
             r => r,
         };
@@ -239,9 +314,136 @@ pub async fn put(ctx: &Ctx, files: &[String], target: &FtpUrl, resume: bool) -> 
             }
         }
         ctx.say(format!("{f} -> {remote} ({len} bytes)"));
+        if let Some(d) = &digest {
+            super::verify::check(ctx, &mut c, &remote, d, &remote).await?;
+        }
     }
     c.quit().await;
     Ok(())
+}
+
+/// `put --segments N` on a server with `SITE SEGMENT` (a Ferry extension): `SITE SEGMENT BEGIN
+/// <size> <path>`, then N connections each send `REST <offset>` + `STOR <path>` for one range,
+/// then `SITE SEGMENT END <path>`, which publishes the file when every byte arrived. A `451 ...
+/// missing A-B,...` (inclusive ranges) is answered by sending those ranges again, then END again;
+/// what cannot be completed is abandoned with `SITE SEGMENT ABORT`.
+async fn put_segmented(ctx: &Ctx, url: &FtpUrl, local: &Path, remote: &str, size: u64, n: u32) -> Result<()> {
+    let mut c = ctx.connect(url).await?;
+    let begin = segment_cmd(SegmentOp::Begin { size, path: remote.to_string() });
+    c.expect(begin, 200).await?;
+    let bar = ctx.bar(Some(size), remote);
+    let chunk = size.div_ceil(u64::from(n)).max(1);
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while start < size {
+        let len = chunk.min(size - start);
+        ranges.push((start, len));
+        start += len;
+    }
+    let sent = send_segments(ctx, url, local, remote, &ranges, &bar).await;
+    // Whatever failed shows up as missing at END; each round sends those ranges again, over
+    // this one connection.
+    let mut result = Ok(());
+    for _round in 0..4 {
+        let end = c.command(segment_cmd(SegmentOp::End(remote.to_string()))).await?;
+        match end.code.0 {
+            250 => {
+                result = Ok(());
+                break;
+            }
+            451 => match missing_ranges(&end.text()) {
+                Some(missing) if !missing.is_empty() => {
+                    ctx.say(format!("{remote}: the server misses {} range(s); sending them again", missing.len()));
+                    for (start, len) in missing {
+                        let mut f = tokio::fs::File::open(local).await.map_err(ClientError::Local)?;
+                        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+                        f.seek(std::io::SeekFrom::Start(start)).await.map_err(ClientError::Local)?;
+                        c.stor(remote, StoreHow::At(start), &mut f.take(len), &mut |_| {}).await?;
+                    }
+                    result = Err(ClientError::Verify(format!("{remote}: {}", end.text())));
+                }
+                _ => {
+                    result = Err(ClientError::Verify(format!("{remote}: {}", end.text())));
+                    break;
+                }
+            },
+            code => {
+                result = Err(ClientError::Reply { cmd: format!("SITE SEGMENT END {remote}"), code, text: end.text() });
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if let Err(e) = result {
+        let _ = c.command(segment_cmd(SegmentOp::Abort(remote.to_string()))).await;
+        // The first segment's own error says more than "missing" does.
+        sent?;
+        return Err(e.into());
+    }
+    c.quit().await;
+    ctx.say(format!("{} -> {remote} ({size} bytes, {n} segments)", local.display()));
+    Ok(())
+}
+
+/// `SITE SEGMENT <op>`.
+fn segment_cmd(op: SegmentOp) -> ferry_proto::Command {
+    ferry_proto::Command::Site(ferry_proto::command::SiteCommand::Segment(op))
+}
+
+/// Sends each `(offset, len)` range of `local` over its own connection, all at once.
+async fn send_segments(
+    ctx: &Ctx,
+    url: &FtpUrl,
+    local: &Path,
+    remote: &str,
+    ranges: &[(u64, u64)],
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for &(start, len) in ranges {
+        let (ctx, url, local, remote, bar) =
+            (ctx.clone(), url.clone(), local.to_path_buf(), remote.to_string(), bar.clone());
+        tasks.spawn(async move {
+            let mut c = ctx.connect(&url).await?;
+            let mut f = tokio::fs::File::open(&local).await.map_err(ClientError::Local)?;
+            use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+            f.seek(std::io::SeekFrom::Start(start)).await.map_err(ClientError::Local)?;
+            c.stor(&remote, StoreHow::At(start), &mut f.take(len), &mut |k| bar.inc(k)).await?;
+            c.quit().await;
+            anyhow::Ok(())
+        });
+    }
+    let mut first_error = Ok(());
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r.map_err(anyhow::Error::from).and_then(|r| r) {
+            first_error = first_error.and(Err(e));
+        }
+    }
+    first_error
+}
+
+/// The ranges of a `451 ... missing 0-99,200-299.` reply as `(offset, len)`; the reply's ranges
+/// are inclusive. `None` when the text names none.
+fn missing_ranges(text: &str) -> Option<Vec<(u64, u64)>> {
+    let list = text.rsplit_once("missing ")?.1.trim_end_matches('.');
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty() && *p != "...") {
+        let (a, b) = part.split_once('-')?;
+        let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+        if b < a {
+            return None;
+        }
+        out.push((a, b - a + 1));
+    }
+    Some(out)
+}
+
+/// What `get -c` and `put -c` say before they send the rest.
+fn resumed(name: &str, offset: u64, size: Option<u64>) -> String {
+    match size {
+        Some(s) => format!("{name}: resuming at byte {offset} of {s} ({} to go)", s - offset.min(s)),
+        None => format!("{name}: resuming at byte {offset}"),
+    }
 }
 
 /// Commands that take paths and answer OK or not.
@@ -270,9 +472,9 @@ pub async fn simple(ctx: &Ctx, urls: &[String], what: Simple) -> Result<()> {
 /// `ferry mv`.
 pub async fn mv(ctx: &Ctx, url: &FtpUrl, to: &str) -> Result<()> {
     let to_path = if to.starts_with("ftp://") {
-        let t = FtpUrl::parse(to)?;
+        let t = super::url(to)?;
         if (t.host.as_str(), t.port) != (url.host.as_str(), url.port) {
-            bail!("mv renames on one server; use `ferry copy` between servers");
+            return Err(super::Usage("mv renames on one server; use `ferry copy` between servers".into()).into());
         }
         t.path
     } else {
@@ -341,5 +543,25 @@ fn print_entry(url: &FtpUrl, e: &RemoteEntry) {
     }
     if let Some(m) = e.mode {
         println!("mode: {m:o}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_ranges_are_inclusive() {
+        let text = "Segmented upload of /f incomplete: missing 0-99,200-299.";
+        assert_eq!(missing_ranges(text), Some(vec![(0, 100), (200, 100)]));
+        assert_eq!(missing_ranges("incomplete: missing 5-5,..."), Some(vec![(5, 1)]));
+        assert_eq!(missing_ranges("no list here"), None);
+        assert_eq!(missing_ranges("missing 9-3."), None);
+    }
+
+    #[test]
+    fn short_times() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_796_582_157_836);
+        assert_eq!(short_time(t), "2026-12-06 18:35");
     }
 }

@@ -9,10 +9,12 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use ferry_client::client::StoreHow;
+use ferry_client::digest::{self, Algorithm, HashingReader, HashingWriter};
 use ferry_client::{Client, FtpUrl};
 use ferry_proto::listing::EntryKind;
 use tokio::io::AsyncWriteExt;
 
+use super::verify::Verify;
 use super::Ctx;
 
 /// Mirror options.
@@ -21,6 +23,77 @@ pub struct Options {
     pub parallel: usize,
     pub delete: bool,
     pub dry_run: bool,
+    /// Check each transferred file's digest.
+    pub verify: Verify,
+    /// How a file on both sides is found up to date.
+    pub compare: Compare,
+}
+
+/// How `mirror` decides that a file on both sides is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// Size and modification time (the default).
+    SizeAndTime,
+    /// Size, then the SHA-256 of both sides (`--checksum`), where the server offers HASH.
+    Digest,
+}
+
+/// The files of `candidates` (relative names, on both sides with the same size) whose digests
+/// differ, found with HASH; `None` when the server offers no SHA-256 HASH (the caller compares
+/// size and time then).
+async fn differing_by_digest(
+    ctx: &Ctx,
+    c: &mut Client,
+    root: &str,
+    dir: &Path,
+    candidates: &[String],
+) -> Result<Option<BTreeSet<String>>> {
+    if !c.feature_line("HASH").is_some_and(|l| digest::parse_hash_feat(l).0.contains(&Algorithm::Sha256)) {
+        ctx.say("mirror --checksum: the server offers no HASH SHA-256; comparing size and time");
+        return Ok(None);
+    }
+    let mut differ = BTreeSet::new();
+    for rel in candidates {
+        let local = super::verify::hash_file(&dir.join(rel), &[Algorithm::Sha256]).await?;
+        let remote = c.remote_digest(&join_remote(root, rel), &[Algorithm::Sha256]).await?;
+        if remote.map(|r| r.hex) != local.hex(Algorithm::Sha256) {
+            differ.insert(rel.clone());
+        }
+    }
+    Ok(Some(differ))
+}
+
+/// What to transfer: every file of `from` that `to` lacks or holds in another version.
+async fn plan(
+    ctx: &Ctx,
+    c: &mut Client,
+    (from, to): (&Tree, &Tree),
+    (root, dir): (&str, &Path),
+    compare: Compare,
+    exact: bool,
+) -> Result<Vec<(String, Option<u64>)>> {
+    let differ = match compare {
+        Compare::SizeAndTime => None,
+        Compare::Digest => {
+            let same_size: Vec<String> = from
+                .files
+                .iter()
+                .filter(|(rel, info)| to.files.get(*rel).is_some_and(|o| o.size == info.size))
+                .map(|(rel, _)| rel.clone())
+                .collect();
+            differing_by_digest(ctx, c, root, dir, &same_size).await?
+        }
+    };
+    Ok(from
+        .files
+        .iter()
+        .filter(|(rel, info)| match (to.files.get(*rel), &differ) {
+            (None, _) => true,
+            (Some(o), Some(differ)) => o.size != info.size || differ.contains(*rel),
+            (Some(o), None) => !same(o, info, exact),
+        })
+        .map(|(rel, info)| (rel.clone(), info.size))
+        .collect())
 }
 
 #[derive(Debug, Clone)]
@@ -165,14 +238,9 @@ pub async fn download(ctx: &Ctx, url: &FtpUrl, dir: &Path, opts: Options) -> Res
     let mut c = ctx.connect(url).await?;
     let exact = c.has_feature("MLST");
     let remote = remote_tree(&mut c, &url.path, false).await?;
-    c.quit().await;
     let local = local_tree(dir)?;
-    let todo: Vec<(String, Option<u64>)> = remote
-        .files
-        .iter()
-        .filter(|(rel, info)| local.files.get(*rel).is_none_or(|l| !same(l, info, exact)))
-        .map(|(rel, info)| (rel.clone(), info.size))
-        .collect();
+    let todo = plan(ctx, &mut c, (&remote, &local), (&url.path, dir), opts.compare, exact).await?;
+    c.quit().await;
     let extra_files: Vec<&String> = local.files.keys().filter(|f| !remote.files.contains_key(*f)).collect();
     let extra_dirs: Vec<&String> = local.dirs.iter().rev().filter(|d| !remote.dirs.contains(*d)).collect();
     let up_to_date = remote.files.len() - todo.len();
@@ -201,12 +269,14 @@ pub async fn download(ctx: &Ctx, url: &FtpUrl, dir: &Path, opts: Options) -> Res
     let times: Arc<BTreeMap<String, FileInfo>> = Arc::new(remote.files.clone());
     let queue: Queue = Arc::new(Mutex::new(todo.into_iter().collect()));
     let (root, base) = (url.path.clone(), dir.to_path_buf());
+    let (verify, worker_ctx) = (opts.verify, ctx.clone());
     let (files, bytes) = run_workers(ctx, url, queue, opts.parallel, move |mut c: Client, rel: String, size| {
-        let (root, base, times) = (root.clone(), base.clone(), times.clone());
+        let (root, base, times, ctx) = (root.clone(), base.clone(), times.clone(), worker_ctx.clone());
         async move {
             let local = base.join(&rel);
             let remote_path = join_remote(&root, &rel);
             let known_mtime = times.get(&rel).and_then(|i| i.modified).filter(|_| exact);
+            let mut digest = verify.digest_for(&c);
             if let Some(size) = size.filter(|&n| n <= SMALL_FILE) {
                 // A small file is received into memory, then created, written and dated right
                 // here: the client is one user's process on a one-thread runtime, and a write of a
@@ -214,6 +284,10 @@ pub async fn download(ctx: &Ctx, url: &FtpUrl, dir: &Path, opts: Options) -> Res
                 // pool and back.
                 let mut data = Vec::with_capacity(size as usize);
                 let n = c.retr(&remote_path, 0, &mut data, &mut |_| {}).await?;
+                if let Some(d) = &mut digest {
+                    d.update(&data);
+                    super::verify::check(&ctx, &mut c, &remote_path, d, &local.display().to_string()).await?;
+                }
                 let mtime = match known_mtime {
                     Some(t) => Some(t),
                     None => c.mdtm(&remote_path).await?,
@@ -227,8 +301,14 @@ pub async fn download(ctx: &Ctx, url: &FtpUrl, dir: &Path, opts: Options) -> Res
             }
             let mut f =
                 tokio::fs::File::create(&local).await.with_context(|| format!("creating {}", local.display()))?;
-            let n = c.retr(&remote_path, 0, &mut f, &mut |_| {}).await?;
+            let n = match &mut digest {
+                Some(d) => c.retr(&remote_path, 0, &mut HashingWriter::new(&mut f, d), &mut |_| {}).await?,
+                None => c.retr(&remote_path, 0, &mut f, &mut |_| {}).await?,
+            };
             f.flush().await?;
+            if let Some(d) = &digest {
+                super::verify::check(&ctx, &mut c, &remote_path, d, &local.display().to_string()).await?;
+            }
             let mtime = match known_mtime {
                 Some(t) => Some(t),
                 None => c.mdtm(&remote_path).await?,
@@ -268,12 +348,7 @@ pub async fn upload(ctx: &Ctx, dir: &Path, url: &FtpUrl, opts: Options) -> Resul
     let exact = c.has_feature("MLST");
     let can_set_time = c.has_feature("MFMT");
     let remote = remote_tree(&mut c, &url.path, true).await?;
-    let todo: Vec<(String, Option<u64>)> = local
-        .files
-        .iter()
-        .filter(|(rel, info)| remote.files.get(*rel).is_none_or(|r| !same(info, r, exact && can_set_time)))
-        .map(|(rel, info)| (rel.clone(), info.size))
-        .collect();
+    let todo = plan(ctx, &mut c, (&local, &remote), (&url.path, dir), opts.compare, exact && can_set_time).await?;
     let up_to_date = local.files.len() - todo.len();
     let extra_files: Vec<&String> = remote.files.keys().filter(|f| !local.files.contains_key(*f)).collect();
     let extra_dirs: Vec<&String> = remote.dirs.iter().rev().filter(|d| !local.dirs.contains(*d)).collect();
@@ -306,13 +381,24 @@ pub async fn upload(ctx: &Ctx, dir: &Path, url: &FtpUrl, opts: Options) -> Resul
     let times: Arc<BTreeMap<String, FileInfo>> = Arc::new(local.files.clone());
     let queue: Queue = Arc::new(Mutex::new(todo.into_iter().collect()));
     let (root, base) = (url.path.clone(), dir.to_path_buf());
+    let (verify, worker_ctx) = (opts.verify, ctx.clone());
     let (files, bytes) = run_workers(ctx, url, queue, opts.parallel, move |mut c: Client, rel: String, _size| {
-        let (root, base, times) = (root.clone(), base.clone(), times.clone());
+        let (root, base, times, ctx) = (root.clone(), base.clone(), times.clone(), worker_ctx.clone());
         async move {
             let local: PathBuf = base.join(&rel);
             let mut f = tokio::fs::File::open(&local).await.with_context(|| format!("opening {}", local.display()))?;
             let remote_path = join_remote(&root, &rel);
-            let n = c.stor(&remote_path, StoreHow::Replace, &mut f, &mut |_| {}).await?;
+            let mut digest = verify.digest_for(&c);
+            let n = match &mut digest {
+                Some(d) => {
+                    let n = c
+                        .stor(&remote_path, StoreHow::Replace, &mut HashingReader::new(&mut f, d), &mut |_| {})
+                        .await?;
+                    super::verify::check(&ctx, &mut c, &remote_path, d, &remote_path).await?;
+                    n
+                }
+                None => c.stor(&remote_path, StoreHow::Replace, &mut f, &mut |_| {}).await?,
+            };
             if let Some(t) = times.get(&rel).and_then(|i| i.modified) {
                 c.mfmt(&remote_path, t).await?;
             }

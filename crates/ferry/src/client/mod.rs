@@ -4,53 +4,83 @@ mod copy;
 mod files;
 mod mirror;
 mod shell;
+mod verify;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use ferry_client::tls::TlsMode;
 use ferry_client::trace::{Trace, TraceFormat};
 use ferry_client::{Client, ConnectOptions, DataMode, FtpUrl};
 use indicatif::{ProgressBar, ProgressStyle};
+use verify::Verify;
 
-/// The help heading of the client options. They are global (they may come before or after the
-/// subcommand), so clap lists them under every subcommand; `serve`, `user` and `cert` ignore them.
-const CLIENT_OPTIONS: &str = "Client options (get, put, ls, ...; ignored by serve, user and cert)";
+/// The help heading of the client options. They may come before or after a client subcommand
+/// (`main` adds them to each client subcommand; [`Common::merged`] joins the two).
+const CLIENT_OPTIONS: &str = "Client options";
 
 /// Options shared by every client command.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Active mode: the server connects back (EPRT, then PORT).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub active: bool,
     /// TYPE A: ASCII transfers with line-ending conversion.
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub ascii: bool,
     /// Print nothing but errors.
-    #[arg(long, short, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, short, help_heading = CLIENT_OPTIONS)]
     pub quiet: bool,
     /// Trace both connections on stderr: `--trace` (a ladder) or `--trace=json` (JSON lines).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
+    #[arg(long, help_heading = CLIENT_OPTIONS, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
     pub trace: Option<String>,
+    /// Also draw the session as one self-contained HTML page (an SVG ladder) into FILE, written
+    /// when the command ends (whether it succeeded or not).
+    #[arg(long, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
+    pub trace_html: Option<std::path::PathBuf>,
     /// Seconds to wait for the server before giving up.
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, default_value_t = 30)]
+    #[arg(long, help_heading = CLIENT_OPTIONS, default_value_t = 30, value_name = "SECS")]
     pub timeout: u64,
     /// Explicit FTPS: AUTH TLS, then protected data connections; fail if the server refuses.
     /// (`ftps://` URLs use implicit FTPS.)
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub tls: bool,
     /// Trust this CA certificate (PEM) besides the system roots.
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
+    #[arg(long, help_heading = CLIENT_OPTIONS, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
     /// Do not verify the server's certificate (dangerous: anyone in the middle can read everything).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub insecure: bool,
     /// Use PASV/PORT only, never EPSV/EPRT (like curl's --disable-epsv --disable-eprt).
-    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
+    #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub disable_epsv: bool,
+}
+
+impl Common {
+    /// The options given before the subcommand (`before`) joined with those given after it (in
+    /// `after`, the subcommand's matches): a flag set on either side is set; a value given after
+    /// the subcommand wins.
+    pub fn merged(before: Self, after: Option<&clap::ArgMatches>) -> Result<Self> {
+        use clap::FromArgMatches as _;
+        let Some(m) = after else { return Ok(before) };
+        let a = Self::from_arg_matches(m)?;
+        let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        Ok(Self {
+            active: before.active || a.active,
+            ascii: before.ascii || a.ascii,
+            quiet: before.quiet || a.quiet,
+            trace: if given("trace") { a.trace } else { before.trace },
+            trace_html: a.trace_html.or(before.trace_html),
+            timeout: if given("timeout") { a.timeout } else { before.timeout },
+            tls: before.tls || a.tls,
+            cacert: a.cacert.or(before.cacert),
+            insecure: before.insecure || a.insecure,
+            disable_epsv: before.disable_epsv || a.disable_epsv,
+        })
+    }
 }
 
 /// Client subcommands.
@@ -79,6 +109,9 @@ pub enum ClientCmd {
         /// Download over N connections at once (REST ranges), like lftp's pget.
         #[arg(long, default_value_t = 1)]
         segments: u32,
+        /// Then compare the server's digest (HASH, else XSHA256/XMD5) with the one computed here.
+        #[arg(long)]
+        verify: bool,
     },
     /// Upload files (the last argument is the remote file or directory URL).
     Put {
@@ -88,6 +121,12 @@ pub enum ClientCmd {
         /// Resume a partial upload (REST+STOR, or APPE), then check the final size.
         #[arg(long, short = 'c')]
         r#continue: bool,
+        /// Upload over N connections at once (Ferry's SITE SEGMENT; one stream elsewhere).
+        #[arg(long, default_value_t = 1)]
+        segments: u32,
+        /// Then compare the server's digest (HASH, else XSHA256/XMD5) with the one computed here.
+        #[arg(long)]
+        verify: bool,
     },
     /// Mirror a remote tree into a local directory (or, with --reverse, a local tree to a URL).
     Mirror {
@@ -106,6 +145,12 @@ pub enum ClientCmd {
         /// Show what would be done, do nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Check each file transferred against the server's digest (like get --verify).
+        #[arg(long)]
+        verify: bool,
+        /// Compare files by digest (HASH) instead of size and time, where the server offers HASH.
+        #[arg(long)]
+        checksum: bool,
     },
     /// Delete remote files.
     Rm {
@@ -148,6 +193,9 @@ pub enum ClientCmd {
         from: String,
         /// Destination URL.
         to: String,
+        /// Then compare the two servers' digests of the file (HASH, else XSHA256/XMD5).
+        #[arg(long)]
+        verify: bool,
     },
     /// An interactive session (ls, cd, lcd, get, put, mget, mput, pwd, bye, help).
     Shell {
@@ -168,14 +216,29 @@ pub struct Ctx {
 
 impl Ctx {
     fn new(common: Common) -> Result<Self> {
-        let trace = match common.trace.as_deref() {
+        let out: Option<(TraceFormat, Box<dyn std::io::Write + Send>)> = match common.trace.as_deref() {
             None => None,
-            Some("text") => Some(Arc::new(Trace::new(TraceFormat::Text, Box::new(std::io::stderr())))),
-            Some("json") => Some(Arc::new(Trace::new(TraceFormat::Json, Box::new(std::io::stderr())))),
-            Some(other) => bail!("--trace={other}: expected text or json"),
+            Some("text") => Some((TraceFormat::Text, Box::new(std::io::stderr()))),
+            Some("json") => Some((TraceFormat::Json, Box::new(std::io::stderr()))),
+            Some(other) => return Err(Usage(format!("--trace={other}: expected text or json")).into()),
         };
+        let record = common.trace_html.is_some();
+        let trace = (out.is_some() || record).then(|| Arc::new(Trace::with_outputs(out, record)));
         let tls_config = Some(ferry_client::tls::client_config(common.cacert.as_deref(), common.insecure)?);
         Ok(Self { common, trace, tls_config })
+    }
+
+    /// The same context, its trace lines marked as `party`'s (`A`, `B`: the servers of a copy).
+    pub fn party(&self, party: &str) -> Self {
+        Self { trace: self.trace.as_ref().map(|t| t.for_party(party)), ..self.clone() }
+    }
+
+    /// Writes `--trace-html FILE`, if asked for.
+    fn write_trace_html(&self, title: &str) -> Result<()> {
+        let (Some(path), Some(trace)) = (&self.common.trace_html, &self.trace) else { return Ok(()) };
+        let page = ferry_client::trace_html::render(&trace.events(), title);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
     }
 
     /// Whether to draw progress bars.
@@ -262,33 +325,90 @@ fn credentials(url: &FtpUrl) -> Result<(String, String)> {
     }
 }
 
-/// Parses a URL argument.
+/// A command line that cannot work: exit 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The exit code for an error (the table in README.md): a [`Usage`] error is 2, a
+/// [`ferry_client::ClientError`] has its own, anything else is 1.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Usage>().is_some() {
+        return 2;
+    }
+    e.downcast_ref::<ferry_client::ClientError>().map_or(1, ferry_client::ClientError::exit_code)
+}
+
+/// Parses a URL argument (a malformed one is a usage error).
 pub fn url(s: &str) -> Result<FtpUrl> {
-    Ok(FtpUrl::parse(s)?)
+    FtpUrl::parse(s).map_err(|e| Usage(e.to_string()).into())
 }
 
 /// Runs a client command.
 pub fn run(cmd: ClientCmd, common: Common) -> Result<()> {
     let ctx = Ctx::new(common)?;
+    let title = std::env::args().skip(1).map(|a| redact_url(&a)).collect::<Vec<_>>().join(" ");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    match cmd {
-        ClientCmd::Shell { url: u } => shell::run(&ctx, &runtime, &url(&u)?),
+    let result = match cmd {
+        ClientCmd::Shell { url: u } => url(&u).and_then(|u| shell::run(&ctx, &runtime, &u)),
         other => runtime.block_on(dispatch(&ctx, other)),
+    };
+    // A failed session's picture is the most useful one: written either way.
+    let written = ctx.write_trace_html(&format!("ferry {title}"));
+    result.and(written)
+}
+
+/// `ferry trace-view FILE`: the page for a `--trace=json` trace, on stdout.
+pub fn trace_view(file: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("event").is_some() && v.get("t").is_some())
+        .collect();
+    if events.is_empty() {
+        bail!("{}: no trace events in it (write one with --trace=json 2> FILE)", file.display());
+    }
+    print!("{}", ferry_client::trace_html::render(&events, &format!("ferry trace-view {}", file.display())));
+    Ok(())
+}
+
+/// An argument with a URL's password masked, for the page's title.
+fn redact_url(arg: &str) -> String {
+    match FtpUrl::parse(arg) {
+        Ok(u) if u.password.is_some() => {
+            let (scheme, rest) = arg.split_once("://").unwrap_or(("ftp", arg));
+            let at = rest.rfind('@').unwrap_or(0);
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:****{}", &rest[at..])
+        }
+        _ => arg.to_string(),
     }
 }
 
 async fn dispatch(ctx: &Ctx, cmd: ClientCmd) -> Result<()> {
     match cmd {
         ClientCmd::Ls { url: u, long, json } => files::ls(ctx, &url(&u)?, long, json).await,
-        ClientCmd::Get { url: u, dest, r#continue, segments } => {
-            files::get(ctx, &url(&u)?, dest.as_deref(), r#continue, segments).await
+        ClientCmd::Get { url: u, dest, r#continue, segments, verify } => {
+            let how = files::How { resume: r#continue, segments, verify: Verify::from_flag(verify, ctx)? };
+            files::get(ctx, &url(&u)?, dest.as_deref(), how).await
         }
-        ClientCmd::Put { mut args, r#continue } => {
+        ClientCmd::Put { mut args, r#continue, segments, verify } => {
             let target = url(&args.pop().unwrap_or_default())?;
-            files::put(ctx, &args, &target, r#continue).await
+            let how = files::How { resume: r#continue, segments, verify: Verify::from_flag(verify, ctx)? };
+            files::put(ctx, &args, &target, how).await
         }
-        ClientCmd::Mirror { args, reverse, parallel, delete, dry_run } => {
-            let opts = mirror::Options { parallel: parallel.max(1), delete, dry_run };
+        ClientCmd::Mirror { args, reverse, parallel, delete, dry_run, verify, checksum } => {
+            let compare = if checksum { mirror::Compare::Digest } else { mirror::Compare::SizeAndTime };
+            let verify = Verify::from_flag(verify, ctx)?;
+            let opts = mirror::Options { parallel: parallel.max(1), delete, dry_run, verify, compare };
             if reverse {
                 mirror::upload(ctx, std::path::Path::new(&args[0]), &url(&args[1])?, opts).await
             } else {
@@ -301,7 +421,9 @@ async fn dispatch(ctx: &Ctx, cmd: ClientCmd) -> Result<()> {
         ClientCmd::Mv { url: u, to } => files::mv(ctx, &url(&u)?, &to).await,
         ClientCmd::Cat { url: u } => files::cat(ctx, &url(&u)?).await,
         ClientCmd::Stat { url: u } => files::stat(ctx, &url(&u)?).await,
-        ClientCmd::Copy { from, to } => copy::run(ctx, &url(&from)?, &url(&to)?).await,
+        ClientCmd::Copy { from, to, verify } => {
+            copy::run(ctx, &url(&from)?, &url(&to)?, Verify::from_flag(verify, ctx)?).await
+        }
         ClientCmd::Shell { .. } => unreachable!("handled in run"),
     }
 }

@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use ferry_client::client::StoreHow;
 use ferry_client::{Client, FtpUrl};
-use ferry_proto::listing::EntryKind;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
-use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
+use rustyline::{Editor, Helper, Highlighter, Hinter, Validator};
 use tokio::io::AsyncWriteExt;
 
 use super::Ctx;
@@ -32,7 +31,7 @@ struct Names {
 
 impl Completer for Names {
     type Candidate = Pair;
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(&self, line: &str, pos: usize, _: &rustyline::Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
         let start = line[..pos].rfind(' ').map(|i| i + 1).unwrap_or(0);
         let word = &line[start..pos];
         if start == 0 {
@@ -143,15 +142,14 @@ async fn command(ctx: &Ctx, c: &mut Client, w: &[String]) -> Result<()> {
             let mut list = c.list(&path).await?;
             list.sort_by(|a, b| a.name.cmp(&b.name));
             for e in list {
-                let t = e.modified.map(ferry_proto::listing::format_timeval).unwrap_or_default();
-                let kind = if e.kind == EntryKind::Dir { "d" } else { "-" };
-                println!("{kind} {:>12} {t:14} {}", e.size.map(|s| s.to_string()).unwrap_or_default(), e.name);
+                println!("{}", super::files::long_line(&e));
             }
         }
         "cd" => c.cwd(arg(1)?).await?,
         "pwd" => println!("{}", c.pwd().await?),
         "lcd" => {
-            std::env::set_current_dir(arg(1)?)?;
+            let dir = arg(1)?;
+            std::env::set_current_dir(dir).with_context(|| format!("lcd {dir}"))?;
             println!("local directory: {}", std::env::current_dir()?.display());
         }
         "lpwd" => println!("{}", std::env::current_dir()?.display()),
@@ -177,7 +175,8 @@ async fn command(ctx: &Ctx, c: &mut Client, w: &[String]) -> Result<()> {
         }
         "mput" => {
             for pattern in &w[1..] {
-                let mut matched: Vec<String> = std::fs::read_dir(".")?
+                let mut matched: Vec<String> = std::fs::read_dir(".")
+                    .with_context(|| format!("reading the local directory {}", local_dir()))?
                     .filter_map(|e| e.ok())
                     .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
                     .filter_map(|e| e.file_name().to_str().map(str::to_string))
@@ -200,9 +199,14 @@ async fn command(ctx: &Ctx, c: &mut Client, w: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The local working directory, for messages.
+fn local_dir() -> String {
+    std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string())
+}
+
 async fn get(ctx: &Ctx, c: &mut Client, remote: &str, local: &Path) -> Result<()> {
     let size = c.size(remote).await?;
-    let mut f = tokio::fs::File::create(local).await?;
+    let mut f = tokio::fs::File::create(local).await.with_context(|| format!("creating {}", local.display()))?;
     let bar = ctx.bar(size, remote);
     let n = c.retr(remote, 0, &mut f, &mut |k| bar.inc(k)).await?;
     f.flush().await?;
@@ -212,8 +216,8 @@ async fn get(ctx: &Ctx, c: &mut Client, remote: &str, local: &Path) -> Result<()
 }
 
 async fn put(ctx: &Ctx, c: &mut Client, local: &Path, remote: &str) -> Result<()> {
-    let len = std::fs::metadata(local)?.len();
-    let mut f = tokio::fs::File::open(local).await?;
+    let len = std::fs::metadata(local).with_context(|| format!("{}", local.display()))?.len();
+    let mut f = tokio::fs::File::open(local).await.with_context(|| format!("opening {}", local.display()))?;
     let bar = ctx.bar(Some(len), remote);
     let n = c.stor(remote, StoreHow::Replace, &mut f, &mut |k| bar.inc(k)).await?;
     bar.finish_and_clear();

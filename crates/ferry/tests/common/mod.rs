@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod browser;
+pub mod fake_ftp;
+
 pub use ferry_testkit::ctrl::tls_wrap;
 pub use ferry_testkit::{proc_status, random_bytes, rss_kib, Ctrl};
 
