@@ -8,12 +8,12 @@ use ferry_proto::Reply;
 
 use super::Answer;
 use crate::auth::Permission;
+use crate::digest::{HashAlg, Watch};
 use crate::events::{Event, FsOp};
 use crate::replies;
-use crate::digest::{HashAlg, Watch};
 use crate::session::state::{Account, Cx, Pending, Running, Then, TransferInfo};
-use crate::transfer::TransferEvent;
 use crate::storage::{Metadata, StorageError};
+use crate::transfer::TransferEvent;
 
 pub(crate) async fn dele(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     let path = a.resolve(arg)?;
@@ -121,7 +121,13 @@ enum DigestAnswer {
 }
 
 /// Computes a digest as a job the session runs beside its control connection, like a transfer.
-fn digest_job(a: &Account, alg: HashAlg, range: Option<(u64, u64)>, arg: &str, answer: DigestAnswer) -> Result<Running, Reply> {
+fn digest_job(
+    a: &Account,
+    alg: HashAlg,
+    range: Option<(u64, u64)>,
+    arg: &str,
+    answer: DigestAnswer,
+) -> Result<Running, Reply> {
     let path = a.resolve(arg)?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let watch = Watch { rate: a.user.limits.download_bps, started: Some(Instant::now()), ..Watch::default() };
