@@ -55,6 +55,9 @@ pub struct ConnectOptions {
     /// Use PASV (and PORT) only, never EPSV (and EPRT): for servers or middleboxes that mishandle
     /// the RFC 2428 commands.
     pub disable_extended: bool,
+    /// Connect here instead of resolving `host` (which still names the server in `HOST` and
+    /// the TLS handshake).
+    pub connect_to: Option<std::net::IpAddr>,
 }
 
 /// Client errors; [`ClientError::exit_code`] maps them to the `ferry` exit codes.
@@ -173,12 +176,13 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects, reads the greeting, logs in, reads FEAT and sets binary mode.
+    /// Connects, reads the greeting, names the host (`HOST`, RFC 7151), logs in, reads FEAT and
+    /// sets binary mode.
     pub async fn connect(opts: &ConnectOptions) -> Result<Self> {
-        let target = if opts.host.contains(':') {
-            format!("[{}]:{}", opts.host, opts.port)
-        } else {
-            format!("{}:{}", opts.host, opts.port)
+        let target = match opts.connect_to {
+            Some(addr) => SocketAddr::new(addr, opts.port).to_string(),
+            None if opts.host.contains(':') => format!("[{}]:{}", opts.host, opts.port),
+            None => format!("{}:{}", opts.host, opts.port),
         };
         let stream = match tokio::time::timeout(opts.timeout, TcpStream::connect(&target)).await {
             Ok(Ok(s)) => s,
@@ -238,6 +242,14 @@ impl Client {
             let plain =
                 std::mem::replace(&mut c.stream, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
             c.stream = handshake(plain, tls.as_ref(), opts.timeout).await?;
+        }
+        // RFC 7151: name the host, so that a server with virtual hosts serves the right one. Not
+        // for an address (it names no host) or localhost; any answer but 220 leaves the server's
+        // default host (a server without HOST answers 500 or 502; one that does not know the
+        // name, 504).
+        if host_name(&opts.host) {
+            // The answer is in the trace; anything but 220 changes nothing.
+            c.command(Command::Host(opts.host.clone())).await?;
         }
         let r = c.command(Command::User(opts.user.clone())).await?;
         let r = if r.code.0 == 331 { c.command(Command::Pass(Password(opts.password.clone()))).await? } else { r };
@@ -1027,6 +1039,14 @@ fn reply_error(cmd: &str, r: &Reply) -> ClientError {
     ClientError::Reply { cmd: cmd.to_string(), code: r.code.0, text: r.text() }
 }
 
+/// Whether `host` names a host that `HOST` can select: a DNS name, not an address or localhost.
+fn host_name(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_err()
+        && !host.eq_ignore_ascii_case("localhost")
+        && host.contains('.')
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -1034,5 +1054,13 @@ mod tests {
         assert_eq!(super::not_found_message("nope.txt", "nope.txt: No such file."), "nope.txt: No such file.");
         assert_eq!(super::not_found_message("/d/nope.txt", "nope.txt: No such file."), "nope.txt: No such file.");
         assert_eq!(super::not_found_message("nope.txt", "Failed to open file."), "nope.txt: Failed to open file.");
+    }
+
+    #[test]
+    fn host_is_sent_for_names_only() {
+        assert!(super::host_name("ftp.a.example"));
+        for not in ["127.0.0.1", "::1", "localhost", "LOCALHOST", "intranet", "a b.example", ""] {
+            assert!(!super::host_name(not), "{not}");
+        }
     }
 }

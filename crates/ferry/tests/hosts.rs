@@ -188,3 +188,43 @@ fn the_tls_server_name_and_host_choose_the_certificate() {
     assert!(say("PASS secret").starts_with("230"));
     assert!(say("SIZE on-b.txt").starts_with("213 1"), "the SNI chose b.example's root");
 }
+
+#[test]
+fn the_ferry_client_names_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(a.join("on-a.txt"), "a").unwrap();
+    std::fs::write(b.join("on-b.txt"), "b").unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!("[[host]]\nname = \"a.example\"\nroot = {a:?}\n\n[[host]]\nname = \"b.example\"\nroot = {b:?}\n"),
+    )
+    .unwrap();
+    let f = Ferry::start(&["--config", config.to_str().unwrap()]);
+    std::fs::write(f.root.join("default.txt"), "d").unwrap();
+    let ls = |url: String| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["ls", "--connect-to", "127.0.0.1", "--trace", &url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let port = f.addr.port();
+    let (listing, trace) = ls(format!("ftp://alice:secret@b.example:{port}/"));
+    assert_eq!(listing.trim(), "on-b.txt", "{trace}");
+    assert!(trace.contains("C->S  HOST b.example") && trace.contains("S->C  220"), "{trace}");
+    let (listing, _) = ls(format!("ftp://alice:secret@a.example:{port}/"));
+    assert_eq!(listing.trim(), "on-a.txt");
+    // A name the server does not know: 504, and the default host.
+    let (listing, trace) = ls(format!("ftp://alice:secret@c.example:{port}/"));
+    assert_eq!(listing.trim(), "default.txt");
+    assert!(trace.contains("S->C  504"), "{trace}");
+    // An address names no host: no HOST at all.
+    let (listing, trace) = ls(format!("ftp://alice:secret@127.0.0.1:{port}/"));
+    assert_eq!(listing.trim(), "default.txt");
+    assert!(!trace.contains("C->S  HOST"), "{trace}");
+}

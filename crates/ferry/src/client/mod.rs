@@ -57,6 +57,11 @@ pub struct Common {
     /// Use PASV/PORT only, never EPSV/EPRT (like curl's --disable-epsv --disable-eprt).
     #[arg(long, help_heading = CLIENT_OPTIONS)]
     pub disable_epsv: bool,
+    /// Connect to this address instead of the URL host's; the URL's host name is still the one
+    /// sent in HOST (virtual hosts, RFC 7151) and checked against the TLS certificate (like
+    /// curl's --connect-to).
+    #[arg(long, help_heading = CLIENT_OPTIONS, value_name = "ADDR")]
+    pub connect_to: Option<std::net::IpAddr>,
 }
 
 impl Common {
@@ -79,6 +84,7 @@ impl Common {
             cacert: a.cacert.or(before.cacert),
             insecure: before.insecure || a.insecure,
             disable_epsv: before.disable_epsv || a.disable_epsv,
+            connect_to: a.connect_to.or(before.connect_to),
         })
     }
 }
@@ -267,6 +273,7 @@ impl Ctx {
             },
             tls_config: self.tls_config.clone(),
             disable_extended: self.common.disable_epsv,
+            connect_to: self.common.connect_to,
         };
         let mut c = Client::connect(&opts).await?;
         if self.common.ascii {
