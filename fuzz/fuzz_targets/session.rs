@@ -34,7 +34,7 @@ impl Authenticator for Alice {
     fn is_anonymous(&self, _name: &str) -> bool {
         false
     }
-    async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
+    async fn authenticate(&self, name: &str, password: &str, _from: std::net::IpAddr) -> Result<User, AuthError> {
         if name != "alice" || password != "secret" {
             return Err(AuthError::InvalidCredentials);
         }

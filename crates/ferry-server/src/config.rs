@@ -65,11 +65,15 @@ pub struct ProcessConfig {
     pub run_as: Option<String>,
     /// Confine the server with Landlock and a seccomp allow-list once it has started (Linux).
     pub sandbox: bool,
+    /// Threads that verify passwords (argon2id: about 19 MiB and a core each while busy, freed
+    /// after 5 s idle); 0: the cores, at most 4. Checks wait in a queue served fairly among client
+    /// addresses.
+    pub hash_threads: usize,
 }
 
 impl Default for ProcessConfig {
     fn default() -> Self {
-        Self { run_as: None, sandbox: true }
+        Self { run_as: None, sandbox: true, hash_threads: 0 }
     }
 }
 

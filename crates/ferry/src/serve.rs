@@ -417,6 +417,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         );
     }
     raise_fd_limit();
+    if config.process.hash_threads > 0 {
+        ferry_server::auth::set_hash_threads(config.process.hash_threads);
+    }
     let serving = match config.storage.kind {
         StorageKind::Local => {
             check_root(&config)?;

@@ -302,3 +302,53 @@ fn running_out_of_descriptors_refuses_with_421_and_recovers() {
     assert!(warnings >= 1 && warnings as u64 <= 2 * elapsed, "{warnings} warnings in {elapsed} s:\n{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn a_flood_of_wrong_passwords_does_not_hold_up_other_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = users(dir.path(), &[("carol", ""), ("dave", "")]);
+    // One hashing thread, no delay or ban: only the queue's order decides who waits.
+    let cfg = config(
+        dir.path(),
+        "[process]\nhash_threads = 1\n[limits]\nfailed_login_delay_ms = 0\nban_after_failures = 0\nmax_login_failures = 100\n",
+    );
+    let f = Ferry::start(&["--users", u.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    // One password check alone, for the scale (a first login: nothing cached).
+    let mut c = connect_from(f.addr, "127.0.0.1");
+    c.read();
+    c.ok("USER dave", 331);
+    let t0 = Instant::now();
+    c.ok("PASS pw", 230);
+    let one = t0.elapsed();
+    // Twenty wrong passwords from 127.0.0.2 at once, queued first.
+    let flood: Vec<Ctrl> = (0..20)
+        .map(|_| {
+            let mut c = connect_from(f.addr, "127.0.0.2");
+            c.read();
+            c.ok("USER carol", 331);
+            c.send("PASS wrong");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // carol's first login from another address waits its turn among addresses, not behind all twenty.
+    let mut c = connect_from(f.addr, "127.0.0.1");
+    c.read();
+    c.ok("USER carol", 331);
+    let t0 = Instant::now();
+    c.ok("PASS pw", 230);
+    let waited = t0.elapsed();
+    eprintln!("one check {one:?}; carol waited {waited:?} with 20 wrong passwords queued before her");
+    // First in, first out she would wait about twenty checks; in turn, about two.
+    assert!(waited < one * 6, "carol waited {waited:?}, one check takes {one:?}: behind the flood");
+    // The flood's answers, then the hashing thread's 19 MiB of argon2 memory is given back after
+    // five idle seconds.
+    for mut c in flood {
+        assert_eq!(c.read().code.0, 530);
+    }
+    let busy = common::rss_kib(f.pid());
+    std::thread::sleep(Duration::from_millis(7500));
+    let idle = common::rss_kib(f.pid());
+    eprintln!("RSS after the flood {busy} KiB, after 7.5 s idle {idle} KiB");
+    assert!(busy > idle + 10 * 1024, "the argon2 memory stayed: {busy} KiB -> {idle} KiB");
+}

@@ -8,6 +8,7 @@ pub mod users_file;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
@@ -94,8 +95,9 @@ pub enum AuthError {
 pub trait Authenticator: Send + Sync + fmt::Debug {
     /// Whether `name` logs in without a password check (anonymous).
     fn is_anonymous(&self, name: &str) -> bool;
-    /// Checks a name and password.
-    async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError>;
+    /// Checks a name and password, given by a client at `from` (password checks are queued
+    /// fairly among client addresses).
+    async fn authenticate(&self, name: &str, password: &str, from: IpAddr) -> Result<User, AuthError>;
 }
 
 /// Hashes a password with argon2id and a random salt, as stored in users files (PHC string format).
@@ -146,47 +148,113 @@ fn verify_password_in(password: &str, hash: &str, blocks: &mut Vec<argon2::Block
 /// A job for the hashing threads: (password, hash, where the answer goes).
 type HashJob = (String, String, tokio::sync::oneshot::Sender<bool>);
 
-/// One thread per core verifies passwords, each with its own argon2 memory kept between calls:
-/// memory stays at cores x the hash's memory cost however many logins fail, where hashing on the
-/// blocking pool left up to 19 MiB in a malloc arena per pool thread that ever hashed.
+/// How long a hashing thread keeps its argon2 memory (19 MiB) without work.
+const HASH_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Password checks waiting for a hashing thread, one queue per client address, served in turn:
+/// a flood of wrong passwords from one address waits behind itself, not in front of everyone
+/// else's logins.
+#[derive(Default)]
+struct FairQueue {
+    state: std::sync::Mutex<Waiting>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    queues: HashMap<IpAddr, std::collections::VecDeque<HashJob>>,
+    /// Addresses with work, in the order they are served next.
+    turn: std::collections::VecDeque<IpAddr>,
+}
+
+impl FairQueue {
+    fn push(&self, from: IpAddr, job: HashJob) {
+        let mut w = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let q = w.queues.entry(from).or_default();
+        q.push_back(job);
+        if q.len() == 1 {
+            w.turn.push_back(from);
+        }
+        drop(w);
+        self.ready.notify_one();
+    }
+
+    /// The next job, taking addresses in turn; `None` after `idle` without one.
+    fn pop(&self, idle: std::time::Duration) -> Option<HashJob> {
+        let mut w = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(ip) = w.turn.pop_front() {
+                let q = w.queues.get_mut(&ip)?;
+                let job = q.pop_front();
+                if q.is_empty() {
+                    w.queues.remove(&ip);
+                } else {
+                    w.turn.push_back(ip);
+                }
+                return job;
+            }
+            let (next, timeout) = self.ready.wait_timeout(w, idle).unwrap_or_else(|p| p.into_inner());
+            w = next;
+            if timeout.timed_out() && w.turn.is_empty() {
+                return None;
+            }
+        }
+    }
+}
+
+/// A bounded number of threads verify passwords (argon2id: ~19 MiB and a core each, for tens of
+/// milliseconds). Each keeps its argon2 memory between jobs and frees it after [`HASH_IDLE`]
+/// without work, so a burst of logins leaves no memory behind; jobs come from a [`FairQueue`].
 struct HashPool {
-    jobs: std::sync::mpsc::Sender<HashJob>,
+    queue: std::sync::Arc<FairQueue>,
 }
 
 impl HashPool {
     fn start(threads: usize) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let queue = std::sync::Arc::new(FairQueue::default());
         for i in 0..threads {
-            let rx = rx.clone();
+            let queue = queue.clone();
             let spawned = std::thread::Builder::new().name(format!("ferry-argon2-{i}")).spawn(move || {
                 let mut blocks = Vec::new();
                 loop {
-                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok((password, hash, reply)) = job else { return };
-                    let _ = reply.send(verify_password_in(&password, &hash, &mut blocks));
+                    match queue.pop(HASH_IDLE) {
+                        Some((password, hash, reply)) => {
+                            let _ = reply.send(verify_password_in(&password, &hash, &mut blocks));
+                        }
+                        // Idle: give the working memory back.
+                        None => blocks = Vec::new(),
+                    }
                 }
             });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        Self { jobs: tx }
+        Self { queue }
     }
 
-    async fn verify(&self, password: String, hash: String) -> Result<bool, AuthError> {
+    async fn verify(&self, from: IpAddr, password: String, hash: String) -> Result<bool, AuthError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send((password, hash, tx))
-            .map_err(|_| AuthError::Backend("password hashing threads stopped".into()))?;
+        self.queue.push(from, (password, hash, tx));
         rx.await.map_err(|_| AuthError::Backend("password hashing thread failed".into()))
     }
+}
+
+/// How many threads verify passwords: `[process] hash_threads`, else the cores, at most 4.
+static HASH_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Sets how many threads verify passwords (before the first login; later calls change nothing).
+pub fn set_hash_threads(n: usize) {
+    let _ = HASH_THREADS.set(n.max(1));
 }
 
 /// The process's hashing threads, started on first use.
 fn hashing_pool() -> &'static HashPool {
     static POOL: std::sync::OnceLock<HashPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| HashPool::start(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        HashPool::start(*HASH_THREADS.get_or_init(|| cores.min(4)))
+    })
 }
 
 #[derive(Clone)]
@@ -233,8 +301,8 @@ impl Authenticator for Swappable {
         self.get().is_anonymous(name)
     }
 
-    async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
-        self.get().authenticate(name, password).await
+    async fn authenticate(&self, name: &str, password: &str, from: IpAddr) -> Result<User, AuthError> {
+        self.get().authenticate(name, password, from).await
     }
 }
 
@@ -251,9 +319,6 @@ pub struct UserDb {
     anonymous_root: Option<PathBuf>,
     dummy_hash: String,
     verified: std::sync::Arc<VerifiedCache>,
-    /// At most this many argon2 verifications run at once (each takes ~19 MiB and a core): a
-    /// burst of logins queues instead of taking the machine's memory.
-    hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Digests of passwords verified in this process (see [`UserDb`]).
@@ -308,9 +373,6 @@ impl UserDb {
             // Verified against for unknown names, so both answers take the same time.
             dummy_hash: hash_password("ferry-dummy-password").unwrap_or_default(),
             verified: std::sync::Arc::new(VerifiedCache::new()),
-            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-            )),
         }
     }
 
@@ -394,7 +456,7 @@ impl Authenticator for UserDb {
             && !self.accounts.contains_key(name)
     }
 
-    async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
+    async fn authenticate(&self, name: &str, password: &str, from: IpAddr) -> Result<User, AuthError> {
         if self.is_anonymous(name) {
             let root = self.anonymous_root.clone().unwrap_or_default();
             return Ok(User {
@@ -411,13 +473,7 @@ impl Authenticator for UserDb {
             true
         } else {
             let hash = account.as_ref().map(|a| a.hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
-            let pw = password.to_string();
-            let _permit = self.hashing.acquire().await.map_err(|e| AuthError::Backend(e.to_string()))?;
-            // Another login may have verified the same password while this one waited.
-            if account.is_some() && self.verified.check(name, password) {
-                return Ok(account_user(name, account));
-            }
-            let ok = hashing_pool().verify(pw, hash).await?;
+            let ok = hashing_pool().verify(from, password.to_string(), hash).await?;
             if ok && account.is_some() {
                 self.verified.remember(name, password);
             }
@@ -453,18 +509,44 @@ fn account_user(name: &str, account: Option<Account>) -> User {
 mod tests {
     use super::*;
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn job(tag: &'static str) -> (HashJob, tokio::sync::oneshot::Receiver<bool>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        ((tag.to_string(), String::new(), tx), rx)
+    }
+
+    #[test]
+    fn the_queue_serves_addresses_in_turn() {
+        let q = FairQueue::default();
+        let (flood, quiet): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let mut keep = Vec::new();
+        for _ in 0..100 {
+            let (j, rx) = job("flood");
+            keep.push(rx);
+            q.push(flood, j);
+        }
+        let (j, _rx) = job("quiet");
+        q.push(quiet, j);
+        let first: Vec<String> = (0..2).map(|_| q.pop(std::time::Duration::ZERO).unwrap().0).collect();
+        assert_eq!(first, ["flood", "quiet"], "the quiet address waits one turn, not a hundred");
+        let rest = std::iter::from_fn(|| q.pop(std::time::Duration::ZERO)).count();
+        assert_eq!(rest, 99);
+        assert!(q.pop(std::time::Duration::from_millis(10)).is_none(), "empty: None after the idle time");
+    }
+
     #[tokio::test]
     async fn passwords_and_anonymous() {
         let mut db = UserDb::new();
         db.add_password("alice", "s3cret", "/srv/a".into(), Permissions::all()).unwrap();
-        let u = db.authenticate("alice", "s3cret").await.unwrap();
+        let u = db.authenticate("alice", "s3cret", LOCAL).await.unwrap();
         assert_eq!(u.root, PathBuf::from("/srv/a"));
         assert!(u.permissions.has(Permission::Write));
-        assert_eq!(db.authenticate("alice", "wrong").await, Err(AuthError::InvalidCredentials));
-        assert_eq!(db.authenticate("bob", "s3cret").await, Err(AuthError::InvalidCredentials));
-        assert_eq!(db.authenticate("anonymous", "x").await, Err(AuthError::InvalidCredentials));
+        assert_eq!(db.authenticate("alice", "wrong", LOCAL).await, Err(AuthError::InvalidCredentials));
+        assert_eq!(db.authenticate("bob", "s3cret", LOCAL).await, Err(AuthError::InvalidCredentials));
+        assert_eq!(db.authenticate("anonymous", "x", LOCAL).await, Err(AuthError::InvalidCredentials));
         db.allow_anonymous("/pub".into());
-        let a = db.authenticate("ftp", "me@example.com").await.unwrap();
+        let a = db.authenticate("ftp", "me@example.com", LOCAL).await.unwrap();
         assert!(a.anonymous && a.permissions.has(Permission::Read) && !a.permissions.has(Permission::Write));
     }
 
@@ -472,15 +554,15 @@ mod tests {
     async fn verified_passwords_are_cached_but_wrong_ones_never_pass() {
         let mut db = UserDb::new();
         db.add_password("alice", "right", "/".into(), Permissions::all()).unwrap();
-        assert!(db.authenticate("alice", "right").await.is_ok());
+        assert!(db.authenticate("alice", "right", LOCAL).await.is_ok());
         let t = std::time::Instant::now();
         for _ in 0..50 {
-            assert!(db.authenticate("alice", "right").await.is_ok());
+            assert!(db.authenticate("alice", "right", LOCAL).await.is_ok());
         }
         assert!(t.elapsed() < std::time::Duration::from_millis(500), "cached logins skip argon2: {:?}", t.elapsed());
-        assert_eq!(db.authenticate("alice", "wrong").await, Err(AuthError::InvalidCredentials));
-        assert_eq!(db.authenticate("alice", "righ").await, Err(AuthError::InvalidCredentials));
-        assert!(db.authenticate("alice", "right").await.is_ok());
+        assert_eq!(db.authenticate("alice", "wrong", LOCAL).await, Err(AuthError::InvalidCredentials));
+        assert_eq!(db.authenticate("alice", "righ", LOCAL).await, Err(AuthError::InvalidCredentials));
+        assert!(db.authenticate("alice", "right", LOCAL).await.is_ok());
     }
 
     #[test]

@@ -241,9 +241,12 @@ mod tests {
         assert_eq!(loaded, f);
         let mut db = UserDb::new();
         loaded.add_to(&mut db, Path::new("/default"));
-        let a = db.authenticate("alice", "pw1").await.unwrap();
+        let a = db.authenticate("alice", "pw1", std::net::Ipv4Addr::LOCALHOST.into()).await.unwrap();
         assert!(!a.permissions.has(Permission::Write));
-        assert_eq!(db.authenticate("bob", "pw2").await.unwrap().root, PathBuf::from("/default"));
+        assert_eq!(
+            db.authenticate("bob", "pw2", std::net::Ipv4Addr::LOCALHOST.into()).await.unwrap().root,
+            PathBuf::from("/default")
+        );
         let mut loaded = loaded;
         assert!(loaded.remove_user("bob"));
         assert!(!loaded.remove_user("bob"));

@@ -35,7 +35,7 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
     // Whatever happens next, the USER is used up.
     *auth = Auth::Fresh;
     let authenticator = cx.shared.accounts.of(cx.conn.host.as_deref());
-    let user = match authenticator.authenticate(&name, &password).await {
+    let user = match authenticator.authenticate(&name, &password, cx.conn.peer.ip()).await {
         Ok(user) => user,
         Err(e) => return failed_login(cx, &name, &e.to_string()).await,
     };
