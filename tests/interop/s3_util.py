@@ -42,6 +42,10 @@ class S3Env:
     started_here: bool = False  # started by the test session (and stopped by it)
 
 
+# Where Ferry keeps digests on S3 (never listed to FTP clients).
+FERRY_HIDDEN = ".ferry-upload.digests/"
+
+
 def parse_exports(text: str) -> dict[str, str]:
     """{VAR: value} from `export VAR=value` lines (shell-quoted as bash's printf %q writes them)."""
     out: dict[str, str] = {}
@@ -178,9 +182,10 @@ class S3:
 
     # ------------------------------------------------------------ reads
 
-    def list_objects(self, prefix: str = "", delimiter: str | None = None) -> dict[str, int]:
+    def list_objects(self, prefix: str = "", delimiter: str | None = None, hidden: bool = False) -> dict[str, int]:
         """{key: size} for every key under prefix (ListObjectsV2, all pages). With a delimiter, the
-        common prefixes are included too, with size -1."""
+        common prefixes are included too, with size -1. Ferry's own hidden objects (the digests it
+        keeps under `.ferry-upload.digests/`) only with `hidden`."""
         out: dict[str, int] = {}
         token = None
         while True:
@@ -192,7 +197,9 @@ class S3:
             _, body = self.request("GET", params=params)
             root = ET.fromstring(body)
             for c in root.findall(f"{S3_NS}Contents"):
-                out[c.findtext(f"{S3_NS}Key")] = int(c.findtext(f"{S3_NS}Size") or 0)
+                key = c.findtext(f"{S3_NS}Key") or ""
+                if hidden or FERRY_HIDDEN not in key:
+                    out[key] = int(c.findtext(f"{S3_NS}Size") or 0)
             for p in root.findall(f"{S3_NS}CommonPrefixes"):
                 out[p.findtext(f"{S3_NS}Prefix")] = -1
             if (root.findtext(f"{S3_NS}IsTruncated") or "").lower() != "true":
@@ -200,9 +207,9 @@ class S3:
             token = root.findtext(f"{S3_NS}NextContinuationToken")
             assert token, "truncated ListObjectsV2 without NextContinuationToken"
 
-    def list_keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "", hidden: bool = False) -> list[str]:
         """Every key under prefix, sorted (raw UTF-8 keys as stored)."""
-        return sorted(self.list_objects(prefix))
+        return sorted(self.list_objects(prefix, hidden=hidden))
 
     def list_multipart_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
         """[(key, upload id)] of the multipart uploads in progress under prefix (ListMultipartUploads)."""

@@ -227,6 +227,34 @@ def test_stor_replaces_object(s3_ferry):
     assert s3_ferry.s3.get(s3_ferry.key("f.bin")) == new
 
 
+def test_hash_is_kept_with_the_object(s3_ferry):
+    """An upload's SHA-256 is kept in a hidden object (SIZE:ETAG:HEX), never listed; HASH answers
+    from it, notices an object changed behind Ferry's back, and DELE forgets it."""
+    site, s3 = s3_ferry, s3_ferry.s3
+    data = os.urandom(3_000_000)
+    ftp = connect(site)
+    stor_bytes(ftp, "h.bin", data)
+    kept_key = site.key(".ferry-upload.digests/h.bin.sha-256")
+    assert s3.exists(kept_key), s3.list_keys(site.prefix, hidden=True)
+    size, _etag, hex_ = s3.get(kept_key).decode().split(":")
+    assert (int(size), hex_) == (len(data), sha256(data))
+    assert reply(ftp, "HASH h.bin") == f"213 SHA-256 0-{len(data)} {sha256(data)} h.bin"
+    assert ftp.nlst() == ["h.bin"], "the kept digests are never listed"
+    assert code(reply(ftp, "CWD .ferry-upload.digests")) == 553
+    # Replaced behind Ferry's back: the kept digest no longer holds; the new one is kept.
+    other = os.urandom(1000)
+    s3.put(site.key("h.bin"), other)
+    assert reply(ftp, "HASH h.bin") == f"213 SHA-256 0-1000 {sha256(other)} h.bin"
+    assert s3.get(kept_key).decode().endswith(":" + sha256(other))
+    # Other algorithms are kept too, once computed; DELE forgets them all.
+    assert reply(ftp, "OPTS HASH MD5") == "200 MD5"
+    assert code(reply(ftp, "HASH h.bin")) == 213
+    assert s3.exists(site.key(".ferry-upload.digests/h.bin.md5"))
+    ftp.delete("h.bin")
+    assert s3.list_keys(site.prefix, hidden=True) == []
+    ftp.quit()
+
+
 def test_stou(s3_ferry):
     site = s3_ferry
     site.s3.put(site.key("keep.bin"), b"keep")

@@ -161,22 +161,31 @@ impl Stamp {
 
     /// The attribute's value for `hex` computed at this stamp.
     pub fn encode(self, hex: &str) -> String {
-        format!("{}:{}:{hex}", self.size, self.mtime_ns)
+        stamped(self.size, &self.mtime_ns.to_string(), hex)
     }
 
     /// The digest in an attribute value, when it was computed at this stamp.
     pub fn check(self, value: &[u8]) -> Option<String> {
-        let text = std::str::from_utf8(value).ok()?;
-        let mut parts = text.splitn(3, ':');
-        let size: u64 = parts.next()?.parse().ok()?;
-        let mtime: i128 = parts.next()?.parse().ok()?;
-        let hex = parts.next()?;
-        let valid = size == self.size
-            && mtime == self.mtime_ns
-            && !hex.is_empty()
-            && hex.bytes().all(|b| b.is_ascii_hexdigit());
-        valid.then(|| hex.to_owned())
+        unstamp(value, self.size, &self.mtime_ns.to_string())
     }
+}
+
+/// A kept digest: `SIZE:VERSION:HEX`, where the version is what changes when the file does (its
+/// modification time on a filesystem, its ETag on S3).
+pub fn stamped(size: u64, version: &str, hex: &str) -> String {
+    format!("{size}:{version}:{hex}")
+}
+
+/// The digest in a kept value, when it was kept for a file of this size and version.
+pub fn unstamp(value: &[u8], size: u64, version: &str) -> Option<String> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (head, hex) = text.rsplit_once(':')?;
+    let (kept_size, kept_version) = head.split_once(':')?;
+    let valid = kept_size.parse::<u64>().ok()? == size
+        && kept_version == version
+        && !hex.is_empty()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| hex.to_owned())
 }
 
 #[cfg(test)]
@@ -212,5 +221,13 @@ mod tests {
         assert_eq!(s.check(b"10:1700000000123456789:"), None);
         assert_eq!(s.check(b"garbage"), None);
         assert_eq!(xattr_name(HashAlg::Sha256), "user.ferry.hash.sha-256");
+        // An S3 ETag has quotes and may have a dash suffix; the version is opaque.
+        let v = stamped(5, "\"abc-2\"", "00ff");
+        assert_eq!(unstamp(v.as_bytes(), 5, "\"abc-2\"").as_deref(), Some("00ff"));
+        assert_eq!(unstamp(v.as_bytes(), 5, "\"abc-3\""), None);
+        // An S3 ETag has quotes and may have a colon-free dash suffix; the version is opaque.
+        let v = stamped(5, "\"abc-2\"", "00ff");
+        assert_eq!(unstamp(v.as_bytes(), 5, "\"abc-2\"").as_deref(), Some("00ff"));
+        assert_eq!(unstamp(v.as_bytes(), 5, "\"abc-3\""), None);
     }
 }

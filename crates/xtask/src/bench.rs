@@ -15,8 +15,21 @@ use crate::servers::{self, Kind, Server};
 use crate::workloads::{self, Measure, Target};
 
 /// The workloads, in the order each run goes through them.
-pub const WORKLOADS: [&str; 12] =
-    ["raw", "retr", "stor", "small", "list", "connect", "concurrent", "idle", "hold", "hash", "get", "mirror"];
+pub const WORKLOADS: [&str; 13] = [
+    "raw",
+    "retr",
+    "stor",
+    "small",
+    "list",
+    "connect",
+    "concurrent",
+    "idle",
+    "hold",
+    "logins",
+    "hash",
+    "get",
+    "mirror",
+];
 
 /// Halves of a workload that `--only` also accepts (for profiling one of them).
 const PARTS: [(&str, &str); 2] = [("small-retr", "small"), ("small-stor", "small")];
@@ -302,7 +315,7 @@ pub fn run(opts: Options) -> Result<()> {
                         .filter(|s| s.kind != Kind::Floor || w == "small")
                         // 10,000 sessions: Ferry only (a process-per-session peer would need
                         // 10,000-20,000 processes).
-                        .filter(|s| s.kind == Kind::Ferry || w != "hold")
+                        .filter(|s| s.kind == Kind::Ferry || !matches!(w, "hold" | "logins"))
                         .collect();
                     if !order.is_empty() {
                         let n = order.len();
@@ -311,7 +324,7 @@ pub fn run(opts: Options) -> Result<()> {
                     for s in order {
                         // Memory per session is measured on a fresh instance: a server that has
                         // run the other workloads has free heap that new sessions would reuse.
-                        let fresh = if matches!(w, "idle" | "hold") {
+                        let fresh = if matches!(w, "idle" | "hold" | "logins") {
                             let bin = s.kind.binary(&ferry).context("binary vanished")?;
                             match Server::start(s.kind, &bin, &data, owner.as_ref()) {
                                 Ok(f) => Some(f),
@@ -334,6 +347,7 @@ pub fn run(opts: Options) -> Result<()> {
                                 "concurrent" => workloads::concurrent(&t, &sizes).await,
                                 "idle" => workloads::idle(&t, &sizes).await,
                                 "hold" => workloads::hold_many(&t, &sizes).await,
+                                "logins" => workloads::logins(&t, &sizes).await,
                                 _ => unreachable!("workload {w}"),
                             }
                         }));

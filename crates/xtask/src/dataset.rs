@@ -28,6 +28,16 @@ pub struct Sizes {
     pub connects: usize,
     pub idle_sessions: usize,
     pub hold_sessions: usize,
+    pub logins: LoginSizes,
+}
+
+/// The login workload: first logins of distinct accounts, then a burst of wrong passwords.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginSizes {
+    /// Accounts logging in once each (at most `servers::LOGIN_USERS`).
+    pub distinct: usize,
+    /// Wrong passwords in the burst.
+    pub failed: usize,
 }
 
 impl Sizes {
@@ -43,6 +53,7 @@ impl Sizes {
         connects: 500,
         idle_sessions: 1000,
         hold_sessions: 10_000,
+        logins: LoginSizes { distinct: 1000, failed: 10_000 },
     };
 
     /// Tiny sizes for the smoke run (`--quick`).
@@ -57,6 +68,7 @@ impl Sizes {
         connects: 30,
         idle_sessions: 50,
         hold_sessions: 200,
+        logins: LoginSizes { distinct: 40, failed: 200 },
     };
 
     /// What the data set depends on (not the session counts).

@@ -100,6 +100,13 @@ fn rows(sizes: &Sizes) -> Vec<Row> {
         r("hold_login", format!("{} logins 32 at once, /s", sizes.hold_sessions), true),
         r("concurrent", format!("{} x {} RETR at once, MiB/s", sizes.concurrent, human(sizes.mid)), true),
         r("raw", format!("TCP limit: corked sendfile -> recv {big}, MiB/s"), true),
+        r(
+            "login_distinct",
+            format!("{} first logins of distinct accounts, 32 at once, /s", sizes.logins.distinct),
+            true,
+        ),
+        r("login_failed_rss", format!("RSS after {} wrong passwords, KiB", sizes.logins.failed), false),
+        r("login_idle_rss", "the same, 7 s later, KiB".into(), false),
         r("hash_uploaded", format!("HASH of a {big} file uploaded through the server, ms"), false),
         r("hash_placed", format!("HASH of a {big} file never hashed, MiB/s (limit: read + SHA-256 here)"), true),
     ]

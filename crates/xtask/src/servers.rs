@@ -111,6 +111,35 @@ pub struct Server {
 const PASSIVE_BASE: u16 = 20000;
 const PASSIVE_SPAN: u16 = 2000;
 
+/// Accounts `login0000`... (password `login`) for the login workload, on Ferry.
+pub const LOGIN_USERS: usize = 1000;
+
+/// A users file with `n` accounts `login0000`... sharing one argon2id hash of `login` (made once
+/// by `ferry user add`): every account's first login pays a full password check.
+fn login_users(bin: &Path, dir: &Path, n: usize) -> Result<PathBuf> {
+    use std::io::Write as _;
+    let file = dir.join("users.toml");
+    let mut child = Command::new(bin)
+        .args(["user", "add", "login0000", "--password-stdin", "--users"])
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(b"login\n")?;
+    if !child.wait()?.success() {
+        bail!("ferry user add failed");
+    }
+    let text = std::fs::read_to_string(&file)?;
+    let block = &text[text.find("[[users]]").context("no [[users]] in the users file")?..];
+    let mut out = text.clone();
+    for i in 1..n {
+        out.push('\n');
+        out.push_str(&block.replace("\"login0000\"", &format!("\"login{i:04}\"")));
+    }
+    std::fs::write(&file, out)?;
+    Ok(file)
+}
+
 impl Server {
     /// Starts `kind` on 127.0.0.1 serving `root` (which holds `upload/NAME`, writable by `owner`).
     pub fn start(kind: Kind, bin: &Path, root: &Path, owner: Option<&Owner>) -> Result<Self> {
@@ -152,12 +181,21 @@ impl Server {
                     .arg("--root")
                     .arg(root)
                     .args(["--user", "bench:bench", "--max-sessions", "20000", "--max-sessions-per-ip", "20000"])
+                    .args(["--max-startups-per-ip", "20000"])
                     .args(["--idle-timeout", "600"])
                     .arg("--passive-ports")
                     .arg(format!("{}-{}", passive.0, passive.1));
                 if kind == Kind::FerryNoFsync {
                     cmd.arg("--no-fsync");
                 }
+                // The login workload's users, and no delay or ban for its wrong passwords.
+                let users = login_users(bin, dir.path(), LOGIN_USERS)?;
+                let config = dir.path().join("ferry.toml");
+                std::fs::write(
+                    &config,
+                    "[limits]\nfailed_login_delay_ms = 0\nban_after_failures = 0\nmax_login_failures = 1000000\n",
+                )?;
+                cmd.arg("--users").arg(users).arg("--config").arg(config);
                 (cmd, "bench", "bench")
             }
             Kind::Floor => {

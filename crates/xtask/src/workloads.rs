@@ -171,6 +171,70 @@ pub async fn hash(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     Ok(vec![uploaded, hashed])
 }
 
+/// Logins on a fresh Ferry (Ferry only: the peers' accounts are system users): `distinct`
+/// accounts log in once each, 32 at a time, every one a full argon2id check (nothing cached):
+/// logins/s; then a burst of `failed` wrong passwords, 64 at a time: the server's RSS right after
+/// and after 7 s idle (the hashing threads free their memory after 5 s).
+pub async fn logins(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let n = sizes.logins.distinct.min(crate::servers::LOGIN_USERS);
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let (ok, e, g, s) = timed(t.pid, async {
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let permit = sem.clone().acquire_owned().await?;
+            let addr = t.addr;
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                let mut c = Ctrl::connect(addr).await?;
+                c.log_in(&format!("login{i:04}"), "login").await?;
+                c.quit().await
+            }));
+        }
+        let mut ok = 0usize;
+        for task in tasks {
+            task.await??;
+            ok += 1;
+        }
+        Ok(ok)
+    })
+    .await?;
+    let distinct = measure("login_distinct", ok as f64 / e, (e, g, s), json!({ "accounts": ok }));
+    let before = procstat::tree_memory(t.pid);
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let failed = sizes.logins.failed;
+    let (refused, e, g, s) = timed(t.pid, async {
+        let mut tasks = Vec::new();
+        for i in 0..failed {
+            let permit = sem.clone().acquire_owned().await?;
+            let addr = t.addr;
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                let mut c = Ctrl::connect(addr).await?;
+                c.expect(&format!("USER login{:04}", i % LOGIN_NAMES), 331).await?;
+                c.expect("PASS wrong", 530).await?;
+                c.quit().await
+            }));
+        }
+        let mut refused = 0usize;
+        for task in tasks {
+            task.await??;
+            refused += 1;
+        }
+        Ok(refused)
+    })
+    .await?;
+    let after = procstat::tree_memory(t.pid);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let idle = procstat::tree_memory(t.pid);
+    let extra = json!({ "failed": refused, "per_s": refused as f64 / e, "rss_before_kib": before.rss_kib, "rss_idle_kib": idle.rss_kib });
+    let burst = measure("login_failed_rss", after.rss_kib as f64, (e, g, s), extra.clone());
+    let rest = measure("login_idle_rss", idle.rss_kib as f64, (e, g, s), extra);
+    Ok(vec![distinct, burst, rest])
+}
+
+/// The names the failed-login burst cycles through.
+const LOGIN_NAMES: usize = 1000;
+
 /// The floor of hashing a file: read it and compute its SHA-256 here (1 MiB reads), MiB/s.
 pub fn hash_floor(file: &Path) -> Result<Vec<Measure>> {
     use sha2::Digest as _;

@@ -13,7 +13,8 @@ use crate::storage::{StorageError, WriteMode};
 
 pub(crate) async fn segment(a: &Account, cx: &Cx<'_>, op: SegmentOp) -> Answer {
     a.require(Permission::Write)?;
-    if !a.storage.capabilities().offset_writes {
+    if cx.config.storage.kind != crate::config::StorageKind::Local {
+        // Segments are written at offsets into one file, which an object store cannot do.
         return Err(replies::unsupported_by_storage("SITE SEGMENT"));
     }
     // Abandoned ones (no segment for an idle timeout) go first.

@@ -243,6 +243,43 @@ pub trait StagedUpload: Send {
     async fn quarantine(self: Box<Self>, dir: &std::path::Path, name: &str) -> Result<()>;
 }
 
+/// A digest computed by reading the file through [`Storage::read`] (the default of
+/// [`Storage::digest`]).
+pub async fn read_digest<S: Storage + ?Sized>(
+    storage: &S,
+    path: &VirtualPath,
+    alg: crate::digest::HashAlg,
+    range: Option<(u64, u64)>,
+    watch: crate::digest::Watch,
+) -> Result<(String, u64, u64)> {
+    use tokio::io::AsyncReadExt as _;
+    let (source, size) = storage.read(path, 0).await?;
+    let (start, end) = range.map_or((0, size), |(s, e)| (s.min(size), e.min(size)));
+    let mut source: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match source {
+        ReadHandle::File(f) => Box::pin(f),
+        ReadHandle::Stream(s) => s,
+    };
+    let mut hasher = crate::digest::Hasher::new(alg);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut at = 0u64;
+    while at < end {
+        let n = source.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        // The part of this chunk inside start..end.
+        let from = usize::try_from(start.saturating_sub(at)).unwrap_or(usize::MAX).min(n);
+        let to = usize::try_from(end - at).unwrap_or(usize::MAX).min(n);
+        if from < to {
+            hasher.update(&chunk[from..to]);
+        }
+        at += n as u64;
+        watch.read(n as u64).await?;
+    }
+    Ok((hasher.finish(), start, end))
+}
+
 /// The file operations of one user's view of storage. Paths are virtual: the backend maps them
 /// beneath its root and must never reach outside it.
 #[async_trait]
@@ -302,32 +339,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
         range: Option<(u64, u64)>,
         watch: crate::digest::Watch,
     ) -> Result<(String, u64, u64)> {
-        use tokio::io::AsyncReadExt as _;
-        let (source, size) = self.read(path, 0).await?;
-        let (start, end) = range.map_or((0, size), |(s, e)| (s.min(size), e.min(size)));
-        let mut source: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match source {
-            ReadHandle::File(f) => Box::pin(f),
-            ReadHandle::Stream(s) => s,
-        };
-        let mut hasher = crate::digest::Hasher::new(alg);
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut at = 0u64;
-        while at < end {
-            let n = source.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            let chunk = &buf[..n];
-            // The part of this chunk inside start..end.
-            let from = usize::try_from(start.saturating_sub(at)).unwrap_or(usize::MAX).min(n);
-            let to = usize::try_from(end - at).unwrap_or(usize::MAX).min(n);
-            if from < to {
-                hasher.update(&chunk[from..to]);
-            }
-            at += n as u64;
-            watch.read(n as u64).await?;
-        }
-        Ok((hasher.finish(), start, end))
+        read_digest(self, path, alg, range, watch).await
     }
 }
 

@@ -36,6 +36,7 @@ use super::{
     Capabilities, ListPages, Metadata, NamePages, ReadHandle, Result, Storage, StorageError, Upload, WriteMode,
 };
 use crate::config::StorageConfig;
+use crate::digest::HashAlg;
 
 /// Entries per listing page handed to the transfer.
 const PAGE: usize = 1000;
@@ -144,8 +145,56 @@ impl S3Storage {
         }
     }
 
-    fn upload(&self, writer: Writer, written: u64, parts: u32) -> S3Upload {
-        S3Upload { state: State::Idle(Some(writer)), buf: BytesMut::new(), base: self.part_size, parts, written }
+    fn upload(&self, writer: Writer, written: u64, parts: u32, digest: Option<UploadDigest>) -> S3Upload {
+        S3Upload {
+            state: State::Idle(Some(writer)),
+            buf: BytesMut::new(),
+            base: self.part_size,
+            parts,
+            written,
+            digest,
+        }
+    }
+
+    /// Forgets the digests kept for `path` (it was deleted or renamed).
+    async fn forget_digests(&self, path: &VirtualPath) {
+        let keys: Vec<String> = HashAlg::ALL.iter().map(|a| digest_key(path, *a)).collect();
+        if let Err(e) = self.op.delete_iter(keys).await {
+            tracing::debug!(error = %e, "kept digests not removed from S3");
+        }
+    }
+}
+
+/// Where digests are kept on S3: a hidden tree beside the user's files (its name starts with
+/// `TEMP_PREFIX`, so it is never listed and every command that names it gets 553), one small
+/// object per file and algorithm holding `SIZE:ETAG:HEX` ([`crate::digest::stamped`]).
+const DIGESTS: &str = ".ferry-upload.digests";
+
+fn digest_key(path: &VirtualPath, alg: HashAlg) -> String {
+    format!("{DIGESTS}/{}.{}", path.relative(), alg.name().to_ascii_lowercase())
+}
+
+/// The SHA-256 of an upload that writes a whole object, computed as the parts are filled.
+struct UploadDigest {
+    hasher: crate::digest::Hasher,
+    op: Operator,
+    path: VirtualPath,
+}
+
+impl UploadDigest {
+    /// Keeps the digest of the object just written (best effort: without it, HASH reads the
+    /// object once and keeps the digest then).
+    async fn keep(self) {
+        let key = file_key(&self.path).to_string();
+        let hex = self.hasher.finish();
+        let kept = async {
+            let m = self.op.stat(&key).await?;
+            let value = crate::digest::stamped(m.content_length(), m.etag().unwrap_or_default(), &hex);
+            self.op.write(&digest_key(&self.path, HashAlg::Sha256), value).await.map(|_| ())
+        };
+        if let Err(e) = kept.await {
+            tracing::debug!(error = %e, "upload digest not kept on S3");
+        }
     }
 }
 
@@ -287,7 +336,8 @@ impl Storage for S3Storage {
                             continue;
                         }
                         let name = key.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
-                        if name.is_empty() {
+                        // Ferry's own hidden objects (the kept digests) are never listed.
+                        if name.is_empty() || name.starts_with(crate::storage::TEMP_PREFIX) {
                             continue;
                         }
                         order.push(key, name, convert(&meta), &mut out);
@@ -362,7 +412,13 @@ impl Storage for S3Storage {
             copied += n;
             parts += 1;
         }
-        Ok(Box::new(self.upload(writer, keep, parts)))
+        // A whole new object: its SHA-256 as it streams, kept at commit (HASH answers at once).
+        let digest = (keep == 0).then(|| UploadDigest {
+            hasher: crate::digest::Hasher::new(HashAlg::Sha256),
+            op: self.op.clone(),
+            path: path.clone(),
+        });
+        Ok(Box::new(self.upload(writer, keep, parts, digest)))
     }
 
     async fn create_dir(&self, path: &VirtualPath) -> Result<()> {
@@ -377,7 +433,9 @@ impl Storage for S3Storage {
         if self.stat_file(path).await?.is_none() {
             return Err(if self.is_dir(path).await? { StorageError::IsADirectory } else { StorageError::NotFound });
         }
-        self.op.delete(file_key(path)).await.map_err(map_err)
+        self.op.delete(file_key(path)).await.map_err(map_err)?;
+        self.forget_digests(path).await;
+        Ok(())
     }
 
     async fn remove_dir(&self, path: &VirtualPath) -> Result<()> {
@@ -415,7 +473,11 @@ impl Storage for S3Storage {
         if self.stat_file(from).await?.is_some() {
             // Not atomic: a crash between the two leaves both names (docs/s3.md).
             self.op.copy(file_key(from), file_key(to)).await.map_err(map_err)?;
-            return self.op.delete(file_key(from)).await.map_err(map_err);
+            self.op.delete(file_key(from)).await.map_err(map_err)?;
+            // The copy's ETag may differ: both names' digests are computed again when asked.
+            self.forget_digests(from).await;
+            self.forget_digests(to).await;
+            return Ok(());
         }
         if !self.is_dir(from).await? {
             return Err(StorageError::NotFound);
@@ -458,6 +520,40 @@ impl Storage for S3Storage {
         Err(StorageError::Unsupported)
     }
 
+    async fn digest(
+        &self,
+        path: &VirtualPath,
+        alg: HashAlg,
+        range: Option<(u64, u64)>,
+        watch: crate::digest::Watch,
+    ) -> Result<(String, u64, u64)> {
+        if range.is_some() {
+            return crate::storage::read_digest(self, path, alg, range, watch).await;
+        }
+        // The object's size and ETag: a kept digest holds while both are the same.
+        let stamp = |m: &opendal::Metadata| (m.content_length(), m.etag().unwrap_or_default().to_string());
+        let m = match self.op.stat(file_key(path)).await {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Err(StorageError::IsADirectory),
+            Err(e) if e.kind() == ErrorKind::NotFound && self.is_dir(path).await? => {
+                return Err(StorageError::IsADirectory)
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        let (size, etag) = stamp(&m);
+        if let Ok(kept) = self.op.read(&digest_key(path, alg)).await {
+            if let Some(hex) = crate::digest::unstamp(&kept.to_vec(), size, &etag) {
+                return Ok((hex, 0, size));
+            }
+        }
+        let (hex, start, end) = crate::storage::read_digest(self, path, alg, None, watch).await?;
+        // Kept only if the object did not change while it was read.
+        if self.op.stat(file_key(path)).await.map(|m| stamp(&m)).ok() == Some((size, etag.clone())) {
+            let _ = self.op.write(&digest_key(path, alg), crate::digest::stamped(size, &etag, &hex)).await;
+        }
+        Ok((hex, start, end))
+    }
+
     async fn set_mode(&self, _path: &VirtualPath, _mode: u32) -> Result<()> {
         Err(StorageError::Unsupported)
     }
@@ -482,6 +578,8 @@ struct S3Upload {
     parts: u32,
     /// Bytes in the object so far (the kept prefix included).
     written: u64,
+    /// The object's SHA-256, when the upload writes all of it.
+    digest: Option<UploadDigest>,
 }
 
 impl S3Upload {
@@ -542,6 +640,9 @@ impl AsyncWrite for S3Upload {
         }
         let n = data.len().min(target - this.buf.len());
         this.buf.extend_from_slice(&data[..n]);
+        if let Some(d) = &mut this.digest {
+            d.hasher.update(&data[..n]);
+        }
         this.written += n as u64;
         if this.buf.len() >= target {
             this.send_part()?;
@@ -572,7 +673,12 @@ impl Upload for S3Upload {
         }
         .await;
         match r {
-            Ok(_) => Ok(self.written),
+            Ok(_) => {
+                if let Some(d) = self.digest.take() {
+                    d.keep().await;
+                }
+                Ok(self.written)
+            }
             Err(e) => {
                 spawn_abort(w);
                 Err(map_err(e))
