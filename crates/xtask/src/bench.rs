@@ -15,7 +15,7 @@ use crate::servers::{self, Kind, Server};
 use crate::workloads::{self, Measure, Target};
 
 /// The workloads, in the order each run goes through them.
-pub const WORKLOADS: [&str; 13] = [
+pub const WORKLOADS: [&str; 14] = [
     "raw",
     "retr",
     "stor",
@@ -27,6 +27,7 @@ pub const WORKLOADS: [&str; 13] = [
     "hold",
     "logins",
     "hash",
+    "clients",
     "get",
     "mirror",
 ];
@@ -275,6 +276,38 @@ pub fn run(opts: Options) -> Result<()> {
                 "raw" => {
                     let r = rt.block_on(bounded(limit, workloads::raw_tcp(&data.join("big.bin"), &sizes)));
                     record(run, w, "limit".into(), r);
+                }
+                "clients" => {
+                    // curl, lftp and wget reading the big file from every server, curl and lftp
+                    // writing it, the order rotating from run to run; then the durable-write floor
+                    // on the upload filesystem.
+                    let scratch = data.join("clients-scratch");
+                    std::fs::create_dir_all(&scratch)?;
+                    let mut order: Vec<&Server> = running.iter().filter(|s| !matches!(s.kind, Kind::Floor)).collect();
+                    if !order.is_empty() {
+                        let n = order.len();
+                        order.rotate_left((run + wi) % n);
+                    }
+                    for s in &order {
+                        for tool in clients::READERS.iter().filter(|t| t.available(&ferry)) {
+                            let r = rt.block_on(bounded(limit, async {
+                                clients::retr_with(*tool, s, &scratch, &sizes).await.map(|m| vec![m])
+                            }));
+                            record(run, w, format!("{} @ {}", clients::short(*tool), s.kind.name()), r);
+                        }
+                        for tool in clients::WRITERS.iter().filter(|t| t.available(&ferry)) {
+                            let big = data.join("big.bin");
+                            let r = rt.block_on(bounded(limit, async {
+                                clients::stor_with(*tool, s, &big, &scratch, &sizes).await.map(|m| vec![m])
+                            }));
+                            record(run, w, format!("{} @ {}", clients::short(*tool), s.kind.name()), r);
+                        }
+                    }
+                    if let Some(s) = running.first() {
+                        let floor =
+                            workloads::durable_floor(&s.upload_local, sizes.big, sizes.small_files, sizes.small_size);
+                        record(run, w, "limit".into(), floor);
+                    }
                 }
                 "hash" => {
                     // Ferry only (no peer answers HASH), then the floor: the same file read and

@@ -24,7 +24,13 @@ pub enum Tool {
     Curl,
     FerryMirror,
     Lftp,
+    Wget,
 }
+
+/// The clients people use, as plain readers and writers of one big file (`readers` workload).
+pub const READERS: [Tool; 3] = [Tool::Curl, Tool::Lftp, Tool::Wget];
+/// The same, uploading (wget cannot).
+pub const WRITERS: [Tool; 2] = [Tool::Curl, Tool::Lftp];
 
 impl Tool {
     pub fn name(self) -> &'static str {
@@ -33,6 +39,7 @@ impl Tool {
             Tool::Curl => "curl",
             Tool::FerryMirror => "ferry mirror --parallel 8",
             Tool::Lftp => "lftp mirror --parallel=8",
+            Tool::Wget => "wget",
         }
     }
 
@@ -42,6 +49,7 @@ impl Tool {
             Tool::FerryGet | Tool::FerryMirror => ferry.is_file(),
             Tool::Curl => which("curl"),
             Tool::Lftp => which("lftp"),
+            Tool::Wget => which("wget"),
         }
     }
 }
@@ -117,6 +125,96 @@ pub async fn get(tool: Tool, server: &Server, ferry: &Path, scratch: &Path, size
     })
 }
 
+/// The lftp script that logs in to `server` and runs `then`.
+fn lftp_script(server: &Server, then: &str) -> String {
+    let login = if server.user == "anonymous" { String::new() } else { format!("-u {},{} ", server.user, server.pass) };
+    format!(
+        "set cmd:fail-exit yes; set net:max-retries 1; set xfer:clobber yes; open {login}-p {} {}; {then}",
+        server.addr.port(),
+        server.addr.ip()
+    )
+}
+
+/// The short name of a reader or writer.
+pub fn short(tool: Tool) -> &'static str {
+    match tool {
+        Tool::Lftp => "lftp",
+        other => other.name(),
+    }
+}
+
+/// `RETR /big.bin` by `tool` (curl, lftp, wget) into `/dev/null`, as people run them: MiB/s.
+pub async fn retr_with(tool: Tool, server: &Server, scratch: &Path, sizes: &Sizes) -> Result<Measure> {
+    let url = format!("{}/big.bin", server.url_base());
+    let cmd = match tool {
+        Tool::Curl => {
+            let mut c = tokio::process::Command::new("curl");
+            c.args(["-sS", "--fail", "-o", "/dev/null", &url]);
+            c
+        }
+        Tool::Lftp => {
+            let mut c = tokio::process::Command::new("lftp");
+            c.arg("-c").arg(lftp_script(server, "get /big.bin -o /dev/null"));
+            c
+        }
+        Tool::Wget => {
+            let mut c = tokio::process::Command::new("wget");
+            c.args(["-q", "-O", "/dev/null", &url]);
+            c
+        }
+        _ => bail!("{} is not a reader", tool.name()),
+    };
+    let srv0 = procstat::tree_cpu(server.pid());
+    let (e, cpu) = run(cmd, Duration::from_secs(120), &scratch.join("reader.log")).await?;
+    let srv = procstat::tree_cpu(server.pid()) - srv0;
+    Ok(Measure {
+        metric: "reader_retr",
+        value: sizes.big as f64 / MIB / e,
+        elapsed: e,
+        gen_cpu: cpu,
+        server_cpu: srv,
+        extra: json!({ "client": short(tool), "server": server.kind.name() }),
+    })
+}
+
+/// `STOR` of `source` (the big file, in the page cache) by `tool` (curl, lftp) into the server's
+/// upload directory: MiB/s, the size checked.
+pub async fn stor_with(tool: Tool, server: &Server, source: &Path, scratch: &Path, sizes: &Sizes) -> Result<Measure> {
+    let name = format!("client-{}.bin", short(tool));
+    let remote = format!("{}/{name}", server.upload);
+    let local = server.upload_local.join(&name);
+    let cmd = match tool {
+        Tool::Curl => {
+            let mut c = tokio::process::Command::new("curl");
+            c.args(["-sS", "--fail", "-T"]).arg(source).arg(format!("{}{remote}", server.url_base()));
+            c
+        }
+        Tool::Lftp => {
+            let mut c = tokio::process::Command::new("lftp");
+            c.arg("-c").arg(lftp_script(server, &format!("put {} -o {remote}", source.display())));
+            c
+        }
+        _ => bail!("{} is not a writer", tool.name()),
+    };
+    rustix::fs::sync();
+    let srv0 = procstat::tree_cpu(server.pid());
+    let (e, cpu) = run(cmd, Duration::from_secs(180), &scratch.join("writer.log")).await?;
+    let srv = procstat::tree_cpu(server.pid()) - srv0;
+    let got = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&local);
+    if got != sizes.big {
+        bail!("{}: {got} bytes stored, expected {}", tool.name(), sizes.big);
+    }
+    Ok(Measure {
+        metric: "writer_stor",
+        value: sizes.big as f64 / MIB / e,
+        elapsed: e,
+        gen_cpu: cpu,
+        server_cpu: srv,
+        extra: json!({ "client": short(tool), "server": server.kind.name() }),
+    })
+}
+
 /// Mirrors the tree from `server` with `tool` into `scratch`: files/s.
 pub async fn mirror(tool: Tool, server: &Server, ferry: &Path, scratch: &Path, sizes: &Sizes) -> Result<Measure> {
     let dir = fresh(scratch, "mirror")?;
@@ -128,16 +226,8 @@ pub async fn mirror(tool: Tool, server: &Server, ferry: &Path, scratch: &Path, s
             c
         }
         Tool::Lftp => {
-            let login =
-                if server.user == "anonymous" { String::new() } else { format!("-u {},{} ", server.user, server.pass) };
-            let script = format!(
-                "set cmd:fail-exit yes; set net:max-retries 1; open {login}-p {} {}; mirror --parallel=8 /tree {}",
-                server.addr.port(),
-                server.addr.ip(),
-                dest.display()
-            );
             let mut c = tokio::process::Command::new("lftp");
-            c.arg("-c").arg(script);
+            c.arg("-c").arg(lftp_script(server, &format!("mirror --parallel=8 /tree {}", dest.display())));
             c
         }
         _ => bail!("{} is not a mirror tool", tool.name()),

@@ -279,6 +279,62 @@ pub fn render(samples: &[Sample], failures: &[Failure], sizes: &Sizes, servers: 
         out.push_str(&format_table(&client));
     }
 
+    // The clients people use, reading and writing the big file, against every server.
+    let mut header = vec!["clients people use (median)".to_string()];
+    header.extend(servers.iter().map(|s| s.to_string()));
+    header.extend(["F/best peer".to_string(), "F/limit".to_string()]);
+    let mut people = vec![header];
+    for (metric, tools, limit) in [
+        ("reader_retr", &["curl", "lftp", "wget"][..], ("raw", "limit")),
+        ("writer_stor", &["curl", "lftp"][..], ("stor_durable", "limit")),
+    ] {
+        for tool in tools {
+            let value = |server: &str| get(metric, &format!("{tool} @ {server}")).map(|m| m.value);
+            if servers.iter().all(|s| value(s).is_none()) {
+                continue;
+            }
+            let verb = if metric == "reader_retr" { "RETR" } else { "STOR" };
+            let mut line = vec![format!("{verb} {} by {tool}, MiB/s", human(sizes.big))];
+            line.extend(servers.iter().map(|s| fmt_value(value(s).unwrap_or(f64::NAN))));
+            let ferry = value("ferry");
+            let best = peers.iter().filter_map(|p| value(p)).fold(f64::NAN, f64::max);
+            let lim = get(limit.0, limit.1).map(|m| m.value);
+            let ratio = |a: Option<f64>, b: f64| match a {
+                Some(a) if b.is_finite() && b > 0.0 => format!("{:.2}x", a / b),
+                _ => "-".into(),
+            };
+            line.push(ratio(ferry, best));
+            line.push(ratio(ferry, lim.unwrap_or(f64::NAN)));
+            ratio_json.push(json!({ "metric": metric, "client": tool, "ferry_vs_best_peer": ferry.map(|f| f / best), "ferry_vs_limit": ferry.zip(lim).map(|(f, l)| f / l) }));
+            people.push(line);
+        }
+    }
+    // Durable uploads against the disk's own durable write, on the same filesystem and run.
+    for (metric, floor, label) in [
+        ("stor", "stor_durable", format!("STOR {} (built-in writer, fsync) vs write+fsync, MiB/s", human(sizes.big))),
+        (
+            "small_stor",
+            "small_stor_durable",
+            format!(
+                "{} x {} STOR (fsync) vs write+fsync+rename+dir fsync, files/s",
+                sizes.small_files,
+                human(sizes.small_size as u64)
+            ),
+        ),
+    ] {
+        let (Some(f), Some(l)) = (get(metric, "ferry"), get(floor, "limit")) else { continue };
+        let mut line = vec![label];
+        line.extend(servers.iter().map(|s| if *s == "ferry" { fmt_value(f.value) } else { "-".into() }));
+        line.push("-".into());
+        line.push(format!("{:.2}x", f.value / l.value));
+        ratio_json.push(json!({ "metric": metric, "ferry_vs_durable_floor": f.value / l.value, "floor": l.value }));
+        people.push(line);
+    }
+    if people.len() > 1 {
+        let _ = writeln!(out, "\nThe clients people use, and durable writes against the disk's own (limit: raw TCP for readers, write+fsync for writers):\n");
+        out.push_str(&format_table(&people));
+    }
+
     // Targets.
     let targets = targets(&meds, &peers, servers, sizes, failures);
     if !targets.is_empty() {

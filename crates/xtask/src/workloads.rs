@@ -235,6 +235,57 @@ pub async fn logins(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
 /// The names the failed-login burst cycles through.
 const LOGIN_NAMES: usize = 1000;
 
+/// The durable-write floor on the upload filesystem: `size` bytes written from memory in 1 MiB
+/// writes, then fsync (as `dd conv=fsync` does), MiB/s (metric `stor_durable`); and `n` files of
+/// `small` bytes each written, fsynced, renamed into place and their directory fsynced (what a
+/// durable STOR of a new name costs at least), files/s (metric `small_stor_durable`).
+pub fn durable_floor(dir: &Path, size: u64, n: usize, small: usize) -> Result<Vec<Measure>> {
+    use std::io::Write as _;
+    let chunk = vec![0x5au8; DATA_BUF];
+    rustix::fs::sync();
+    let path = dir.join("floor.bin");
+    let t0 = Instant::now();
+    let cpu0 = procstat::self_cpu();
+    let mut f = std::fs::File::create(&path)?;
+    let mut left = size;
+    while left > 0 {
+        let k = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..k])?;
+        left -= k as u64;
+    }
+    f.sync_all()?;
+    let e = t0.elapsed().as_secs_f64();
+    let g = (procstat::self_cpu() - cpu0).as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    let big =
+        measure("stor_durable", size as f64 / MIB / e, (e, g, 0.0), json!({ "bytes": size, "how": "write + fsync" }));
+    let sub = dir.join("floor-small");
+    let _ = std::fs::remove_dir_all(&sub);
+    std::fs::create_dir_all(&sub)?;
+    let d = std::fs::File::open(&sub)?;
+    let t0 = Instant::now();
+    let cpu0 = procstat::self_cpu();
+    for i in 0..n {
+        let (tmp, name) = (sub.join(format!(".t{i}")), sub.join(format!("f{i:04}")));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&chunk[..small.min(chunk.len())])?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &name)?;
+        d.sync_all()?;
+    }
+    let e = t0.elapsed().as_secs_f64();
+    let g = (procstat::self_cpu() - cpu0).as_secs_f64();
+    std::fs::remove_dir_all(&sub)?;
+    let files = measure(
+        "small_stor_durable",
+        n as f64 / e,
+        (e, g, 0.0),
+        json!({ "files": n, "how": "write + fsync + rename + directory fsync" }),
+    );
+    Ok(vec![big, files])
+}
+
 /// The floor of hashing a file: read it and compute its SHA-256 here (1 MiB reads), MiB/s.
 pub fn hash_floor(file: &Path) -> Result<Vec<Measure>> {
     use sha2::Digest as _;
