@@ -59,6 +59,15 @@ pub struct AddArgs {
     /// Comma-separated permissions: list, read, write, delete, rename, mkdir (default: all).
     #[arg(long, value_delimiter = ',')]
     perms: Option<Vec<String>>,
+    /// Quota: bytes under the user's root (uploads beyond get 552 and are undone).
+    #[arg(long, value_name = "BYTES")]
+    quota_bytes: Option<u64>,
+    /// Quota: files under the user's root.
+    #[arg(long, value_name = "N")]
+    quota_files: Option<u64>,
+    /// Sessions of this user logged in at once.
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<u32>,
     /// Read the password from the first line of standard input instead of prompting.
     #[arg(long)]
     password_stdin: bool,
@@ -115,6 +124,11 @@ pub fn run(cmd: UserCmd) -> Result<()> {
             let mut file = load_or_new(&a.file.users)?;
             let pw = read_password(a.password_stdin)?;
             file.set_user(&a.name, &pw, a.root, perms)?;
+            if let Some(u) = file.users.iter_mut().find(|u| u.name == a.name) {
+                u.quota_bytes = a.quota_bytes.or(u.quota_bytes);
+                u.quota_files = a.quota_files.or(u.quota_files);
+                u.max_sessions = a.max_sessions.or(u.max_sessions);
+            }
             file.save(&a.file.users)?;
             println!("user {} saved in {}", a.name, a.file.users.display());
             println!("{RUNNING_SERVER}");
@@ -147,7 +161,16 @@ pub fn run(cmd: UserCmd) -> Result<()> {
                     None => "all".to_string(),
                     Some(p) => p.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>().join(","),
                 };
-                println!("{}\t{}\t{}", u.name, root, perms);
+                let limit = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+                println!(
+                    "{}\t{}\t{}\tquota bytes {}\tquota files {}\tmax sessions {}",
+                    u.name,
+                    root,
+                    perms,
+                    limit(u.quota_bytes),
+                    limit(u.quota_files),
+                    limit(u.max_sessions.map(u64::from))
+                );
             }
         }
     }

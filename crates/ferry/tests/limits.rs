@@ -352,3 +352,34 @@ fn a_flood_of_wrong_passwords_does_not_hold_up_other_addresses() {
     eprintln!("RSS after the flood {busy} KiB, after 7.5 s idle {idle} KiB");
     assert!(busy > idle + 10 * 1024, "the argon2 memory stayed: {busy} KiB -> {idle} KiB");
 }
+
+#[test]
+fn user_add_sets_quotas_and_session_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.toml");
+    let said = common::user_cmd(
+        &["add", "erin", "--quota-bytes", "1000", "--quota-files", "5", "--max-sessions", "1"],
+        &file,
+        Some("pw"),
+    );
+    assert!(said.contains("user erin saved"), "{said}");
+    let list = Command::new(env!("CARGO_BIN_EXE_ferry")).args(["user", "list", "--users"]).arg(&file).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.contains("quota bytes 1000\tquota files 5\tmax sessions 1"), "{list}");
+    // A password change keeps them.
+    common::user_cmd(&["add", "erin"], &file, Some("pw2"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("quota_bytes = 1000") && text.contains("max_sessions = 1"), "{text}");
+    let f = Ferry::start(&["--users", file.to_str().unwrap()]);
+    let mut c = Ctrl::greeted(f.addr);
+    c.ok("USER erin", 331);
+    c.ok("PASS pw2", 230);
+    c.ok("TYPE I", 200);
+    assert_eq!(c.upload("STOR big.bin", &[7u8; 2000]).code.0, 552, "over the byte quota");
+    assert!(!f.root.join("big.bin").exists(), "the refused upload is undone");
+    let mut second = Ctrl::greeted(f.addr);
+    second.ok("USER erin", 331);
+    second.send("PASS pw2");
+    let r = second.read();
+    assert!(r.code.0 >= 400, "a second session of erin: {r:?}");
+}
