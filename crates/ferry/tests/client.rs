@@ -192,6 +192,7 @@ fn shell_reads_commands_from_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(f.path("remote.txt"), b"from the server").unwrap();
     std::fs::write(dir.path().join("local.txt"), b"from the client").unwrap();
+    std::fs::write(dir.path().join("keep.txt"), b"must survive").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["shell", &url(&f, "/")])
         .current_dir(dir.path())
@@ -206,7 +207,7 @@ fn shell_reads_commands_from_a_pipe() {
         .take()
         .unwrap()
         .write_all(
-            b"mkdir sub\ncd sub\npwd\nput local.txt\ncd ..\nget remote.txt got.txt\nmget *.txt\nls sub\nbogus\nbye\n",
+            b"mkdir sub\ncd sub\npwd\nput local.txt\ncd ..\nget remote.txt got.txt\nget missing.txt keep.txt\nmget *.txt\nls sub\nbogus\nbye\n",
         )
         .unwrap();
     let out = child.wait_with_output().unwrap();
@@ -218,6 +219,9 @@ fn shell_reads_commands_from_a_pipe() {
     assert_eq!(read_file(&dir.path().join("remote.txt")), b"from the server");
     assert!(stdout.contains("local.txt"), "ls sub lists the upload: {stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command"));
+    // A failed get leaves the local file as it was, and no partial file beside it.
+    assert_eq!(read_file(&dir.path().join("keep.txt")), b"must survive");
+    assert!(!dir.path().join("keep.txt.ferry-part").exists());
 }
 
 #[test]

@@ -143,13 +143,7 @@ pub async fn get(ctx: &Ctx, url: &FtpUrl, dest: Option<&str>, how: How) -> Resul
     // A fresh download goes to DEST.ferry-part and replaces DEST only when it is complete, so a
     // failure (a missing remote file, a cut connection) never destroys what DEST held. A resumed
     // one appends to DEST itself.
-    let part = if offset > 0 {
-        local.clone()
-    } else {
-        let mut name = local.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".ferry-part");
-        local.with_file_name(name)
-    };
+    let part = if offset > 0 { local.clone() } else { part_path(&local) };
     let mut file = if offset > 0 {
         tokio::fs::OpenOptions::new().append(true).open(&part).await
     } else {
@@ -544,6 +538,14 @@ fn print_entry(url: &FtpUrl, e: &RemoteEntry) {
     if let Some(m) = e.mode {
         println!("mode: {m:o}");
     }
+}
+
+/// Where a fresh download of `local` is written until it is complete: `NAME.ferry-part` beside
+/// it (a failure never destroys what `local` held).
+pub(crate) fn part_path(local: &std::path::Path) -> std::path::PathBuf {
+    let mut name = local.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".ferry-part");
+    local.with_file_name(name)
 }
 
 #[cfg(test)]

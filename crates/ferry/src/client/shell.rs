@@ -206,11 +206,26 @@ fn local_dir() -> String {
 
 async fn get(ctx: &Ctx, c: &mut Client, remote: &str, local: &Path) -> Result<()> {
     let size = c.size(remote).await?;
-    let mut f = tokio::fs::File::create(local).await.with_context(|| format!("creating {}", local.display()))?;
+    // Into NAME.ferry-part, renamed over NAME only when complete: a missing remote file or a cut
+    // connection never empties the local file.
+    let part = super::files::part_path(local);
+    let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("creating {}", part.display()))?;
     let bar = ctx.bar(size, remote);
-    let n = c.retr(remote, 0, &mut f, &mut |k| bar.inc(k)).await?;
-    f.flush().await?;
+    let got = c.retr(remote, 0, &mut f, &mut |k| bar.inc(k)).await;
     bar.finish_and_clear();
+    let n = match got {
+        Ok(n) => n,
+        Err(e) => {
+            drop(f);
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e.into());
+        }
+    };
+    f.flush().await?;
+    drop(f);
+    tokio::fs::rename(&part, local)
+        .await
+        .with_context(|| format!("renaming {} to {}", part.display(), local.display()))?;
     println!("{remote} -> {} ({n} bytes)", local.display());
     Ok(())
 }
