@@ -55,7 +55,7 @@ install -d -o ferry -g ferry /run/ferry
     >"$work/out" 2>"$work/err" &
 server=$!
 for _ in $(seq 100); do grep -q '^listening on' "$work/out" 2>/dev/null && break; sleep 0.1; done
-port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out" | head -n 1)"
+port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out" | sed -n 1p)"
 [ -n "$port" ] || fail "the installed server did not start: $(cat "$work/err")"
 echo "hello from the package" > "$work/up.txt"
 curl -sS --max-time 20 -T "$work/up.txt" "ftp://alice:deb-pass-1@127.0.0.1:$port/deb-test.txt" || fail "curl upload"

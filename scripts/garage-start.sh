@@ -235,13 +235,13 @@ quickstart_setup() {
         [ "$SECONDS" -lt "$deadline" ] || return 2
         sleep 0.2
     done
-    node_id="$(g node id -q 2>/dev/null | head -n 1)"
+    node_id="$(g node id -q 2>/dev/null | sed -n 1p)"
     node_id="${node_id%%@*}"
     [ -n "$node_id" ] || return 1
     if g status 2>/dev/null | grep -q 'NO ROLE ASSIGNED'; then
         log "layout: assigning dc1/1G to node ${node_id:0:16}"
         g layout assign -z dc1 -c 1G "$node_id" >&2
-        version="$(g layout show 2>/dev/null | sed -n 's/.*Current cluster layout version: *\([0-9][0-9]*\).*/\1/p' | head -n 1)"
+        version="$(g layout show 2>/dev/null | sed -n 's/.*Current cluster layout version: *\([0-9][0-9]*\).*/\1/p' | sed -n 1p)"
         g layout apply --version "$((${version:-0} + 1))" >&2
     fi
     if ! g key info "$ACCESS_KEY" >/dev/null 2>&1; then

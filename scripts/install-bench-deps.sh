@@ -83,7 +83,7 @@ if have_proftpd; then
         ldd "$bin" | grep 'not found' >&2
         status=1
     else
-        echo "proftpd: $bin ($("$bin" -v 2>&1 | head -n 1))"
+        echo "proftpd: $bin ($("$bin" -v 2>&1 | sed -n 1p))"
     fi
 fi
 for tool in curl lftp; do

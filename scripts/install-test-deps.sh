@@ -130,12 +130,12 @@ if ! curl --help all 2>/dev/null | grep -q -- '--aws-sigv4'; then
 fi
 
 # Summary of what the suite will use.
-curl --version | head -n 1
-lftp --version | head -n 1
-wget --version | head -n 1
-rclone version | head -n 1
-ncftpput -v 2>&1 | head -n 1 || true
+curl --version | sed -n 1p
+lftp --version | sed -n 1p
+wget --version | sed -n 1p
+rclone version | sed -n 1p
+ncftpput -v 2>&1 | sed -n 1p || true
 python3 -c 'import aioftp; print("aioftp", aioftp.__version__)'
 python3 -c 'import pyftpdlib; print("pyftpdlib", pyftpdlib.__ver__)'
-"$(command -v haproxy || echo /usr/sbin/haproxy)" -v | head -n 1
+"$(command -v haproxy || echo /usr/sbin/haproxy)" -v | sed -n 1p
 python3 -m pytest --version
