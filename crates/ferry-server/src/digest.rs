@@ -96,20 +96,21 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// How long to wait after `total` bytes so as not to exceed the rate.
-    fn pause(&self, total: u64) -> Option<std::time::Duration> {
-        let (rate, started) = (self.rate.filter(|r| *r > 0)?, self.started?);
-        let due = std::time::Duration::from_secs_f64(total as f64 / rate as f64);
-        due.checked_sub(started.elapsed())
-    }
-
-    /// `n` more bytes were read (on a blocking thread): count them, stop if cancelled, keep the pace.
-    pub fn read_blocking(&self, n: u64) -> std::io::Result<()> {
+    /// Counts `n` more bytes read: an error when cancelled, else how long to wait so as not to
+    /// exceed the rate.
+    fn account(&self, n: u64) -> std::io::Result<Option<std::time::Duration>> {
         let total = self.progress.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
         if self.cancel.is_cancelled() {
             return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "digest aborted"));
         }
-        if let Some(p) = self.pause(total) {
+        let (Some(rate), Some(started)) = (self.rate.filter(|r| *r > 0), self.started) else { return Ok(None) };
+        let due = std::time::Duration::from_secs_f64(total as f64 / rate as f64);
+        Ok(due.checked_sub(started.elapsed()))
+    }
+
+    /// `n` more bytes were read (on a blocking thread): count them, stop if cancelled, keep the pace.
+    pub fn read_blocking(&self, n: u64) -> std::io::Result<()> {
+        if let Some(p) = self.account(n)? {
             std::thread::sleep(p);
         }
         Ok(())
@@ -117,11 +118,7 @@ impl Watch {
 
     /// `n` more bytes were read (in a task): count them, stop if cancelled, keep the pace.
     pub async fn read(&self, n: u64) -> std::io::Result<()> {
-        let total = self.progress.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-        if self.cancel.is_cancelled() {
-            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "digest aborted"));
-        }
-        if let Some(p) = self.pause(total) {
+        if let Some(p) = self.account(n)? {
             tokio::time::sleep(p).await;
         }
         Ok(())

@@ -141,14 +141,10 @@ impl Payload {
             _ => return None,
         };
         Some(Payload {
-            event,
-            user: who.user.unwrap_or_default().to_owned(),
-            ip: who.ip.to_canonical().to_string(),
             path: path.map(str::to_owned),
             from: from.map(str::to_owned),
-            root: who.root.filter(|_| local).map(|r| r.display().to_string()),
             bytes,
-            local_path: None,
+            ..Self::new(event, who, local)
         })
     }
 
@@ -156,14 +152,24 @@ impl Payload {
     /// `who`, whose `bytes` are at `local_path`.
     pub fn verify(who: &crate::events::Who<'_>, path: &str, bytes: u64, local_path: &std::path::Path) -> Self {
         Payload {
-            event: HookEvent::UploadVerify,
-            user: who.user.unwrap_or_default().to_owned(),
-            ip: who.ip.to_canonical().to_string(),
             path: Some(path.to_owned()),
-            from: None,
-            root: who.root.map(|r| r.display().to_string()),
             bytes: Some(bytes),
             local_path: Some(local_path.display().to_string()),
+            ..Self::new(HookEvent::UploadVerify, who, true)
+        }
+    }
+
+    /// `event` by `who`, nothing else known yet; the root only with `local` storage.
+    fn new(event: HookEvent, who: &crate::events::Who<'_>, local: bool) -> Self {
+        Payload {
+            event,
+            user: who.user.unwrap_or_default().to_owned(),
+            ip: who.ip.to_canonical().to_string(),
+            path: None,
+            from: None,
+            root: who.root.filter(|_| local).map(|r| r.display().to_string()),
+            bytes: None,
+            local_path: None,
         }
     }
 
@@ -707,6 +713,17 @@ mod tests {
         );
     }
 
+    /// alice, rooted at /srv/ftp/alice, from `ip`.
+    fn alice(ip: &str) -> crate::events::Who<'static> {
+        crate::events::Who {
+            id: 1,
+            ip: ip.parse().unwrap(),
+            user: Some("alice"),
+            anonymous: false,
+            root: Some(std::path::Path::new("/srv/ftp/alice")),
+        }
+    }
+
     #[test]
     fn verify_hooks_are_checked() {
         let parse = |t: &str| crate::Config::from_toml(t).and_then(|c| c.validate().map(|()| c));
@@ -727,14 +744,7 @@ mod tests {
 
     #[test]
     fn a_verify_payload_points_at_the_staged_bytes() {
-        let root = std::path::Path::new("/srv/ftp/alice");
-        let who = crate::events::Who {
-            id: 1,
-            ip: "127.0.0.1".parse().unwrap(),
-            user: Some("alice"),
-            anonymous: false,
-            root: Some(root),
-        };
+        let who = alice("127.0.0.1");
         let staged = std::path::Path::new("/srv/ftp/alice/dir/.ferry-upload.a.txt.1.2");
         let env = Payload::verify(&who, "/dir/a.txt", 5, staged).env();
         assert_eq!(env["FERRY_EVENT"], "upload.verify");
@@ -750,14 +760,7 @@ mod tests {
 
     #[test]
     fn payloads_and_their_environment() {
-        let root = std::path::Path::new("/srv/ftp/alice");
-        let who = crate::events::Who {
-            id: 1,
-            ip: "::ffff:192.0.2.9".parse().unwrap(),
-            user: Some("alice"),
-            anonymous: false,
-            root: Some(root),
-        };
+        let who = alice("::ffff:192.0.2.9");
         let p = Payload::of(&Event::Fs(who, FsOp::Rename("/a.txt", "/b.txt")), true).unwrap();
         assert_eq!(
             (p.event, p.path.as_deref(), p.from.as_deref(), p.ip.as_str()),

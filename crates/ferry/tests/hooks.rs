@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{read_http, wait_for_lines as lines, Ferry};
+use common::{names, read_http, wait_for_lines as lines, Ferry};
 
 #[test]
 fn command_hooks_run_outside_the_sandbox_with_the_event() {
@@ -112,14 +112,6 @@ fn webhooks_are_signed_and_retried() {
     // No third call: it succeeded.
     assert!(requests.recv_timeout(Duration::from_millis(1500)).is_err());
     c.ok("NOOP", 200);
-}
-
-/// The names in `dir`, sorted.
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
 }
 
 #[test]

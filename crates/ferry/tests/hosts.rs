@@ -7,6 +7,16 @@ mod common;
 
 use common::{user_cmd, Ctrl, Ferry};
 
+/// Two host roots, `dir/a` holding `on-a.txt` and `dir/b` holding `on-b.txt`.
+fn host_roots(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for (root, file) in [(&a, "on-a.txt"), (&b, "on-b.txt")] {
+        std::fs::create_dir_all(root).unwrap();
+        std::fs::write(root.join(file), "x").unwrap();
+    }
+    (a, b)
+}
+
 /// The names `NLST` shows after logging in as `user` on `host` (or on the default host).
 fn listing(f: &Ferry, host: Option<&str>, user: &str, password: &str) -> Vec<String> {
     let mut c = Ctrl::greeted(f.addr);
@@ -23,11 +33,7 @@ fn listing(f: &Ferry, host: Option<&str>, user: &str, password: &str) -> Vec<Str
 #[test]
 fn each_host_has_its_root_greeting_and_users() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    std::fs::write(a.join("a.txt"), "on a").unwrap();
-    std::fs::write(b.join("b.txt"), "on b").unwrap();
+    let (a, b) = host_roots(dir.path());
     let b_users = dir.path().join("b-users.toml");
     user_cmd(&["add", "bob"], &b_users, Some("bob-pw"));
     let config = dir.path().join("ferry.toml");
@@ -47,10 +53,10 @@ fn each_host_has_its_root_greeting_and_users() {
     assert!(feat.contains("\nHOST\n"), "{feat}");
     assert_eq!(c.ok("HOST a.example", 220).lines[0], "Welcome to A");
     drop(c);
-    assert_eq!(listing(&f, Some("a.example"), "alice", "secret"), ["a.txt"]);
-    assert_eq!(listing(&f, Some("WWW.A.EXAMPLE."), "alice", "secret"), ["a.txt"], "an alias, any case");
+    assert_eq!(listing(&f, Some("a.example"), "alice", "secret"), ["on-a.txt"]);
+    assert_eq!(listing(&f, Some("WWW.A.EXAMPLE."), "alice", "secret"), ["on-a.txt"], "an alias, any case");
     // b.example: its own users file; bob exists only there.
-    assert_eq!(listing(&f, Some("b.example"), "bob", "bob-pw"), ["b.txt"]);
+    assert_eq!(listing(&f, Some("b.example"), "bob", "bob-pw"), ["on-b.txt"]);
     let mut c = Ctrl::greeted(f.addr);
     c.ok("HOST a.example", 220);
     c.ok("USER bob", 331);
@@ -95,18 +101,6 @@ fn a_host_root_that_does_not_exist_stops_the_start() {
     assert!(err.contains("host a.example: root /nonexistent/ferry-host is not an existing directory"), "{err}");
 }
 
-/// A self-signed certificate for `names`, written by `ferry cert self-signed`.
-fn cert_for(dir: &std::path::Path, tag: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join(format!("{tag}-cert.pem")), dir.join(format!("{tag}-key.pem")));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["cert", "self-signed", "--cert"]).arg(&cert).arg("--key").arg(&key);
-    for n in names {
-        cmd.args(["--name", n]);
-    }
-    assert!(cmd.status().unwrap().success());
-    (cert, key)
-}
-
 /// The certificate (PEM) `openssl s_client -starttls ftp` is served, with `sni` as its server name.
 fn served_with_openssl(addr: std::net::SocketAddr, sni: Option<&str>) -> String {
     let mut cmd = std::process::Command::new("openssl");
@@ -132,12 +126,10 @@ fn first_pem(file: &std::path::Path) -> String {
 #[test]
 fn the_tls_server_name_and_host_choose_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let (dc, dk) = cert_for(dir.path(), "default", &["127.0.0.1"]);
-    let (ac, ak) = cert_for(dir.path(), "a", &["a.example", "127.0.0.1"]);
-    let (bc, bk) = cert_for(dir.path(), "b", &["b.example", "127.0.0.1"]);
+    let (a, b) = host_roots(dir.path());
+    let (dc, dk) = common::cert_for(dir.path(), "default-", &["127.0.0.1"]);
+    let (ac, ak) = common::cert_for(dir.path(), "a-", &["a.example", "127.0.0.1"]);
+    let (bc, bk) = common::cert_for(dir.path(), "b-", &["b.example", "127.0.0.1"]);
     let config = dir.path().join("ferry.toml");
     std::fs::write(
         &config,
@@ -148,7 +140,6 @@ fn the_tls_server_name_and_host_choose_the_certificate() {
         ),
     )
     .unwrap();
-    std::fs::write(b.join("on-b.txt"), "b").unwrap();
     let f = Ferry::start(&["--config", config.to_str().unwrap()]);
     // OpenSSL's client: the SNI picks the host's certificate; no SNI gets the default.
     assert_eq!(served_with_openssl(f.addr, Some("b.example")), first_pem(&bc));
@@ -192,11 +183,7 @@ fn the_tls_server_name_and_host_choose_the_certificate() {
 #[test]
 fn the_ferry_client_names_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    std::fs::write(a.join("on-a.txt"), "a").unwrap();
-    std::fs::write(b.join("on-b.txt"), "b").unwrap();
+    let (a, b) = host_roots(dir.path());
     let config = dir.path().join("ferry.toml");
     std::fs::write(
         &config,

@@ -6,15 +6,7 @@
 
 mod common;
 
-use common::{random_bytes, Ctrl, Ferry};
-
-/// The names in `dir`, sorted.
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
-}
+use common::{names, random_bytes, Ctrl, Ferry};
 
 /// Sends `data[start..end]` as one segment on a new connection.
 fn segment(f: &Ferry, name: &str, data: &[u8], start: usize, end: usize) -> u16 {

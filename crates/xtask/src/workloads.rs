@@ -177,51 +177,27 @@ pub async fn hash(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
 /// and after 7 s idle (the hashing threads free their memory after 5 s).
 pub async fn logins(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     let n = sizes.logins.distinct.min(crate::servers::LOGIN_USERS);
-    let sem = Arc::new(tokio::sync::Semaphore::new(32));
-    let (ok, e, g, s) = timed(t.pid, async {
-        let mut tasks = Vec::new();
-        for i in 0..n {
-            let permit = sem.clone().acquire_owned().await?;
-            let addr = t.addr;
-            tasks.push(tokio::spawn(async move {
-                let _permit = permit;
-                let mut c = Ctrl::connect(addr).await?;
-                c.log_in(&format!("login{i:04}"), "login").await?;
-                c.quit().await
-            }));
-        }
-        let mut ok = 0usize;
-        for task in tasks {
-            task.await??;
-            ok += 1;
-        }
-        Ok(ok)
-    })
+    let addr = t.addr;
+    let (ok, e, g, s) = timed(
+        t.pid,
+        sessions(n, 32, move |i| async move {
+            let mut c = Ctrl::connect(addr).await?;
+            c.log_in(&format!("login{i:04}"), "login").await?;
+            c.quit().await
+        }),
+    )
     .await?;
     let distinct = measure("login_distinct", ok as f64 / e, (e, g, s), json!({ "accounts": ok }));
     let before = procstat::tree_memory(t.pid);
-    let sem = Arc::new(tokio::sync::Semaphore::new(64));
-    let failed = sizes.logins.failed;
-    let (refused, e, g, s) = timed(t.pid, async {
-        let mut tasks = Vec::new();
-        for i in 0..failed {
-            let permit = sem.clone().acquire_owned().await?;
-            let addr = t.addr;
-            tasks.push(tokio::spawn(async move {
-                let _permit = permit;
-                let mut c = Ctrl::connect(addr).await?;
-                c.expect(&format!("USER login{:04}", i % LOGIN_NAMES), 331).await?;
-                c.expect("PASS wrong", 530).await?;
-                c.quit().await
-            }));
-        }
-        let mut refused = 0usize;
-        for task in tasks {
-            task.await??;
-            refused += 1;
-        }
-        Ok(refused)
-    })
+    let (refused, e, g, s) = timed(
+        t.pid,
+        sessions(sizes.logins.failed, 64, move |i| async move {
+            let mut c = Ctrl::connect(addr).await?;
+            c.expect(&format!("USER login{:04}", i % LOGIN_NAMES), 331).await?;
+            c.expect("PASS wrong", 530).await?;
+            c.quit().await
+        }),
+    )
     .await?;
     let after = procstat::tree_memory(t.pid);
     tokio::time::sleep(Duration::from_secs(7)).await;
@@ -230,6 +206,28 @@ pub async fn logins(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     let burst = measure("login_failed_rss", after.rss_kib as f64, (e, g, s), extra.clone());
     let rest = measure("login_idle_rss", idle.rss_kib as f64, (e, g, s), extra);
     Ok(vec![distinct, burst, rest])
+}
+
+/// Runs `session(i)` for `i` in `0..n`, `width` at a time; how many ran (all, or the error).
+async fn sessions<F, Fut>(n: usize, width: usize, session: F) -> Result<usize>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let sem = Arc::new(tokio::sync::Semaphore::new(width));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await?;
+        let fut = session(i);
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            fut.await
+        }));
+    }
+    for task in &mut tasks {
+        task.await??;
+    }
+    Ok(tasks.len())
 }
 
 /// The names the failed-login burst cycles through.

@@ -164,16 +164,30 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
 /// Writes a self-signed pair with `ferry cert self-signed` and returns (dir, cert, key).
 pub fn make_cert() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["cert", "self-signed", "--cert"])
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let (cert, key) = cert_for(dir.path(), "", &[]);
     (dir, cert, key)
+}
+
+/// A self-signed certificate and key, `DIR/TAGcert.pem` and `DIR/TAGkey.pem`, written by `ferry
+/// cert self-signed` for `names` (its defaults, localhost and the loopback addresses, when empty).
+pub fn cert_for(dir: &Path, tag: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join(format!("{tag}cert.pem")), dir.join(format!("{tag}key.pem")));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["cert", "self-signed", "--cert"]).arg(&cert).arg("--key").arg(&key);
+    for n in names {
+        cmd.args(["--name", n]);
+    }
+    let st = cmd.output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    (cert, key)
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
 }
 
 /// A rustls client configuration that trusts `cert` (PEM).
