@@ -2,12 +2,17 @@
 # Install the tools the interop test suite (tests/interop) needs: curl, lftp, wget, rclone,
 # ncftp, pytest, aioftp, pyftpdlib (a peer server for crates/ferry/tests/peers.rs), and HAProxy (tests/interop/test_haproxy.py); and those the Rust end-to-end
 # tests run: AWStats and fail2ban (log formats), e2fsprogs (the power-cut test), systemd
-# (systemd-analyze), Prometheus (scraping the admin listener) and Chromium (the status page). Idempotent; meant for Debian/Ubuntu, run as root (CI runs
+# (systemd-analyze), Prometheus (scraping the admin listener) and Chromium (the status page);
+# PostgreSQL (server and psql), OpenLDAP's slapd and ldap-utils, and openssl, for the throwaway
+# services of scripts/pg-start.sh and scripts/slapd-start.sh. Idempotent; meant for Debian/Ubuntu, run as root (CI runs
 # it on a fresh machine).
 #
-# HAProxy is only ever run by the tests, as a foreground process on loopback (`haproxy -f CFG -db`):
-# a temporary policy-rc.d (scripts/no-services.sh) keeps the package from starting its system
-# service while it installs, and the service is stopped and disabled afterwards.
+# HAProxy, PostgreSQL and slapd are only ever run by the tests, as their own processes on loopback
+# with state in a temporary directory (`haproxy -f CFG -db`, scripts/pg-start.sh,
+# scripts/slapd-start.sh): a temporary policy-rc.d (scripts/no-services.sh) keeps the packages from
+# starting their system services while they install (the postgresql package's `main` cluster and
+# slapd's own dc=nodomain database are created but never used), and the services are stopped and
+# disabled afterwards.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/no-services.sh"
 
@@ -49,6 +54,22 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
     need+=(chromium)
 fi
+# PostgreSQL and OpenLDAP (scripts/pg-start.sh, scripts/slapd-start.sh and the `postgres` and
+# `slapd` fixtures of tests/interop/conftest.py): the server binaries under /usr/lib/postgresql/*/bin,
+# psql, slapd with slapadd and slappasswd, the ldap* clients; openssl makes slapd's test CA.
+have_pg_server() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+if ! have_pg_server || ! command -v psql >/dev/null 2>&1; then
+    need+=(postgresql)
+fi
+if [ ! -x /usr/sbin/slapd ] || [ ! -x /usr/sbin/slappasswd ]; then
+    need+=(slapd)
+fi
+if ! command -v ldapwhoami >/dev/null 2>&1 || ! command -v ldapsearch >/dev/null 2>&1; then
+    need+=(ldap-utils)
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    need+=(openssl)
+fi
 
 if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -83,6 +104,21 @@ if [ "${#need[@]}" -gt 0 ]; then
             /etc/init.d/fail2ban stop >/dev/null 2>&1 || true
         fi
     fi
+    # PostgreSQL and slapd likewise: the tests run their own clusters and directories (initdb and
+    # slapadd into a temporary directory, kernel-picked loopback ports); the package's `main`
+    # cluster and slapd's system database must not run now or start at boot.
+    for svc in postgresql slapd; do
+        [[ " ${need[*]} " == *" $svc "* ]] || continue
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+        fi
+        if [ -x "/etc/init.d/$svc" ]; then
+            "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+            if command -v update-rc.d >/dev/null 2>&1; then
+                update-rc.d "$svc" disable >/dev/null 2>&1 || true
+            fi
+        fi
+    done
     if [[ " ${need[*]} " == *" haproxy "* ]]; then
         if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
             systemctl disable --now haproxy.service >/dev/null 2>&1 || true
@@ -95,7 +131,7 @@ if [ "${#need[@]}" -gt 0 ]; then
         fi
     fi
 else
-    echo "install-test-deps: curl, lftp, wget, rclone, ncftp and haproxy already present"
+    echo "install-test-deps: curl, lftp, wget, rclone, ncftp, haproxy, postgresql, slapd and ldap-utils already present"
 fi
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
@@ -139,3 +175,8 @@ python3 -c 'import aioftp; print("aioftp", aioftp.__version__)'
 python3 -c 'import pyftpdlib; print("pyftpdlib", pyftpdlib.__ver__)'
 "$(command -v haproxy || echo /usr/sbin/haproxy)" -v | sed -n 1p
 python3 -m pytest --version
+"$(compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | sed -n '$p')" --version
+psql --version
+/usr/sbin/slapd -VV 2>&1 | sed -n 1p
+ldapwhoami -VV 2>&1 | sed -n 1p
+openssl version
