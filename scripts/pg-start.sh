@@ -12,7 +12,8 @@
 # The cluster: `initdb` into PG_DIR/data with the newest /usr/lib/postgresql/*/bin, listening on
 # 127.0.0.1:PORT only (a free port picked by the kernel, bind to port 0) and on a unix socket in
 # PG_DIR/run. TCP needs a password (scram-sha-256); the socket lets the superuser `postgres` in
-# without one (PG_DIR is mode 700). fsync is off: a test cluster, never a real one.
+# without one (PG_DIR is mode 700). fsync is off (a test cluster, never a real one), but commits are
+# synchronous: a crash of the server (an immediate stop) loses no committed transaction.
 #
 # PostgreSQL refuses to run as root: as root, every server-side command runs as the `postgres` user
 # (the postgresql package creates it) or $PG_RUN_AS, through runuser, and PG_DIR is chowned to it.
@@ -164,9 +165,10 @@ port = $PORT
 unix_socket_directories = '$SOCKDIR'
 unix_socket_permissions = 0700
 password_encryption = 'scram-sha-256'
+# No fsync: quick, and still safe against a server crash (kill, pg_ctl stop -m immediate), which
+# is what tests simulate; only an OS crash could lose data. synchronous_commit stays on: off, an
+# immediate stop loses the last commits.
 fsync = off
-synchronous_commit = off
-full_page_writes = off
 shared_buffers = 32MB
 max_connections = 100
 logging_collector = off

@@ -420,3 +420,372 @@ def s3_ferry_factory(ferry_factory, garage, s3, s3_prefix, tmp_path):
 def s3_ferry(s3_ferry_factory) -> S3Ferry:
     """A server on 127.0.0.1:<ephemeral> whose user alice is rooted at this test's bucket prefix."""
     return s3_ferry_factory()
+
+
+# ---------------------------------------------------------------- throwaway services: PostgreSQL, slapd, Garage x3
+#
+# Session fixtures for the tests of Ferry's database, directory and replicated-storage backends.
+# Each is started by its script in a fresh mktemp directory (loopback only, kernel-picked ports) and
+# stopped and wiped at the end of the session:
+#
+#   postgres        scripts/pg-start.sh             PostgreSQL, database `ferry` owned by role `ferry`
+#   slapd           scripts/slapd-start.sh          OpenLDAP, dc=ferry,dc=test with tests/interop/ldap/seed.ldif
+#   garage_cluster  scripts/garage-cluster-start.sh three Garage nodes, replication factor 3
+#
+# Each can be stopped and started again by a test (an outage) on the same ports: PgServer.stop() /
+# .start() (or `with postgres.down():`), SlapdServer likewise, GarageCluster.stop_node(i) /
+# .start_node(i) (or `with garage_cluster.node_down(i):`). A test that stops one must start it again
+# (the context managers do), as later tests share it. A missing binary fails the tests that use the
+# fixture, naming the install script to run.
+
+import contextlib  # noqa: E402
+import glob  # noqa: E402
+import shutil  # noqa: E402
+
+SCRIPTS = REPO / "scripts"
+SERVICE_START_TIMEOUT = 180.0
+
+
+def _exports_of(script: str, env_extra: dict[str, str], drop: tuple[str, ...] = (), timeout: float = SERVICE_START_TIMEOUT) -> dict[str, str]:
+    """Runs scripts/<script> and returns the `export` lines it printed; fails the test with its
+    stderr when it fails."""
+    env = dict(os.environ, **env_extra)
+    for name in drop:
+        env.pop(name, None)
+    try:
+        cp = subprocess.run(
+            ["bash", str(SCRIPTS / script)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"scripts/{script} did not finish within {timeout} s: {e.stderr!r}", pytrace=False)
+    err = cp.stderr.decode("utf-8", "replace")
+    if cp.returncode != 0:
+        pytest.fail(f"scripts/{script} failed (exit {cp.returncode}):\n{err[-6000:]}", pytrace=False)
+    return parse_exports(cp.stdout.decode("utf-8"))
+
+
+def _stop_service(script: str, state_dir: str | None, wipe_var: str | None, timeout: float = 90) -> None:
+    """Runs scripts/<script> STATE_DIR (with WIPE_VAR=1 to delete the directory); reports on stderr."""
+    if not state_dir:
+        return
+    env = dict(os.environ)
+    if wipe_var:
+        env[wipe_var] = "1"
+    cp = subprocess.run(
+        ["bash", str(SCRIPTS / script), state_dir],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+    )
+    if cp.returncode != 0:
+        print(f"scripts/{script} failed: {cp.stderr.decode('utf-8', 'replace')}", file=sys.stderr)
+
+
+# ------------------------------------------------ PostgreSQL
+
+
+@dataclass
+class PgServer:
+    """A PostgreSQL cluster from scripts/pg-start.sh: `url` is postgres://ferry:PW@127.0.0.1:PORT/ferry."""
+
+    url: str
+    port: int
+    dir: str  # PG_DIR: data/ (the cluster), run/ (its unix socket), postgres.log
+    bin: str  # the server's bin directory (pg_ctl, psql, ...)
+    pid: int
+
+    @property
+    def data(self) -> str:
+        return os.path.join(self.dir, "data")
+
+    @property
+    def socket_dir(self) -> str:
+        return os.path.join(self.dir, "run")
+
+    def owner_prefix(self) -> list[str]:
+        """The command prefix that runs a server-side tool as the cluster's owner (PostgreSQL
+        refuses root: as root, `runuser -u <owner> --`)."""
+        if os.geteuid() != 0:
+            return []
+        import pwd
+
+        owner = pwd.getpwuid(os.stat(self.data).st_uid).pw_name
+        return ["runuser", "-u", owner, "--"]
+
+    def pg_ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`pg_ctl -D <data> ARGS` as the cluster's owner, e.g. pg_ctl("-m", "immediate", "stop")."""
+        return subprocess.run(
+            [*self.owner_prefix(), os.path.join(self.bin, "pg_ctl"), "-D", self.data, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def psql(self, sql: str, url: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+        """`psql URL -X -tA -c SQL` (as role ferry over TCP by default); check returncode yourself."""
+        psql = os.path.join(self.bin, "psql")
+        if not os.access(psql, os.X_OK):
+            psql = shutil.which("psql") or "psql"
+        env = {k: v for k, v in os.environ.items() if not (k.startswith("PG") and not k.startswith("PG_"))}
+        return subprocess.run(
+            [psql, url or self.url, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+
+    def running(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except OSError:
+            return False
+        return Path(self.data, "postmaster.pid").exists()
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stops the server (an outage): mode fast (SIGINT), immediate (SIGQUIT: a crash, recovery on
+        the next start) or smart. The data stays."""
+        env = dict(os.environ, PG_STOP_MODE=mode)
+        env.pop("PG_WIPE", None)
+        cp = subprocess.run(
+            ["bash", str(SCRIPTS / "pg-stop.sh"), self.dir],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=90, env=env,
+        )  # fmt: skip
+        assert cp.returncode == 0, f"pg-stop.sh failed: {cp.stderr.decode('utf-8', 'replace')}"
+
+    def start(self) -> None:
+        """Starts it again on the same port (scripts/pg-start.sh with this PG_DIR): the same url."""
+        exports = _exports_of("pg-start.sh", {"PG_DIR": self.dir, "PG_BIN": self.bin}, drop=("PG_FRESH",))
+        assert exports["PG_URL"] == self.url, f"pg-start.sh restarted on another URL: {exports['PG_URL']} != {self.url}"
+        self.pid = int(exports["PG_PID"])
+
+    @contextlib.contextmanager
+    def down(self, mode: str = "fast"):
+        """`with postgres.down():` the server is stopped inside the block and started again after it."""
+        self.stop(mode)
+        try:
+            yield self
+        finally:
+            self.start()
+
+
+def find_pg_bin() -> str | None:
+    """$PG_BIN, else the newest /usr/lib/postgresql/*/bin with initdb (as scripts/pg-start.sh)."""
+    explicit = os.environ.get("PG_BIN")
+    if explicit:
+        return explicit if os.access(os.path.join(explicit, "initdb"), os.X_OK) else None
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not found:
+        return None
+
+    def version(path: str) -> tuple[int, ...]:
+        parts = Path(path).parts[-3].split(".")
+        return tuple(int(p) if p.isdigit() else 0 for p in parts)
+
+    return os.path.dirname(max(found, key=version))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PgServer:
+    """A throwaway PostgreSQL for the session (scripts/pg-start.sh), stopped and wiped at the end."""
+    pg_bin = find_pg_bin()
+    if pg_bin is None or not (shutil.which("psql") or os.access(os.path.join(pg_bin, "psql"), os.X_OK)):
+        pytest.fail(
+            "PostgreSQL (server under /usr/lib/postgresql/*/bin, and psql) is not installed: "
+            "run `bash scripts/install-test-deps.sh` (or `make deps`), or set PG_BIN",
+            pytrace=False,
+        )
+    exports = _exports_of("pg-start.sh", {"PG_BIN": pg_bin}, drop=("PG_DIR", "PG_FRESH"))
+    server = PgServer(
+        url=exports["PG_URL"],
+        port=int(exports["PG_PORT"]),
+        dir=exports["PG_DIR"],
+        bin=exports["PG_BIN"],
+        pid=int(exports["PG_PID"]),
+    )
+    try:
+        yield server
+    finally:
+        _stop_service("pg-stop.sh", server.dir, "PG_WIPE")
+
+
+# ------------------------------------------------ OpenLDAP slapd
+
+
+@dataclass
+class SlapdServer:
+    """A slapd from scripts/slapd-start.sh; the seed (tests/interop/ldap/seed.ldif) has uid=lara
+    (lara-pw, ferryAccount, in cn=ftpusers), uid=leo (leo-pw) and cn=ferry-search (search-pw)."""
+
+    url: str  # ldap://127.0.0.1:PORT (StartTLS too)
+    ldaps_url: str  # ldaps://127.0.0.1:PORT2
+    ca: str  # the test CA (PEM) that signed the server certificate (127.0.0.1, localhost)
+    base: str  # dc=ferry,dc=test
+    admin_dn: str
+    admin_pw: str
+    dir: str
+    pid: int
+    search_dn: str = "cn=ferry-search,dc=ferry,dc=test"
+    search_pw: str = "search-pw"
+
+    def user_dn(self, uid: str) -> str:
+        return f"uid={uid},ou=people,{self.base}"
+
+    def client_env(self) -> dict[str, str]:
+        """The environment for the ldap* tools: the test CA, certificates checked."""
+        return dict(os.environ, LDAPTLS_CACERT=self.ca, LDAPTLS_REQCERT="demand")
+
+    def tool(self, *args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess:
+        """Runs an ldap* tool (ldapwhoami, ldapsearch, ldapmodify, ...) with client_env() (plus `env`)."""
+        return subprocess.run(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.client_env(), **env},
+        )
+
+    def stop(self) -> None:
+        env = dict(os.environ)
+        env.pop("LDAP_WIPE", None)
+        cp = subprocess.run(
+            ["bash", str(SCRIPTS / "slapd-stop.sh"), self.dir],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=env,
+        )  # fmt: skip
+        assert cp.returncode == 0, f"slapd-stop.sh failed: {cp.stderr.decode('utf-8', 'replace')}"
+
+    def start(self) -> None:
+        """Starts it again on the same ports, with the same data (scripts/slapd-start.sh)."""
+        exports = _exports_of("slapd-start.sh", {"LDAP_DIR": self.dir}, drop=("LDAP_FRESH",))
+        assert exports["LDAP_URL"] == self.url, f"slapd-start.sh restarted on another URL: {exports['LDAP_URL']}"
+        self.pid = int(exports["LDAP_PID"])
+
+    @contextlib.contextmanager
+    def down(self):
+        self.stop()
+        try:
+            yield self
+        finally:
+            self.start()
+
+
+@pytest.fixture(scope="session")
+def slapd() -> SlapdServer:
+    """A throwaway OpenLDAP slapd for the session (scripts/slapd-start.sh), stopped and wiped at the end."""
+    slapd_bin = os.environ.get("SLAPD_BIN") or ("/usr/sbin/slapd" if os.access("/usr/sbin/slapd", os.X_OK) else shutil.which("slapd"))
+    missing = [t for t in ("ldapwhoami", "ldapsearch") if shutil.which(t) is None]
+    if not slapd_bin or not os.access(slapd_bin, os.X_OK) or missing:
+        pytest.fail(
+            "OpenLDAP (slapd, and ldap-utils: ldapwhoami, ldapsearch) is not installed: "
+            "run `bash scripts/install-test-deps.sh` (or `make deps`)",
+            pytrace=False,
+        )
+    exports = _exports_of("slapd-start.sh", {"SLAPD_BIN": slapd_bin}, drop=("LDAP_DIR", "LDAP_FRESH"))
+    server = SlapdServer(
+        url=exports["LDAP_URL"],
+        ldaps_url=exports["LDAPS_URL"],
+        ca=exports["LDAP_CA"],
+        base=exports["LDAP_BASE"],
+        admin_dn=exports["LDAP_ADMIN_DN"],
+        admin_pw=exports["LDAP_ADMIN_PW"],
+        dir=exports["LDAP_DIR"],
+        pid=int(exports["LDAP_PID"]),
+    )
+    try:
+        yield server
+    finally:
+        _stop_service("slapd-stop.sh", server.dir, "LDAP_WIPE")
+
+
+# ------------------------------------------------ Garage, three nodes
+
+
+@dataclass
+class GarageCluster:
+    """Three Garage nodes (scripts/garage-cluster-start.sh), replication factor 3: any node serves the
+    bucket, and reads and writes need 2 of 3. Nodes are numbered 1, 2, 3 as in the scripts;
+    endpoints[0] is node 1's S3 API."""
+
+    endpoints: list[str]
+    region: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    dir: str
+    pids: list[int]
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoints[0]
+
+    def env(self, node: int = 1) -> S3Env:
+        """The S3Env (for s3_storage_toml, S3) of node 1, 2 or 3."""
+        return S3Env(self.endpoints[node - 1], self.region, self.bucket, self.access_key, self.secret_key)
+
+    def s3(self, node: int = 1) -> S3:
+        """curl --aws-sigv4 access to the bucket through node 1, 2 or 3."""
+        return S3(self.env(node))
+
+    def _node(self, action: str, node: int) -> None:
+        assert node in (1, 2, 3), f"node must be 1, 2 or 3, not {node!r}"
+        cp = subprocess.run(
+            ["bash", str(SCRIPTS / "garage-cluster-node.sh"), self.dir, action, str(node)],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert cp.returncode == 0, f"garage-cluster-node.sh {action} {node} failed:\n{cp.stderr.decode('utf-8', 'replace')}"
+        pids = parse_exports(cp.stdout.decode("utf-8")).get("GARAGE_PIDS", "")
+        self.pids = [int(p) for p in pids.split()]
+
+    def stop_node(self, node: int) -> None:
+        """Stops node 1, 2 or 3 (SIGTERM); its data stays."""
+        self._node("stop", node)
+
+    def start_node(self, node: int) -> None:
+        """Starts node 1, 2 or 3 again on its ports; returns once it serves the bucket."""
+        self._node("start", node)
+
+    @contextlib.contextmanager
+    def node_down(self, node: int):
+        """`with garage_cluster.node_down(2):` node 2 is stopped inside the block, started after it."""
+        self.stop_node(node)
+        try:
+            yield self
+        finally:
+            self.start_node(node)
+
+
+@pytest.fixture(scope="session")
+def garage_cluster() -> GarageCluster:
+    """A three-node Garage for the session (scripts/garage-cluster-start.sh), stopped and wiped at the end."""
+    garage_bin = find_garage()
+    if garage_bin is None:
+        pytest.fail(
+            "garage (three of them make the cluster) is not installed: run `bash scripts/install-garage.sh` "
+            "(or `make deps`), or set GARAGE_BIN",
+            pytrace=False,
+        )
+    exports = _exports_of(
+        "garage-cluster-start.sh", {"GARAGE_BIN": garage_bin}, drop=("GARAGE_CLUSTER_DIR", "GARAGE_FRESH")
+    )
+    cluster = GarageCluster(
+        endpoints=exports["S3_ENDPOINTS"].split(),
+        region=exports["S3_REGION"],
+        bucket=exports["S3_BUCKET"],
+        access_key=exports["AWS_ACCESS_KEY_ID"],
+        secret_key=exports["AWS_SECRET_ACCESS_KEY"],
+        dir=exports["GARAGE_CLUSTER_DIR"],
+        pids=[int(p) for p in exports["GARAGE_PIDS"].split()],
+    )
+    assert len(cluster.endpoints) == 3 and cluster.endpoints[0] == exports["S3_ENDPOINT"], exports
+    try:
+        yield cluster
+    finally:
+        _stop_service("garage-cluster-stop.sh", cluster.dir, "GARAGE_WIPE")
