@@ -60,6 +60,31 @@ pub enum Refused {
 pub struct Bans {
     config: BanConfig,
     map: Mutex<HashMap<IpAddr, Ban>>,
+    /// The cluster's bans (the accounts database), when the nodes share them.
+    shared: std::sync::OnceLock<Shared>,
+}
+
+/// Bans kept where every node of a cluster sees them (the accounts database).
+#[async_trait::async_trait]
+pub trait BanStore: Send + Sync + std::fmt::Debug {
+    /// Adds or replaces a ban.
+    async fn put(&self, ban: &Ban) -> Result<(), crate::limits::Unavailable>;
+    /// Lifts the ban on an address.
+    async fn delete(&self, ip: IpAddr) -> Result<(), crate::limits::Unavailable>;
+    /// The bans in force.
+    async fn load(&self) -> Result<Vec<Ban>, crate::limits::Unavailable>;
+}
+
+/// How often a node reads the cluster's bans (a ban made on one node holds on the others within
+/// this time).
+pub const SHARED_BANS_EVERY: Duration = Duration::from_millis(300);
+
+/// The cluster's bans, and this node's changes not yet written there.
+#[derive(Debug)]
+struct Shared {
+    store: std::sync::Arc<dyn BanStore>,
+    /// Changes on their way to the store: `Some` a ban, `None` a lifted one.
+    pending: std::sync::Arc<Mutex<HashMap<IpAddr, Option<Ban>>>>,
 }
 
 fn now_secs() -> u64 {
@@ -69,7 +94,73 @@ fn now_secs() -> u64 {
 impl Bans {
     /// No bans yet, none read from a file (whatever `config.state_file` says; it is written to).
     pub fn in_memory(config: BanConfig) -> Self {
-        Self { config, map: Mutex::new(HashMap::new()) }
+        Self { config, map: Mutex::new(HashMap::new()), shared: std::sync::OnceLock::new() }
+    }
+
+    /// Shares the bans with the other nodes through `store`: this node's bans are written there,
+    /// and the store's are read every [`SHARED_BANS_EVERY`] (in a task, until the process ends).
+    pub fn share(self: &std::sync::Arc<Self>, store: std::sync::Arc<dyn BanStore>) {
+        if self.shared.set(Shared { store, pending: std::sync::Arc::default() }).is_err() {
+            return;
+        }
+        let me = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut logged = false;
+            loop {
+                let Some(bans) = me.upgrade() else { return };
+                let Some(shared) = bans.shared.get() else { return };
+                match shared.store.load().await {
+                    Ok(list) => {
+                        logged = false;
+                        let pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        let mut map: HashMap<IpAddr, Ban> = list.into_iter().map(|b| (b.ip, b)).collect();
+                        for (ip, change) in pending {
+                            match change {
+                                Some(ban) => map.insert(ip, ban),
+                                None => map.remove(&ip),
+                            };
+                        }
+                        *bans.lock() = map;
+                    }
+                    Err(e) if !logged => {
+                        logged = true;
+                        tracing::warn!(error = %e, "cannot read the cluster's bans; keeping the last known");
+                    }
+                    Err(_) => {}
+                }
+                drop(bans);
+                tokio::time::sleep(SHARED_BANS_EVERY).await;
+            }
+        });
+    }
+
+    /// Writes a change to the cluster's store (in the background, retried until it is there).
+    fn publish(&self, ip: IpAddr, change: Option<Ban>) {
+        let Some(shared) = self.shared.get() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(ip, change.clone());
+        let (store, pending) = (shared.store.clone(), shared.pending.clone());
+        rt.spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                let r = match &change {
+                    Some(ban) => store.put(ban).await,
+                    None => store.delete(ip).await,
+                };
+                match r {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(%ip, error = %e, "ban change not written to the cluster yet; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.get(&ip) == Some(&change) {
+                p.remove(&ip);
+            }
+        });
     }
 
     /// The bans of `config`, with those of its state file that have not expired.
@@ -128,14 +219,20 @@ impl Bans {
             ban
         };
         self.save();
+        self.publish(ip, Some(ban.clone()));
         Ok(ban)
     }
 
     /// Lifts the ban on `ip`; false when there was none.
     pub fn remove(&self, ip: IpAddr) -> bool {
-        let removed = self.lock().remove(&ip.to_canonical()).is_some();
+        let ip = ip.to_canonical();
+        let removed = self.lock().remove(&ip).is_some();
         if removed {
             self.save();
+        }
+        if removed || self.shared.get().is_some() {
+            // Another node's ban may not have reached this one yet: lifted everywhere.
+            self.publish(ip, None);
         }
         removed
     }

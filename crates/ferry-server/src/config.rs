@@ -53,6 +53,8 @@ pub struct Config {
     /// Virtual hosts (`[[host]]`, RFC 7151 `HOST`).
     #[serde(rename = "host")]
     pub hosts: Vec<crate::hosts::HostConfig>,
+    /// Where the accounts live: the users file (default), PostgreSQL, LDAP or an HTTP service.
+    pub accounts: crate::auth::model::AccountsConfig,
 }
 
 /// The server process: the user it switches to after binding its ports, and its sandbox
@@ -459,6 +461,7 @@ impl Default for Config {
             bans: crate::bans::BanConfig::default(),
             hooks: Vec::new(),
             hosts: Vec::new(),
+            accounts: crate::auth::model::AccountsConfig::default(),
         }
     }
 }
@@ -482,6 +485,7 @@ impl Config {
         if self.listen.is_empty() {
             return err("listen: at least one address is needed");
         }
+        self.accounts.validate().map_err(ConfigError)?;
         if self.limits.max_sessions == 0 {
             return err("limits.max_sessions: must be at least 1");
         }

@@ -1,5 +1,8 @@
 //! Runtime limits shared by all sessions: failed-login tracking and temporary bans per source IP,
 //! sessions per account, quota usage per account, and the per-transfer rate limiter.
+//!
+//! A node keeps these in memory. With an accounts database ([`Cluster`], PostgreSQL), the session
+//! counts, the quota ledger and the bans live there instead, shared by every node.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,12 +34,173 @@ pub struct FailureVerdict {
 #[derive(Debug)]
 pub struct LimitState {
     /// Banned addresses.
-    pub bans: crate::bans::Bans,
+    pub bans: Arc<crate::bans::Bans>,
     ips: Mutex<HashMap<IpAddr, IpRecord>>,
     accounts: Mutex<HashMap<String, u32>>,
-    usage: Mutex<HashMap<String, Arc<Mutex<Usage>>>>,
+    usage: Mutex<HashMap<String, Arc<LocalLedger>>>,
     /// Segmented uploads in progress (`SITE SEGMENT`).
     pub segments: crate::segments::Segments,
+    /// Where the nodes of a cluster share session counts, quotas and bans, when they do.
+    pub cluster: Option<Arc<dyn Cluster>>,
+}
+
+/// Why the state the nodes share could not be used: the accounts database is unreachable.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("accounts store unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// What the nodes of a cluster share through the accounts database: session counts per account,
+/// quota ledgers and bans.
+#[async_trait::async_trait]
+pub trait Cluster: Send + Sync + std::fmt::Debug {
+    /// Claims one of `max` sessions of `account` on all nodes; `None` when they are all taken.
+    /// The slot is released when the returned value is dropped.
+    async fn claim_session(&self, account: &str, max: u32) -> Result<Option<Box<dyn Released>>, Unavailable>;
+    /// The quota ledger of an account with these limits.
+    fn ledger(&self, account: &str, quota_bytes: Option<u64>, quota_files: Option<u64>) -> Arc<dyn QuotaLedger>;
+    /// The bans all nodes see.
+    fn bans(&self) -> Arc<dyn crate::bans::BanStore>;
+    /// Starts what keeps this node's share alive (called once, in the runtime).
+    fn start(&self) {}
+}
+
+/// Something given back when dropped (a session slot in the accounts database).
+pub trait Released: Send + Sync + std::fmt::Debug {}
+
+/// An account's quota: what it uses, and the bytes that uploads in progress have reserved.
+///
+/// An upload reserves as its bytes arrive (in growing steps), so that two uploads of the same
+/// account, on one node or on two, cannot together go beyond the quota: the reservation that
+/// does not fit is refused and that upload gets 552. When the upload ends, [`QuotaLedger::settle`]
+/// replaces its reservation by what it really changed.
+#[async_trait::async_trait]
+pub trait QuotaLedger: Send + Sync + std::fmt::Debug {
+    /// The bytes and files used now (not counting reservations).
+    async fn usage(&self) -> Result<Usage, Unavailable>;
+    /// Reserves between `need` and `want` more bytes for upload `id`: the bytes granted (at least
+    /// `need`), or 0 when not even `need` fits in the quota. When uploads contend for the last of
+    /// the quota the older one wins: it may revoke younger ones, which then get 0 here and
+    /// `false` from [`QuotaLedger::confirm`].
+    async fn reserve(&self, id: u64, need: u64, want: u64) -> Result<u64, Unavailable>;
+    /// Upload `id` is about to be put in place: `false` when an older upload revoked its
+    /// reservation (it must be undone); afterwards it can no longer be revoked.
+    async fn confirm(&self, id: u64) -> Result<bool, Unavailable>;
+    /// Ends reservation `id` (when there is one) and records a change of the usage, once per id
+    /// (a retried call changes nothing more).
+    async fn settle(&self, id: u64, bytes: i64, files: i64) -> Result<(), Unavailable>;
+    /// The account's byte quota, when it has one.
+    fn quota_bytes(&self) -> Option<u64>;
+    /// The account's file quota, when it has one.
+    fn quota_files(&self) -> Option<u64>;
+}
+
+/// A fresh id for an upload's reservation (unique in this process).
+pub fn reservation_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Settles `id` in the background, retrying until the ledger answers (the accounts database may
+/// be down for a while: the change is applied once it is back, exactly once).
+pub fn settle_later(ledger: Arc<dyn QuotaLedger>, id: u64, bytes: i64, files: i64) {
+    tokio::spawn(async move {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match ledger.settle(id, bytes, files).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, bytes, files, "quota change not recorded yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    });
+}
+
+/// The quota ledger of one account on one node: measured from its root at the first login, kept
+/// in memory.
+#[derive(Debug)]
+pub struct LocalLedger {
+    state: Mutex<(Usage, HashMap<u64, Held>)>,
+    quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
+}
+
+/// A reservation in a [`LocalLedger`] (ids grow with time: a smaller one is older).
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    bytes: u64,
+    revoked: bool,
+    confirmed: bool,
+}
+
+impl LocalLedger {
+    /// A ledger starting at `usage`.
+    pub fn new(usage: Usage, quota_bytes: Option<u64>, quota_files: Option<u64>) -> Self {
+        Self { state: Mutex::new((usage, HashMap::new())), quota_bytes, quota_files }
+    }
+}
+
+#[async_trait::async_trait]
+impl QuotaLedger for LocalLedger {
+    async fn usage(&self) -> Result<Usage, Unavailable> {
+        Ok(self.state.lock().unwrap_or_else(|p| p.into_inner()).0)
+    }
+
+    async fn reserve(&self, id: u64, need: u64, want: u64) -> Result<u64, Unavailable> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.1.get(&id).is_some_and(|h| h.revoked) {
+            return Ok(0);
+        }
+        let quota = self.quota_bytes.unwrap_or(u64::MAX);
+        let room = |s: &(Usage, HashMap<u64, Held>), counts: &dyn Fn(u64, &Held) -> bool| {
+            let held: u64 = s.1.iter().filter(|(k, h)| !h.revoked && counts(**k, h)).map(|(_, h)| h.bytes).sum();
+            quota.saturating_sub(s.0.bytes.saturating_add(held))
+        };
+        let mut free = room(&s, &|_, _| true);
+        if free < need {
+            // Only what older or confirmed uploads hold counts against this one.
+            free = room(&s, &|k, h| h.confirmed || k <= id);
+            if free < need {
+                return Ok(0);
+            }
+            for (_, h) in s.1.iter_mut().filter(|(k, h)| **k > id && !h.confirmed) {
+                h.revoked = true;
+            }
+        }
+        let granted = want.max(need).min(free);
+        s.1.entry(id).or_default().bytes += granted;
+        Ok(granted)
+    }
+
+    async fn confirm(&self, id: u64) -> Result<bool, Unavailable> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(match s.1.get_mut(&id) {
+            Some(h) if h.revoked => false,
+            Some(h) => {
+                h.confirmed = true;
+                true
+            }
+            None => true,
+        })
+    }
+
+    async fn settle(&self, id: u64, bytes: i64, files: i64) -> Result<(), Unavailable> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.1.remove(&id);
+        s.0.bytes = s.0.bytes.saturating_add_signed(bytes);
+        s.0.files = s.0.files.saturating_add_signed(files);
+        Ok(())
+    }
+
+    fn quota_bytes(&self) -> Option<u64> {
+        self.quota_bytes
+    }
+
+    fn quota_files(&self) -> Option<u64> {
+        self.quota_files
+    }
 }
 
 /// Bytes and files under an account's root.
@@ -50,19 +214,20 @@ pub struct Usage {
 
 impl Default for LimitState {
     fn default() -> Self {
-        Self::new(crate::bans::Bans::in_memory(crate::bans::BanConfig::default()))
+        Self::new(crate::bans::Bans::in_memory(crate::bans::BanConfig::default()), None)
     }
 }
 
 impl LimitState {
-    /// The state of a server with these bans.
-    pub fn new(bans: crate::bans::Bans) -> Self {
+    /// The state of a server with these bans, and the cluster it shares limits with.
+    pub fn new(bans: crate::bans::Bans, cluster: Option<Arc<dyn Cluster>>) -> Self {
         Self {
-            bans,
+            bans: Arc::new(bans),
             ips: Mutex::default(),
             accounts: Mutex::default(),
             usage: Mutex::default(),
             segments: crate::segments::Segments::default(),
+            cluster,
         }
     }
 
@@ -104,26 +269,49 @@ impl LimitState {
         self.ips.lock().unwrap_or_else(|p| p.into_inner()).remove(&ip);
     }
 
-    /// Claims a session slot for an account; `None` when it has `max` already.
-    pub fn claim_account(self: &Arc<Self>, name: &str, max: Option<u32>) -> Option<AccountSlot> {
+    /// Claims a session slot for an account (on every node of a cluster, when `max` is set and
+    /// there is one); `Ok(None)` when it has `max` already.
+    pub async fn claim_account(
+        self: &Arc<Self>,
+        name: &str,
+        max: Option<u32>,
+    ) -> Result<Option<AccountSlot>, Unavailable> {
+        let shared = match (&self.cluster, max) {
+            (Some(cluster), Some(max)) => match cluster.claim_session(name, max).await? {
+                Some(slot) => Some(slot),
+                None => return Ok(None),
+            },
+            _ => None,
+        };
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         let n = accounts.entry(name.to_string()).or_insert(0);
-        if max.is_some_and(|m| *n >= m) {
-            return None;
+        if shared.is_none() && max.is_some_and(|m| *n >= m) {
+            return Ok(None);
         }
         *n += 1;
-        Some(AccountSlot { state: self.clone(), name: name.to_string() })
+        Ok(Some(AccountSlot { state: self.clone(), name: name.to_string(), _shared: shared }))
     }
 
-    /// The usage record of an account, measured from its root the first time.
-    pub async fn usage(&self, account: &str, root: &Path) -> Arc<Mutex<Usage>> {
+    /// The quota ledger of an account: the cluster's, else one measured from its root the first
+    /// time and kept in memory.
+    pub async fn ledger(
+        &self,
+        account: &str,
+        root: &Path,
+        limits: &crate::auth::AccountLimits,
+    ) -> Arc<dyn QuotaLedger> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.ledger(account, limits.quota_bytes, limits.quota_files);
+        }
         if let Some(u) = self.usage.lock().unwrap_or_else(|p| p.into_inner()).get(account) {
             return u.clone();
         }
         let root = root.to_path_buf();
         let measured = tokio::task::spawn_blocking(move || measure(&root)).await.unwrap_or_default();
         let mut map = self.usage.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(account.to_string()).or_insert_with(|| Arc::new(Mutex::new(measured))).clone()
+        map.entry(account.to_string())
+            .or_insert_with(|| Arc::new(LocalLedger::new(measured, limits.quota_bytes, limits.quota_files)))
+            .clone()
     }
 }
 
@@ -146,11 +334,12 @@ pub fn measure(root: &Path) -> Usage {
     u
 }
 
-/// A logged-in session of an account; released on drop.
+/// A logged-in session of an account; released on drop (here, and in the cluster's count).
 #[derive(Debug)]
 pub struct AccountSlot {
     state: Arc<LimitState>,
     name: String,
+    _shared: Option<Box<dyn Released>>,
 }
 
 impl Drop for AccountSlot {
@@ -223,15 +412,57 @@ mod tests {
         assert!(s.is_banned(ip), "a success does not lift a ban");
     }
 
-    #[test]
-    fn account_slots() {
+    #[tokio::test]
+    async fn account_slots() {
         let s = Arc::new(LimitState::default());
-        let a = s.claim_account("u", Some(2)).unwrap();
-        let _b = s.claim_account("u", Some(2)).unwrap();
-        assert!(s.claim_account("u", Some(2)).is_none());
+        let a = s.claim_account("u", Some(2)).await.unwrap().unwrap();
+        let _b = s.claim_account("u", Some(2)).await.unwrap().unwrap();
+        assert!(s.claim_account("u", Some(2)).await.unwrap().is_none());
         drop(a);
-        assert!(s.claim_account("u", Some(2)).is_some());
-        assert!(s.claim_account("v", None).is_some());
+        assert!(s.claim_account("u", Some(2)).await.unwrap().is_some());
+        assert!(s.claim_account("v", None).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn reservations_never_add_up_beyond_the_quota() {
+        let l = LocalLedger::new(Usage { bytes: 1000, files: 1 }, Some(3000), None);
+        assert_eq!(l.reserve(1, 500, 800).await.unwrap(), 800);
+        // 1200 left; the second upload wants 1500 but needs only 1000.
+        assert_eq!(l.reserve(2, 1000, 1500).await.unwrap(), 1200);
+        assert_eq!(l.reserve(3, 1, 1).await.unwrap(), 0, "full: nothing granted to a younger upload");
+        l.settle(1, 700, 1).await.unwrap();
+        assert_eq!(l.usage().await.unwrap(), Usage { bytes: 1700, files: 2 });
+        // Upload 1's unused 100 bytes came back.
+        assert_eq!(l.reserve(3, 100, 100).await.unwrap(), 100);
+        l.settle(2, -1700, -2).await.unwrap();
+        assert_eq!(l.usage().await.unwrap(), Usage { bytes: 0, files: 0 });
+    }
+
+    #[tokio::test]
+    async fn the_older_upload_wins_the_last_of_the_quota() {
+        // Two 2000-byte uploads, 3000 bytes of quota, reserving in lockstep.
+        let l = LocalLedger::new(Usage::default(), Some(3000), None);
+        assert_eq!(l.reserve(1, 1000, 1000).await.unwrap(), 1000);
+        assert_eq!(l.reserve(2, 1000, 1000).await.unwrap(), 1000);
+        // The older one needs 1000 more: only 1000 is free, so it gets it.
+        assert_eq!(l.reserve(1, 1000, 1000).await.unwrap(), 1000);
+        // The younger one wants 1000 more: nothing left, and it was not revoked (room was there).
+        assert_eq!(l.reserve(2, 1000, 1000).await.unwrap(), 0);
+        assert!(l.confirm(1).await.unwrap());
+        // Contention the other way: the younger holds room the older needs.
+        let l = LocalLedger::new(Usage::default(), Some(3000), None);
+        assert_eq!(l.reserve(1, 1000, 1000).await.unwrap(), 1000);
+        assert_eq!(l.reserve(2, 1500, 1500).await.unwrap(), 1500);
+        assert_eq!(l.reserve(1, 1000, 1000).await.unwrap(), 1000, "older: granted, the younger revoked");
+        assert_eq!(l.reserve(2, 1, 1).await.unwrap(), 0);
+        assert!(!l.confirm(2).await.unwrap(), "revoked: undone before it commits");
+        assert!(l.confirm(1).await.unwrap());
+        // A confirmed upload is never revoked.
+        let l = LocalLedger::new(Usage::default(), Some(3000), None);
+        assert_eq!(l.reserve(1, 1000, 1000).await.unwrap(), 1000);
+        assert_eq!(l.reserve(2, 2000, 2000).await.unwrap(), 2000);
+        assert!(l.confirm(2).await.unwrap());
+        assert_eq!(l.reserve(1, 1000, 1000).await.unwrap(), 0);
     }
 
     #[tokio::test]

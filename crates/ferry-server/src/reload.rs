@@ -81,6 +81,7 @@ const FIELDS: &[Field] = &[
     field!("log", log, restart),
     field!("bans", bans, restart),
     field!("hooks", hooks, restart),
+    field!("accounts", accounts, restart),
     field!("proxy_protocol", proxy_protocol, restart),
     field!("host", hosts, restart),
 ];
@@ -183,6 +184,7 @@ mod tests {
             bans: _,
             hooks: _,
             hosts: _,
+            accounts: _,
         } = c;
     }
 

@@ -198,6 +198,11 @@ pub fn too_many_account_sessions() -> Reply {
     r(C::NOT_LOGGED_IN, "Too many sessions for this account; try again later.")
 }
 
+/// 421 when the accounts store (database, directory, auth service) cannot be reached at login.
+pub fn accounts_unavailable() -> Reply {
+    r(C::SERVICE_NOT_AVAILABLE, "Service not available: accounts cannot be checked now; try again later.")
+}
+
 /// 230 after a login.
 pub fn logged_in() -> Reply {
     r(C::LOGGED_IN, "Login successful.")

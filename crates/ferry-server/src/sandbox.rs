@@ -170,7 +170,12 @@ impl Plan {
             }
         }
         let webhooks: Vec<&str> = config.hooks.iter().filter_map(|h| h.url.as_deref()).collect();
-        if config.storage.kind == StorageKind::S3 || !webhooks.is_empty() {
+        let store = config.accounts.kind != crate::auth::model::AccountsKind::File;
+        if let Some(port) = config.accounts.port().filter(|_| store) {
+            // The accounts store (PostgreSQL, LDAP, the HTTP auth service).
+            plan.connect.push(port..=port);
+        }
+        if config.storage.kind == StorageKind::S3 || !webhooks.is_empty() || store {
             let env = ["SSL_CERT_FILE", "SSL_CERT_DIR"].into_iter().filter_map(std::env::var_os).map(PathBuf::from);
             let system: Vec<PathBuf> = SYSTEM_FILES.iter().map(PathBuf::from).chain(env).collect();
             for path in &system {

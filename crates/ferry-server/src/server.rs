@@ -56,9 +56,38 @@ pub(crate) struct Accounts {
     pub default: Arc<dyn Authenticator>,
     /// The virtual hosts.
     pub hosts: crate::hosts::Hosts,
+    /// Why the accounts store cannot be reached, when it cannot (probed every second, for
+    /// `/readyz`).
+    pub unreachable: Mutex<Option<String>>,
 }
 
 impl Accounts {
+    /// Probes the default accounts store every second and records whether it answers.
+    fn watch(shared: &Arc<Shared>) {
+        let weak = Arc::downgrade(shared);
+        tokio::spawn(async move {
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                let auth = shared.accounts.default.clone();
+                let health = auth.health().await.err();
+                if let Some(e) = &health {
+                    let mut seen = shared.accounts.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+                    if seen.is_none() {
+                        tracing::error!(error = %e, "the accounts store is unreachable: logins get 421");
+                    }
+                    *seen = health;
+                } else {
+                    let mut seen = shared.accounts.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+                    if seen.take().is_some() {
+                        tracing::info!("the accounts store answers again");
+                    }
+                }
+                drop(shared);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
     /// The users of `host` (the default host's when `None`).
     pub fn of(&self, host: Option<&crate::hosts::VirtualHost>) -> Arc<dyn Authenticator> {
         host.map_or_else(|| self.default.clone(), |h| h.auth.clone())
@@ -107,7 +136,9 @@ impl Shared {
             StorageKind::Local => {
                 Arc::new(LocalStorage::open(&user.root)?.with_upload_digests(config.storage.upload_digests))
             }
-            StorageKind::S3 => Arc::new(S3Storage::open(&config.storage, &s3_prefix(&config.root, &user.root))?),
+            StorageKind::S3 => {
+                Arc::new(S3Storage::open(&config.storage, &crate::storage::s3::user_prefix(&config.root, &user.root))?)
+            }
         };
         if roots.len() > 1024 {
             roots.retain(|_, w| w.strong_count() > 0);
@@ -138,19 +169,6 @@ impl Shared {
     pub fn sessions(&self) -> usize {
         self.conns.total.load(Ordering::Relaxed)
     }
-}
-
-/// A user's key prefix on S3: the part of their root below the server's root, or the root itself
-/// without its leading `/`.
-fn s3_prefix(server_root: &std::path::Path, root: &std::path::Path) -> String {
-    let rel = root.strip_prefix(server_root).unwrap_or(root);
-    rel.components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// A counted connection; uncounted when dropped. It is held by its session, which reports its
@@ -311,6 +329,8 @@ pub struct Bound {
     bans: crate::bans::Bans,
     /// The hook runner's input, when command hooks are configured.
     runner: Option<crate::hooks::RunnerInput>,
+    /// Where session counts, quotas and bans are shared with other nodes, when they are.
+    cluster: Option<Arc<dyn crate::limits::Cluster>>,
 }
 
 impl Bound {
@@ -318,6 +338,13 @@ impl Bound {
     /// users files).
     pub fn with_hosts(mut self, hosts: Vec<crate::hosts::VirtualHost>) -> Self {
         self.hosts = crate::hosts::Hosts::new(hosts);
+        self
+    }
+
+    /// Shares session counts, quotas and bans with the other nodes through `cluster` (the
+    /// accounts database).
+    pub fn with_cluster(mut self, cluster: Arc<dyn crate::limits::Cluster>) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -335,7 +362,7 @@ impl Bound {
     /// Registers the listeners with the runtime and, with S3 storage, checks that the bucket can
     /// be reached (at start-up, not at the first login).
     pub async fn start(self) -> io::Result<Server> {
-        let Bound { config, auth, hosts, tls, listeners, events, admin, bans, runner } = self;
+        let Bound { config, auth, hosts, tls, listeners, events, admin, bans, runner, cluster } = self;
         if config.storage.kind == StorageKind::S3 {
             S3Storage::open(&config.storage, "")?.check().await.map_err(|e| {
                 io::Error::new(
@@ -354,10 +381,10 @@ impl Bound {
         let proxy = ProxyTrust::from_config(&config.proxy_protocol).map(Arc::new);
         let shared = Arc::new(Shared {
             config: Current(std::sync::RwLock::new(Arc::new(config))),
-            accounts: Accounts { default: auth, hosts },
+            accounts: Accounts { default: auth, hosts, unreachable: Mutex::new(None) },
             tls,
             shutdown: CancellationToken::new(),
-            limit_state: Arc::new(crate::limits::LimitState::new(bans)),
+            limit_state: Arc::new(crate::limits::LimitState::new(bans, cluster.clone())),
             proxy,
             fds: crate::fds::Descriptors::new(),
             events,
@@ -371,6 +398,13 @@ impl Bound {
         });
         if let Some(t) = &shared.tls {
             shared.events.metrics.certificate_expires(t.not_after());
+        }
+        if shared.config().accounts.kind != crate::auth::model::AccountsKind::File {
+            Accounts::watch(&shared);
+        }
+        if let Some(cluster) = &cluster {
+            cluster.start();
+            shared.limit_state.bans.share(cluster.bans());
         }
         let admin_addr = admin.local_addr();
         admin.spawn(shared.clone())?;
@@ -441,6 +475,7 @@ impl Server {
             admin,
             bans,
             runner: None,
+            cluster: None,
         })
     }
 
@@ -618,9 +653,9 @@ mod tests {
     #[test]
     fn s3_prefixes_from_roots() {
         let server = Path::new("/srv/ftp");
-        assert_eq!(super::s3_prefix(server, Path::new("/srv/ftp")), "");
-        assert_eq!(super::s3_prefix(server, Path::new("/srv/ftp/alice")), "alice");
-        assert_eq!(super::s3_prefix(server, Path::new("/home/bob/")), "home/bob");
-        assert_eq!(super::s3_prefix(server, Path::new("carol/../x")), "carol/x");
+        assert_eq!(crate::storage::s3::user_prefix(server, Path::new("/srv/ftp")), "");
+        assert_eq!(crate::storage::s3::user_prefix(server, Path::new("/srv/ftp/alice")), "alice");
+        assert_eq!(crate::storage::s3::user_prefix(server, Path::new("/home/bob/")), "home/bob");
+        assert_eq!(crate::storage::s3::user_prefix(server, Path::new("carol/../x")), "carol/x");
     }
 }

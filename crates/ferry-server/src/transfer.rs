@@ -54,7 +54,7 @@ pub enum Job {
         /// fsync before reporting success.
         fsync: bool,
         /// The account's quota, when it has one.
-        quota: Option<QuotaGuard>,
+        quota: Option<Box<QuotaGuard>>,
         /// Verification before the upload is published, when `upload.verify` hooks are set.
         verify: Option<Verify>,
         /// A segment of a segmented upload: where it starts.
@@ -71,15 +71,123 @@ pub struct Segment {
     pub offset: u64,
 }
 
-/// Quota bookkeeping for one upload.
-#[derive(Debug, Clone)]
+/// Quota bookkeeping for one upload: it reserves room in the account's ledger as its bytes
+/// arrive, in steps that double (a small upload reserves little, a large one asks rarely), and
+/// settles what it really changed when it ends.
+#[derive(Debug)]
 pub struct QuotaGuard {
-    /// The account's usage, updated when the upload commits.
-    pub usage: Arc<std::sync::Mutex<crate::limits::Usage>>,
-    /// Bytes this upload may write before it is refused (552) and undone.
-    pub cap: Option<u64>,
-    /// The file's length before the upload (`None`: a new file).
-    pub old_len: Option<u64>,
+    ledger: Arc<dyn crate::limits::QuotaLedger>,
+    /// This upload's reservation.
+    id: u64,
+    /// Bytes it may write without reserving: what it replaces of the old file.
+    credit: u64,
+    /// Bytes reserved so far.
+    reserved: u64,
+    /// The next reservation's size.
+    step: u64,
+    /// The length of the file it replaces or extends.
+    old_len: Option<u64>,
+    /// The ledger could not be reached (the accounts database is down): the upload goes on and
+    /// is settled once it is back.
+    unreserved: bool,
+}
+
+/// The first reservation of an upload; each next one doubles, up to [`RESERVE_MAX`].
+const RESERVE_FIRST: u64 = 256 * 1024;
+/// The largest reservation step.
+const RESERVE_MAX: u64 = 64 << 20;
+
+impl QuotaGuard {
+    /// The bookkeeping of an upload that may write `credit` bytes before reserving any (what it
+    /// replaces), over a file of `old_len` bytes (none: a new file).
+    pub fn new(ledger: Arc<dyn crate::limits::QuotaLedger>, credit: u64, old_len: Option<u64>) -> Self {
+        let credit = if ledger.quota_bytes().is_none() { u64::MAX } else { credit };
+        let id = crate::limits::reservation_id();
+        Self { ledger, id, credit, reserved: 0, step: RESERVE_FIRST, old_len, unreserved: false }
+    }
+
+    fn fits(&self, total: u64) -> bool {
+        self.unreserved || total <= self.credit.saturating_add(self.reserved)
+    }
+
+    /// Makes room for `total` bytes in all: `NoSpace` when the quota has none left.
+    async fn allow(&mut self, total: u64) -> Result<(), TransferError> {
+        if self.fits(total) {
+            return Ok(());
+        }
+        let need = total - self.credit.saturating_add(self.reserved);
+        match self.ledger.reserve(self.id, need, need.max(self.step)).await {
+            Ok(0) => Err(TransferError::Storage(StorageError::NoSpace)),
+            Ok(granted) => {
+                self.reserved += granted;
+                self.step = (self.step * 2).min(RESERVE_MAX);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "quota reservation not possible: the upload goes on unreserved");
+                self.unreserved = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the upload may be put in place: `false` when an older upload of the account took
+    /// its room (it is then undone).
+    async fn confirm(&self) -> bool {
+        if self.reserved == 0 || self.unreserved {
+            return true;
+        }
+        match self.ledger.confirm(self.id).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(error = %e, "quota reservation not confirmed: the upload is kept");
+                true
+            }
+        }
+    }
+
+    /// The upload is in place with `len` bytes: the usage changes by what it added.
+    async fn committed(self: Box<Self>, len: u64) {
+        let (bytes, files) = (len as i64 - self.old_len.unwrap_or(0) as i64, i64::from(self.old_len.is_none()));
+        self.settle(bytes, files).await;
+    }
+
+    /// The upload was undone: its reservation is given back.
+    async fn undone(self: Box<Self>) {
+        self.settle(0, 0).await;
+    }
+
+    async fn settle(self: Box<Self>, bytes: i64, files: i64) {
+        if self.ledger.settle(self.id, bytes, files).await.is_err() {
+            crate::limits::settle_later(self.ledger, self.id, bytes, files);
+        }
+    }
+}
+
+/// How much an upload may still write: the room of its segment, and its account's quota.
+#[derive(Debug, Default)]
+struct Budget {
+    /// A segment may not reach past the size announced for the whole.
+    room: Option<u64>,
+    quota: Option<Box<QuotaGuard>>,
+}
+
+impl Budget {
+    /// Whether `total` bytes fit without asking anyone.
+    fn fits(&self, total: u64) -> bool {
+        self.room.is_none_or(|r| total <= r) && self.quota.as_ref().is_none_or(|q| q.fits(total))
+    }
+
+    /// Makes room for `total` bytes, or says there is none (552, and the upload is undone).
+    async fn allow(&mut self, total: u64) -> Result<(), TransferError> {
+        if self.room.is_some_and(|r| total > r) {
+            return Err(TransferError::Storage(StorageError::NoSpace));
+        }
+        match &mut self.quota {
+            Some(q) => q.allow(total).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Why a transfer failed.
@@ -349,10 +457,7 @@ async fn run_job<S: DataIo>(
         Job::Receive { mut upload, ascii, fsync, quota, verify, segment } => {
             // A segment may not reach past the size announced for the whole.
             let room = segment.as_ref().map(|s| s.upload.size.saturating_sub(s.offset));
-            let cap = match (quota.as_ref().and_then(|q| q.cap), room) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let mut budget = Budget { room, quota };
             let splice = match stream.plain_tcp() {
                 Some(_) if !ascii && rate.is_none() => upload.splice_target(),
                 _ => None,
@@ -362,22 +467,34 @@ async fn run_job<S: DataIo>(
                     // What has arrived is read first: a small upload ends here, and the storage
                     // writes it as it commits, with no pipe and no thread of its own.
                     let head = tokio::select! {
-                        r = read_head(&mut stream, cap, progress, timeout) => r,
+                        r = read_head(&mut stream, &mut budget, progress, timeout) => r,
                         () = cancel.cancelled() => Err(TransferError::Aborted),
                     };
                     match head {
                         Ok((head, true)) => Ok(head),
                         Ok((head, false)) => match stream.plain_tcp() {
-                            Some(tcp) => splice_in(tcp, file, head, cap, progress.clone(), timeout, cancel.clone())
-                                .await
-                                .map(|()| Vec::new()),
+                            Some(tcp) => {
+                                let spliced = splice_in(
+                                    tcp,
+                                    file,
+                                    head,
+                                    std::mem::take(&mut budget),
+                                    progress.clone(),
+                                    timeout,
+                                    cancel.clone(),
+                                )
+                                .await;
+                                let r;
+                                (r, budget) = spliced;
+                                r.map(|()| Vec::new())
+                            }
                             None => Err(TransferError::Data(io::Error::other("data connection is not plain TCP"))),
                         },
                         Err(e) => Err(e),
                     }
                 }
                 None => tokio::select! {
-                    r = receive(&mut stream, &mut *upload, ascii, rate, cap, progress, timeout) => r,
+                    r = receive(&mut stream, &mut *upload, ascii, rate, &mut budget, progress, timeout) => r,
                     () = cancel.cancelled() => Err(TransferError::Aborted),
                 },
             };
@@ -387,11 +504,25 @@ async fn run_job<S: DataIo>(
                 let _ = tokio::time::timeout(timeout, stream.shutdown()).await;
             }
             drop(stream);
+            let quota = budget.quota;
+            let r = match (r, &quota) {
+                (Ok(_), Some(q)) if !q.confirm().await => Err(TransferError::Storage(StorageError::NoSpace)),
+                (r, _) => r,
+            };
             match r {
                 Ok(last) => {
-                    let len = match verify {
-                        None => upload.finish(last, fsync).await.map_err(TransferError::Storage)?,
-                        Some(v) => v.commit(upload, last, fsync).await?,
+                    let finished = match verify {
+                        None => upload.finish(last, fsync).await.map_err(TransferError::Storage),
+                        Some(v) => v.commit(upload, last, fsync).await,
+                    };
+                    let len = match finished {
+                        Ok(len) => len,
+                        Err(e) => {
+                            if let Some(q) = quota {
+                                q.undone().await;
+                            }
+                            return Err(e);
+                        }
                     };
                     if let Some(s) = segment {
                         // The file's length is where the furthest write ended, not this
@@ -400,19 +531,25 @@ async fn run_job<S: DataIo>(
                         s.upload.received(s.offset, s.offset + received);
                     }
                     if let Some(q) = quota {
-                        let mut u = q.usage.lock().unwrap_or_else(|p| p.into_inner());
-                        u.bytes = (u.bytes + len).saturating_sub(q.old_len.unwrap_or(0));
-                        u.files += u64::from(q.old_len.is_none());
+                        q.committed(len).await;
                     }
                     Ok(())
                 }
                 Err(TransferError::Storage(StorageError::NoSpace)) => {
                     // Over quota: undo the upload entirely, so nothing else is lost.
                     upload.discard().await;
+                    if let Some(q) = quota {
+                        q.undone().await;
+                    }
                     Err(TransferError::Storage(StorageError::NoSpace))
                 }
                 Err(e) => {
                     upload.abort().await;
+                    if let Some(q) = quota {
+                        // Kept bytes of an aborted upload (REST resumes them) count; the rest of
+                        // the reservation comes back.
+                        q.undone().await;
+                    }
                     Err(e)
                 }
             }
@@ -572,13 +709,13 @@ async fn receive<S: DataIo>(
     upload: &mut dyn Upload,
     ascii: bool,
     rate: Option<u64>,
-    cap: Option<u64>,
+    budget: &mut Budget,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<Vec<u8>, TransferError> {
     let mut throttle = rate.map(Throttle::new);
     if !ascii && throttle.is_none() {
-        return receive_binary(stream, upload, cap, progress, timeout).await;
+        return receive_binary(stream, upload, budget, progress, timeout).await;
     }
     let mut buf = vec![0u8; throttle.as_ref().map(|t| t.chunk()).unwrap_or(BUF)];
     let mut conv = ascii::FromWire::new();
@@ -590,8 +727,8 @@ async fn receive<S: DataIo>(
             break;
         }
         total += n as u64;
-        if cap.is_some_and(|c| total > c) {
-            return Err(TransferError::Storage(StorageError::NoSpace));
+        if !budget.fits(total) {
+            budget.allow(total).await?;
         }
         progress.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(t) = throttle.as_mut() {
@@ -620,13 +757,13 @@ async fn receive<S: DataIo>(
 async fn receive_binary<S: DataIo>(
     stream: &mut S,
     upload: &mut dyn Upload,
-    cap: Option<u64>,
+    budget: &mut Budget,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<Vec<u8>, TransferError> {
     let mut buf = Vec::with_capacity(RECEIVE_CHUNK);
     let mut total = 0u64;
-    while !fill(stream, &mut buf, &mut total, cap, progress, timeout).await? {
+    while !fill(stream, &mut buf, &mut total, budget, progress, timeout).await? {
         buf = upload.write_owned(buf).await.map_err(|e| TransferError::Storage(e.into()))?;
         buf.clear();
         buf.reserve(RECEIVE_CHUNK);
@@ -637,22 +774,22 @@ async fn receive_binary<S: DataIo>(
 /// Reads the start of an upload, up to [`HEAD`] bytes; `true` with it when that was all of it.
 async fn read_head<S: DataIo>(
     stream: &mut S,
-    cap: Option<u64>,
+    budget: &mut Budget,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<(Vec<u8>, bool), TransferError> {
     let mut head = Vec::with_capacity(HEAD);
-    let eof = fill(stream, &mut head, &mut 0, cap, progress, timeout).await?;
+    let eof = fill(stream, &mut head, &mut 0, budget, progress, timeout).await?;
     Ok((head, eof))
 }
 
 /// Reads into `buf` until it is full (`false`) or the data connection ends (`true`), counting
-/// the bytes in `total` against the quota `cap` and in `progress`.
+/// the bytes in `total` against the `budget` and in `progress`.
 async fn fill<S: DataIo>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     total: &mut u64,
-    cap: Option<u64>,
+    budget: &mut Budget,
     progress: &AtomicU64,
     timeout: Duration,
 ) -> Result<bool, TransferError> {
@@ -662,8 +799,8 @@ async fn fill<S: DataIo>(
             Err(_) => return Err(TransferError::Data(io::ErrorKind::TimedOut.into())),
         };
         *total += n as u64;
-        if cap.is_some_and(|c| *total > c) {
-            return Err(TransferError::Storage(StorageError::NoSpace));
+        if !budget.fits(*total) {
+            budget.allow(*total).await?;
         }
         progress.fetch_add(n as u64, Ordering::Relaxed);
         if n == 0 {
@@ -675,62 +812,85 @@ async fn fill<S: DataIo>(
 
 /// Binary upload from plain TCP straight into a local file with `splice(2)`, socket -> pipe ->
 /// file, on one blocking thread: the bytes never enter this process's memory. `head`, already
-/// read from the socket, is written first.
+/// read from the socket, is written first. The budget comes back with the result.
 async fn splice_in(
     tcp: &TcpStream,
     file: Arc<std::fs::File>,
     head: Vec<u8>,
-    cap: Option<u64>,
+    mut budget: Budget,
     progress: Arc<AtomicU64>,
     timeout: Duration,
     cancel: CancellationToken,
+) -> (Result<(), TransferError>, Budget) {
+    // Its own descriptor: the thread may outlive this future if the session is dropped.
+    let sock = match rustix::io::dup(tcp) {
+        Ok(sock) => sock,
+        Err(e) => return (Err(TransferError::Data(e.into())), budget),
+    };
+    let rt = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let r = splice_loop(&sock, &file, head, &mut budget, &rt, &progress, timeout, &cancel);
+        (r, budget)
+    });
+    match task.await {
+        Ok(done) => done,
+        Err(e) => (Err(TransferError::Storage(StorageError::Io(io::Error::other(e)))), Budget::default()),
+    }
+}
+
+/// The loop of [`splice_in`], on its blocking thread (`rt` asks the quota ledger for room).
+#[allow(clippy::too_many_arguments, reason = "the loop's whole state, handed over from splice_in")]
+fn splice_loop(
+    sock: &rustix::fd::OwnedFd,
+    file: &std::fs::File,
+    head: Vec<u8>,
+    budget: &mut Budget,
+    rt: &tokio::runtime::Handle,
+    progress: &AtomicU64,
+    timeout: Duration,
+    cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
     use rustix::event::{poll, PollFd, PollFlags};
     use rustix::pipe::{splice, SpliceFlags};
-    // Its own descriptor: the thread may outlive this future if the session is dropped.
-    let sock = rustix::io::dup(tcp).map_err(|e| TransferError::Data(e.into()))?;
-    let task = tokio::task::spawn_blocking(move || -> Result<(), TransferError> {
-        let storage = |e: rustix::io::Errno| TransferError::Storage(io::Error::from(e).into());
-        {
-            use std::io::Write as _;
-            (&*file).write_all(&head).map_err(|e| TransferError::Storage(e.into()))?;
+    let storage = |e: rustix::io::Errno| TransferError::Storage(io::Error::from(e).into());
+    {
+        use std::io::Write as _;
+        (&*file).write_all(&head).map_err(|e| TransferError::Storage(e.into()))?;
+    }
+    let mut total = head.len() as u64;
+    drop(head);
+    let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(storage)?;
+    let _ = rustix::pipe::fcntl_setpipe_size(&pipe_w, SPLICE_CHUNK);
+    let tick = rustix::time::Timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+    let mut idle_since = Instant::now();
+    loop {
+        if cancel.is_cancelled() {
+            return Err(TransferError::Aborted);
         }
-        let mut total = head.len() as u64;
-        drop(head);
-        let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(storage)?;
-        let _ = rustix::pipe::fcntl_setpipe_size(&pipe_w, SPLICE_CHUNK);
-        let tick = rustix::time::Timespec { tv_sec: 0, tv_nsec: 200_000_000 };
-        let mut idle_since = Instant::now();
-        loop {
-            if cancel.is_cancelled() {
-                return Err(TransferError::Aborted);
-            }
-            let n = match splice(&sock, None, &pipe_w, None, SPLICE_CHUNK, SpliceFlags::MOVE | SpliceFlags::NONBLOCK) {
-                Ok(n) => n,
-                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {
-                    if idle_since.elapsed() > timeout {
-                        return Err(TransferError::Data(io::ErrorKind::TimedOut.into()));
-                    }
-                    let mut fds = [PollFd::new(&sock, PollFlags::IN)];
-                    poll(&mut fds, Some(&tick)).map_err(|e| TransferError::Data(e.into()))?;
-                    continue;
+        let n = match splice(sock, None, &pipe_w, None, SPLICE_CHUNK, SpliceFlags::MOVE | SpliceFlags::NONBLOCK) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {
+                if idle_since.elapsed() > timeout {
+                    return Err(TransferError::Data(io::ErrorKind::TimedOut.into()));
                 }
-                Err(e) => return Err(TransferError::Data(e.into())),
-            };
-            if n == 0 {
-                return Ok(());
+                let mut fds = [PollFd::new(sock, PollFlags::IN)];
+                poll(&mut fds, Some(&tick)).map_err(|e| TransferError::Data(e.into()))?;
+                continue;
             }
-            idle_since = Instant::now();
-            total += n as u64;
-            if cap.is_some_and(|c| total > c) {
-                return Err(TransferError::Storage(StorageError::NoSpace));
-            }
-            let mut left = n;
-            while left > 0 {
-                left -= splice(&pipe_r, None, &*file, None, left, SpliceFlags::MOVE).map_err(storage)?;
-            }
-            progress.fetch_add(n as u64, Ordering::Relaxed);
+            Err(e) => return Err(TransferError::Data(e.into())),
+        };
+        if n == 0 {
+            return Ok(());
         }
-    });
-    task.await.map_err(|e| TransferError::Storage(StorageError::Io(io::Error::other(e))))?
+        idle_since = Instant::now();
+        total += n as u64;
+        if !budget.fits(total) {
+            rt.block_on(budget.allow(total))?;
+        }
+        let mut left = n;
+        while left > 0 {
+            left -= splice(&pipe_r, None, file, None, left, SpliceFlags::MOVE).map_err(storage)?;
+        }
+        progress.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }

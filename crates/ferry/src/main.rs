@@ -25,9 +25,17 @@ struct Cli {
 enum Cmd {
     /// Run the FTP server.
     Serve(Box<serve::ServeArgs>),
-    /// Manage a users file (argon2id password hashes).
+    /// Manage users: a users file (argon2id password hashes), or the PostgreSQL accounts a
+    /// configuration names (--config FILE).
     #[command(subcommand)]
     User(user::UserCmd),
+    /// Manage the groups of PostgreSQL accounts (settings their members inherit).
+    #[command(subcommand)]
+    Group(user::GroupCmd),
+    /// The PostgreSQL accounts database: create its schema, recount a user's usage, import a
+    /// users file.
+    #[command(subcommand)]
+    Accounts(user::AccountsCmd),
     /// Make TLS certificates for FTPS.
     #[command(subcommand)]
     Cert(cert::CertCmd),
@@ -135,6 +143,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => serve::run(*args),
         Cmd::User(cmd) => user::run(cmd),
+        Cmd::Group(cmd) => user::run_group(cmd),
+        Cmd::Accounts(cmd) => user::run_accounts(cmd),
         Cmd::Cert(cmd) => cert::run(cmd),
         Cmd::Who(args) => admin::who(args),
         Cmd::Kick(args) => admin::kick(args),

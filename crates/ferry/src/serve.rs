@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ferry_server::auth::model::AccountsKind;
+use ferry_server::auth::postgres::PgAccounts;
 use ferry_server::auth::users_file::UsersFile;
 use ferry_server::auth::{Permissions, Swappable, UserDb};
 use ferry_server::config::{PortRange, StorageKind};
@@ -170,9 +172,14 @@ fn build_config(args: &ServeArgs) -> Result<Config> {
 
 /// What to tell the person who started the server about logging in.
 enum LoginHint {
-    Created { file: PathBuf, password: String },
+    Created {
+        file: PathBuf,
+        password: String,
+    },
     File(PathBuf),
     Flags,
+    /// An accounts store (PostgreSQL, LDAP, HTTP): what it is.
+    Store(String),
 }
 
 impl LoginHint {
@@ -180,7 +187,7 @@ impl LoginHint {
     fn file(&self) -> Option<&PathBuf> {
         match self {
             LoginHint::Created { file, .. } | LoginHint::File(file) => Some(file),
-            LoginHint::Flags => None,
+            LoginHint::Flags | LoginHint::Store(_) => None,
         }
     }
 }
@@ -210,7 +217,9 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, UserDb, Log
     let mut db = base_users(args, config)?;
     let root = &config.root;
     let base = db.clone();
-    let hint = if let Some(file) = &config.users_file {
+    let hint = if config.accounts.kind != AccountsKind::File {
+        LoginHint::Store(store_name(config))
+    } else if let Some(file) = &config.users_file {
         load_users(file)?.add_to(&mut db, root);
         LoginHint::File(file.clone())
     } else if !args.users.is_empty() || config.anonymous {
@@ -232,11 +241,57 @@ fn build_users(args: &ServeArgs, config: &Config) -> Result<(UserDb, UserDb, Log
     Ok((db, base, hint))
 }
 
+/// What the accounts store is, for the start-up message (no password).
+fn store_name(config: &Config) -> String {
+    let url = config.accounts.url.as_deref().unwrap_or_default();
+    let shown = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_string(),
+    };
+    format!("{:?} accounts at {shown}", config.accounts.kind).to_lowercase()
+}
+
+/// The accounts store of `[accounts]` (none for the users file), and the cluster state it
+/// shares (PostgreSQL).
+pub(crate) struct Store {
+    pub auth: Arc<dyn ferry_server::auth::Authenticator>,
+    pub cluster: Option<Arc<dyn ferry_server::limits::Cluster>>,
+    pub postgres: Option<PgAccounts>,
+}
+
+/// Opens the accounts store of `config` (connections are made at first use).
+pub(crate) fn open_store(config: &Config) -> Result<Option<Store>> {
+    let base = config.root.clone();
+    let a = &config.accounts;
+    Ok(Some(match a.kind {
+        AccountsKind::File => return Ok(None),
+        AccountsKind::Postgres => {
+            let pg = PgAccounts::new(a, base).map_err(anyhow::Error::msg)?;
+            Store { auth: Arc::new(pg.clone()), cluster: Some(Arc::new(pg.clone())), postgres: Some(pg) }
+        }
+        AccountsKind::Ldap => Store {
+            auth: Arc::new(ferry_server::auth::ldap::LdapAccounts::new(a, base).map_err(anyhow::Error::msg)?),
+            cluster: None,
+            postgres: None,
+        },
+        AccountsKind::Http => Store {
+            auth: Arc::new(ferry_server::auth::http::HttpAccounts::new(a, base).map_err(anyhow::Error::msg)?),
+            cluster: None,
+            postgres: None,
+        },
+    }))
+}
+
 /// The users of a running server: `--user`/`--anonymous` and the users file on top. The file is
 /// reread when it changes (checked every second) and on SIGHUP; the new set replaces the old one at
 /// once, or, when the file is invalid, the old one stays and the error is logged.
 struct UsersReload {
     live: Arc<Swappable>,
+    /// The accounts store the command line's users are layered on, when there is one.
+    store: Option<Arc<dyn ferry_server::auth::Authenticator>>,
     /// `--user` and `--anonymous`, which the file's users are added to (rebuilt by a reload of
     /// the configuration, which may turn anonymous logins on or off).
     base: std::sync::Mutex<UserDb>,
@@ -259,7 +314,7 @@ impl UsersReload {
     fn install(&self, base: UserDb, db: UserDb) -> usize {
         *self.base.lock().unwrap_or_else(|p| p.into_inner()) = base;
         let n = db.len();
-        self.live.replace(Arc::new(db));
+        self.live.replace(layered(db, self.store.clone()));
         n
     }
 
@@ -297,6 +352,17 @@ impl UsersReload {
                 }
             }
         }
+    }
+}
+
+/// The command line's users, in front of the store when there is one.
+fn layered(
+    db: UserDb,
+    store: Option<Arc<dyn ferry_server::auth::Authenticator>>,
+) -> Arc<dyn ferry_server::auth::Authenticator> {
+    match store {
+        Some(store) => Arc::new(ferry_server::auth::Layered { local: db, store }),
+        None => Arc::new(db),
     }
 }
 
@@ -428,6 +494,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         StorageKind::S3 => ferry_server::storage::s3::S3Storage::describe(&config.storage),
     };
     let (db, base, hint) = build_users(&args, &config)?;
+    let store = open_store(&config)?;
+    let postgres = store.as_ref().and_then(|s| s.postgres.clone());
     let mut roots = db.roots();
     roots.push(config.root.clone());
     let hosts = build_hosts(&args, &config, hint.file())?;
@@ -435,9 +503,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         roots.push(h.config.root.clone());
         roots.extend(h.roots.iter().cloned());
     }
-    let users = Arc::new(Swappable::new(Arc::new(db)));
+    let users = Arc::new(Swappable::new(layered(db, store.as_ref().map(|s| s.auth.clone()))));
     let reload = Arc::new(UsersReload {
         live: users.clone(),
+        store: store.as_ref().map(|s| s.auth.clone()),
         base: std::sync::Mutex::new(base),
         file: hint.file().cloned(),
         root: config.root.clone(),
@@ -458,6 +527,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let hook_commands = config.hooks.iter().any(|h| h.command.is_some());
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let bound = Server::prepare_with(config, users, inherited_listeners()?)?.with_hosts(hosts);
+    let bound = match store.and_then(|s| s.cluster) {
+        Some(cluster) => bound.with_cluster(cluster),
+        None => bound,
+    };
     if let Some(user) = &process.run_as {
         ferry_server::sandbox::drop_privileges(user)?;
         tracing::info!(user, "switched to user");
@@ -494,6 +567,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        if let Some(pg) = postgres {
+            pg.check_schema().await.map_err(anyhow::Error::msg)?;
+        }
         let server = bound.start().await?;
         // Handlers first: a signal sent as soon as the address is printed must stop cleanly.
         use tokio::signal::unix::{signal, SignalKind};
@@ -545,6 +621,7 @@ fn print_banner(
         }
         LoginHint::File(file) => writeln!(out, "users from {} (manage with `ferry user --help`)", file.display())?,
         LoginHint::Flags => writeln!(out, "users from --user/--anonymous")?,
+        LoginHint::Store(store) => writeln!(out, "users from {store} (manage with `ferry user --config FILE`)")?,
     }
     out.flush()?;
     Ok(())

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /metrics` | Prometheus text format, `ferry_*` series |
 //! | `GET /livez` | 200 while the process serves |
-//! | `GET /readyz` | 200, or 503 with the reasons (draining, root not writable) as JSON |
+//! | `GET /readyz` | 200, or 503 with the reasons (draining, root not writable, accounts store unreachable) as JSON |
 //! | `GET /` | the status page: the sessions, live, and a session's ladder |
 //! | `GET /api/v1/sessions` | the sessions open now, as JSON |
 //! | `GET /api/v1/sessions/{id}/ladder` | its last steps (commands, replies, data connections) |
@@ -322,6 +322,9 @@ fn not_ready(shared: &Shared) -> Vec<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if exhausted > 0 && now.saturating_sub(exhausted) < 10 {
         reasons.push("passive ports exhausted in the last 10 s (425 to PASV/EPSV)".to_owned());
+    }
+    if let Some(e) = shared.accounts.unreachable.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        reasons.push(format!("accounts store unreachable ({e}): logins get 421"));
     }
     let config = shared.config();
     if config.storage.kind == crate::config::StorageKind::Local {

@@ -4,6 +4,10 @@
 //! `--user NAME:PASSWORD` (hashed in memory at start-up), and optionally `anonymous`/`ftp` with
 //! read-only rights.
 
+pub mod http;
+pub mod ldap;
+pub mod model;
+pub mod postgres;
 pub mod users_file;
 
 use std::collections::HashMap;
@@ -88,6 +92,14 @@ pub enum AuthError {
     /// Internal failure (logged).
     #[error("authentication backend failed: {0}")]
     Backend(String),
+    /// The accounts store (database, directory, auth service) cannot be reached: the client gets
+    /// 421, not 530 (its password is not known to be wrong).
+    #[error("accounts store unavailable: {0}")]
+    Unavailable(String),
+    /// The password is right but the account may not log in now (disabled, expired, not from
+    /// this address); the client is told only "Login incorrect".
+    #[error("account refused: {0}")]
+    Refused(&'static str),
 }
 
 /// Checks credentials.
@@ -98,6 +110,10 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     /// Checks a name and password, given by a client at `from` (password checks are queued
     /// fairly among client addresses).
     async fn authenticate(&self, name: &str, password: &str, from: IpAddr) -> Result<User, AuthError>;
+    /// Whether the accounts store can be reached (for `/readyz`); in-memory users always can.
+    async fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Hashes a password with argon2id and a random salt, as stored in users files (PHC string format).
@@ -112,6 +128,30 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// Verifies a password against a PHC hash string.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     verify_password_in(password, hash, &mut Vec::new())
+}
+
+/// Verifies a password against a stored hash of any format Ferry accepts: argon2 (PHC), and,
+/// for accounts imported from Pure-FTPd, ProFTPD or an LDAP directory, bcrypt (`$2a$`, `$2b$`,
+/// `$2y$`) and SHA-crypt (`$6$`, `$5$`), with or without a `{CRYPT}` prefix.
+pub fn verify_any(password: &str, hash: &str, blocks: &mut Vec<argon2::Block>) -> bool {
+    let hash = hash.strip_prefix("{CRYPT}").or_else(|| hash.strip_prefix("{crypt}")).unwrap_or(hash);
+    if hash.starts_with("$argon2") {
+        verify_password_in(password, hash, blocks)
+    } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
+        bcrypt::verify(password, hash).unwrap_or(false)
+    } else if hash.starts_with("$6$") {
+        sha_crypt::sha512_check(password, hash).is_ok()
+    } else if hash.starts_with("$5$") {
+        sha_crypt::sha256_check(password, hash).is_ok()
+    } else {
+        false
+    }
+}
+
+/// Whether a stored hash is what Ferry writes today (argon2id); others are replaced by an
+/// argon2id hash at the next successful login.
+pub fn is_current_hash(hash: &str) -> bool {
+    hash.starts_with("$argon2id$")
 }
 
 /// Verifies a password against a PHC hash string in `blocks`, the argon2 working memory, which is
@@ -219,7 +259,7 @@ impl HashPool {
                 loop {
                     match queue.pop(HASH_IDLE) {
                         Some((password, hash, reply)) => {
-                            let _ = reply.send(verify_password_in(&password, &hash, &mut blocks));
+                            let _ = reply.send(verify_any(&password, &hash, &mut blocks));
                         }
                         // Idle: give the working memory back.
                         None => blocks = Vec::new(),
@@ -304,6 +344,38 @@ impl Authenticator for Swappable {
     async fn authenticate(&self, name: &str, password: &str, from: IpAddr) -> Result<User, AuthError> {
         self.get().authenticate(name, password, from).await
     }
+
+    async fn health(&self) -> Result<(), String> {
+        self.get().health().await
+    }
+}
+
+/// The users of `--user` and `--anonymous` in front of an accounts store: a name they know is
+/// theirs, every other one is the store's.
+#[derive(Debug)]
+pub struct Layered {
+    /// The command line's users.
+    pub local: UserDb,
+    /// The store.
+    pub store: std::sync::Arc<dyn Authenticator>,
+}
+
+#[async_trait]
+impl Authenticator for Layered {
+    fn is_anonymous(&self, name: &str) -> bool {
+        self.local.is_anonymous(name)
+    }
+
+    async fn authenticate(&self, name: &str, password: &str, from: IpAddr) -> Result<User, AuthError> {
+        if self.local.is_anonymous(name) || self.local.accounts.contains_key(name) {
+            return self.local.authenticate(name, password, from).await;
+        }
+        self.store.authenticate(name, password, from).await
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.store.health().await
+    }
 }
 
 /// Users in memory: from a users file, `--user` flags, and optional anonymous access.
@@ -322,7 +394,7 @@ pub struct UserDb {
 }
 
 /// Digests of passwords verified in this process (see [`UserDb`]).
-struct VerifiedCache {
+pub(crate) struct VerifiedCache {
     key: [u8; 32],
     digests: std::sync::Mutex<HashMap<String, [u8; 64]>>,
 }
@@ -334,28 +406,32 @@ impl fmt::Debug for VerifiedCache {
 }
 
 impl VerifiedCache {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { key: rand::random(), digests: std::sync::Mutex::new(HashMap::new()) }
     }
 
-    fn digest(&self, name: &str, password: &str) -> [u8; 64] {
+    /// Keyed by the stored hash too: a password changed in a database (which no reload
+    /// announces) misses the cache at once.
+    fn digest(&self, name: &str, password: &str, hash: &str) -> [u8; 64] {
         use blake2::Digest;
         let mut h = blake2::Blake2b512::new();
         h.update(self.key);
-        h.update((name.len() as u64).to_le_bytes());
-        h.update(name.as_bytes());
+        for part in [name, hash] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
         h.update(password.as_bytes());
         h.finalize().into()
     }
 
-    fn check(&self, name: &str, password: &str) -> bool {
-        let d = self.digest(name, password);
+    fn check(&self, name: &str, password: &str, hash: &str) -> bool {
+        let d = self.digest(name, password, hash);
         let digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
         digests.get(name).is_some_and(|known| known.iter().zip(d.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
     }
 
-    fn remember(&self, name: &str, password: &str) {
-        let d = self.digest(name, password);
+    fn remember(&self, name: &str, password: &str, hash: &str) {
+        let d = self.digest(name, password, hash);
         let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
         if digests.len() >= 100_000 {
             digests.clear();
@@ -469,21 +545,43 @@ impl Authenticator for UserDb {
             });
         }
         let account = self.accounts.get(name).cloned();
-        let ok = if account.is_some() && self.verified.check(name, password) {
-            true
-        } else {
-            let hash = account.as_ref().map(|a| a.hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
-            let ok = hashing_pool().verify(from, password.to_string(), hash).await?;
-            if ok && account.is_some() {
-                self.verified.remember(name, password);
-            }
-            ok
-        };
+        let hash = account.as_ref().map(|a| a.hash.as_str());
+        let ok = check_password(&self.verified, name, password, hash, &self.dummy_hash, from).await?;
         match account {
             Some(_) if ok => Ok(account_user(name, account)),
             _ => Err(AuthError::InvalidCredentials),
         }
     }
+}
+
+/// Checks `password` against the account's stored `hash` (`None`: no such account, checked
+/// against `dummy` so that both answers take as long), through the cache of verified passwords
+/// and the hashing threads.
+pub(crate) async fn check_password(
+    verified: &VerifiedCache,
+    name: &str,
+    password: &str,
+    hash: Option<&str>,
+    dummy: &str,
+    from: IpAddr,
+) -> Result<bool, AuthError> {
+    if hash.is_some_and(|h| verified.check(name, password, h)) {
+        return Ok(true);
+    }
+    let ok = hashing_pool().verify(from, password.to_string(), hash.unwrap_or(dummy).to_string()).await?;
+    match hash {
+        Some(hash) if ok => {
+            verified.remember(name, password, hash);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A hash no password matches in practice, checked for unknown names (computed once).
+pub(crate) fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("ferry-dummy-password").unwrap_or_default())
 }
 
 /// The logged-in user for a verified account.

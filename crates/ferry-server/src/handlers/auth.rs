@@ -37,6 +37,7 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
     let authenticator = cx.shared.accounts.of(cx.conn.host.as_deref());
     let user = match authenticator.authenticate(&name, &password, cx.conn.peer.ip()).await {
         Ok(user) => user,
+        Err(crate::auth::AuthError::Unavailable(e)) => return store_unavailable(&name, &e),
         Err(e) => return failed_login(cx, &name, &e.to_string()).await,
     };
     if user.tls_required && !cx.tls.control_protected() {
@@ -44,9 +45,13 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
         return replies::account_requires_tls().into();
     }
     let limits = cx.shared.limit_state.clone();
-    let Some(slot) = limits.claim_account(&user.name, user.limits.max_sessions) else {
-        tracing::warn!(user = %user.name, "login refused: too many sessions for the account");
-        return replies::too_many_account_sessions().into();
+    let slot = match limits.claim_account(&user.name, user.limits.max_sessions).await {
+        Ok(Some(slot)) => slot,
+        Ok(None) => {
+            tracing::warn!(user = %user.name, "login refused: too many sessions for the account");
+            return replies::too_many_account_sessions().into();
+        }
+        Err(e) => return store_unavailable(&user.name, &e.0),
     };
     let storage = match cx.shared.storage_for(&user) {
         Ok(storage) => storage,
@@ -57,13 +62,14 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
     };
     limits.login_succeeded(cx.conn.peer.ip());
     let quota = user.limits.quota_bytes.is_some() || user.limits.quota_files.is_some();
-    let usage = if quota && cx.config.storage.kind != crate::config::StorageKind::Local {
-        // Usage is measured by walking the root directory, which an object store does not have:
-        // quotas are not enforced there (docs/s3.md).
-        tracing::warn!(user = %user.name, "quota not enforced on S3 storage");
+    let measurable = cx.config.storage.kind == crate::config::StorageKind::Local || limits.cluster.is_some();
+    let usage = if quota && !measurable {
+        // Without an accounts database, usage is measured by walking the root directory, which
+        // an object store does not have: quotas need PostgreSQL accounts there (docs/accounts.md).
+        tracing::warn!(user = %user.name, "quota not enforced on S3 storage without a database of accounts");
         None
     } else if quota {
-        Some(limits.usage(&user.name, &user.root).await)
+        Some(limits.ledger(&user.name, &user.root, &user.limits).await)
     } else {
         None
     };
@@ -74,6 +80,13 @@ pub(crate) async fn pass(auth: &mut Auth, cx: &mut Cx<'_>, password: String) -> 
     cx.shared.events.emit(&Event::LoginOk(account.who(cx.conn)));
     *auth = Auth::LoggedIn(Box::new(account));
     replies::logged_in().into()
+}
+
+/// The accounts store cannot be reached: 421 and close (the password is not known to be wrong:
+/// nothing is counted against the client).
+fn store_unavailable(name: &str, error: &str) -> Act {
+    tracing::error!(user = %name, error, "login refused: the accounts store is unavailable");
+    Act::Close(vec![replies::accounts_unavailable()])
 }
 
 /// A wrong name or password: delay, count, maybe ban, maybe close.

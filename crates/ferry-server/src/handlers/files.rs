@@ -22,10 +22,11 @@ pub(crate) async fn dele(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     a.storage.remove_file(&path).await.map_err(|e| replies::storage_error(&e, arg))?;
     let shown = path.to_string();
     cx.shared.events.emit(&Event::Fs(a.who(cx.conn), FsOp::Delete(&shown, size.unwrap_or(0))));
-    if let (Some(usage), Some(size)) = (&a.usage, size) {
-        let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
-        u.bytes = u.bytes.saturating_sub(size);
-        u.files = u.files.saturating_sub(1);
+    if let (Some(ledger), Some(size)) = (&a.usage, size) {
+        let (bytes, id) = (-i64::try_from(size).unwrap_or(i64::MAX), crate::limits::reservation_id());
+        if ledger.settle(id, bytes, -1).await.is_err() {
+            crate::limits::settle_later(ledger.clone(), id, bytes, -1);
+        }
     }
     Ok(replies::deleted())
 }

@@ -51,10 +51,12 @@ async fn begin(a: &Account, cx: &Cx<'_>, size: u64, arg: &str) -> Answer {
         Err(StorageError::NotFound) => None,
         Err(e) => return Err(replies::storage_error(&e, arg)),
     };
-    if let (Some(usage), Some(quota)) = (&a.usage, a.user.limits.quota_bytes) {
-        let now = usage.lock().unwrap_or_else(|p| p.into_inner()).bytes;
-        if now.saturating_sub(old_len.unwrap_or(0)) + size > quota {
-            return Err(replies::storage_error(&StorageError::NoSpace, arg));
+    if let Some((ledger, quota)) = a.usage.as_ref().and_then(|l| Some((l, l.quota_bytes()?))) {
+        // Checked, not reserved: a segmented upload is settled at END.
+        if let Ok(now) = ledger.usage().await {
+            if now.bytes.saturating_sub(old_len.unwrap_or(0)) + size > quota {
+                return Err(replies::storage_error(&StorageError::NoSpace, arg));
+            }
         }
     }
     let name = path.file_name().unwrap_or("upload").to_string();
@@ -93,10 +95,12 @@ async fn end(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
         let _ = a.storage.remove_file(&seg.temp).await;
         return Err(replies::storage_error(&e, arg));
     }
-    if let Some(usage) = &a.usage {
-        let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
-        u.bytes = (u.bytes + seg.size).saturating_sub(old_len.unwrap_or(0));
-        u.files += u64::from(old_len.is_none());
+    if let Some(ledger) = &a.usage {
+        let bytes = seg.size as i64 - old_len.unwrap_or(0) as i64;
+        let (files, id) = (i64::from(old_len.is_none()), crate::limits::reservation_id());
+        if ledger.settle(id, bytes, files).await.is_err() {
+            crate::limits::settle_later(ledger.clone(), id, bytes, files);
+        }
     }
     tracing::info!(user = %a.user.name, path = %path, bytes = seg.size, "segmented upload complete");
     Ok(replies::segmented_complete(arg, seg.size))

@@ -295,30 +295,32 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
     start(a, cx, job, verb, path.to_string(), opening)
 }
 
-/// The quota bookkeeping for an upload, or 552 when the account is already full.
-async fn quota_guard(a: &Account, path: &VirtualPath, mode: WriteMode) -> Result<Option<transfer::QuotaGuard>, Reply> {
-    let Some(usage) = &a.usage else { return Ok(None) };
+/// The quota bookkeeping for an upload, or 552 when the account already has all the files it
+/// may have.
+async fn quota_guard(
+    a: &Account,
+    path: &VirtualPath,
+    mode: WriteMode,
+) -> Result<Option<Box<transfer::QuotaGuard>>, Reply> {
+    let Some(ledger) = &a.usage else { return Ok(None) };
     let old_len = match a.storage.metadata(path).await {
         Ok(m) if !m.is_dir() => Some(m.size),
         _ => None,
     };
-    let now = *usage.lock().unwrap_or_else(|p| p.into_inner());
-    let limits = &a.user.limits;
-    if let Some(max) = limits.quota_files {
-        if old_len.is_none() && now.files >= max {
-            return Err(replies::quota_files_exceeded(max));
+    if let (Some(max), None) = (ledger.quota_files(), old_len) {
+        match ledger.usage().await {
+            Ok(now) if now.files >= max => return Err(replies::quota_files_exceeded(max)),
+            Ok(_) => {}
+            // Logged in already: the upload goes on, and is counted when the store is back.
+            Err(e) => tracing::warn!(user = %a.user.name, error = %e, "file quota not checked"),
         }
     }
-    let cap = limits.quota_bytes.map(|q| {
-        // What stays of the account's bytes while this upload is written.
-        let kept = match mode {
-            WriteMode::Append | WriteMode::Segment(_) => now.bytes,
-            WriteMode::At(n) => now.bytes.saturating_sub(old_len.unwrap_or(0)) + n,
-            WriteMode::Replace | WriteMode::ReplaceHidden | WriteMode::CreateNew => {
-                now.bytes.saturating_sub(old_len.unwrap_or(0))
-            }
-        };
-        q.saturating_sub(kept)
-    });
-    Ok(Some(transfer::QuotaGuard { usage: usage.clone(), cap, old_len }))
+    // What the upload may write before it reserves anything: the bytes of the old file it
+    // replaces (an append or a segment replaces none).
+    let credit = match mode {
+        WriteMode::Append | WriteMode::Segment(_) => 0,
+        WriteMode::At(n) => old_len.unwrap_or(0).saturating_sub(n),
+        WriteMode::Replace | WriteMode::ReplaceHidden | WriteMode::CreateNew => old_len.unwrap_or(0),
+    };
+    Ok(Some(Box::new(transfer::QuotaGuard::new(ledger.clone(), credit, old_len))))
 }

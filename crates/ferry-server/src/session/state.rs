@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Permission, User};
 use crate::datachan::DataSetup;
-use crate::limits::{AccountSlot, Usage};
+use crate::limits::{AccountSlot, QuotaLedger};
 use crate::replies;
 use crate::server::Shared;
 use crate::storage::Storage;
@@ -93,8 +93,8 @@ pub(crate) struct Account {
     pub user: User,
     /// Their storage, rooted at their root.
     pub storage: Arc<dyn Storage>,
-    /// Their quota usage, when they have a quota.
-    pub usage: Option<Arc<Mutex<Usage>>>,
+    /// Their quota ledger, when they have a quota.
+    pub usage: Option<Arc<dyn QuotaLedger>>,
     /// The working directory.
     pub cwd: VirtualPath,
     /// A `REST` offset or an `RNFR` name waiting for its command.
@@ -116,7 +116,7 @@ impl Account {
     }
 
     /// An account just logged in, at its root.
-    pub fn new(user: User, storage: Arc<dyn Storage>, usage: Option<Arc<Mutex<Usage>>>, slot: AccountSlot) -> Self {
+    pub fn new(user: User, storage: Arc<dyn Storage>, usage: Option<Arc<dyn QuotaLedger>>, slot: AccountSlot) -> Self {
         Self { user, storage, usage, cwd: VirtualPath::root(), pending: Pending::Nothing, _slot: slot }
     }
 

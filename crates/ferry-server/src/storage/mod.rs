@@ -352,3 +352,25 @@ pub fn temp_file_name(name: &str) -> String {
     let short: String = name.chars().take(64).collect();
     format!("{TEMP_PREFIX}{short}.{:x}.{:016x}", std::process::id(), rand::random::<u64>())
 }
+
+/// Adds up the regular files beneath a storage's root, uploads' temporaries left out (`ferry
+/// accounts recount`).
+pub async fn measure(storage: &dyn Storage) -> Result<crate::limits::Usage> {
+    let mut usage = crate::limits::Usage::default();
+    let mut dirs = vec![VirtualPath::root()];
+    while let Some(dir) = dirs.pop() {
+        for (name, meta) in storage.list(&dir).await? {
+            if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let Ok(path) = dir.join(&name) else { continue };
+            if meta.is_dir() {
+                dirs.push(path);
+            } else {
+                usage.files += 1;
+                usage.bytes += meta.size;
+            }
+        }
+    }
+    Ok(usage)
+}

@@ -713,6 +713,19 @@ impl Drop for S3Upload {
     }
 }
 
+/// The key prefix of a user rooted at `root` when the server's root is `server_root`: the path
+/// between them, `/`-separated (`..` and the like dropped).
+pub fn user_prefix(server_root: &std::path::Path, root: &std::path::Path) -> String {
+    let rel = root.strip_prefix(server_root).unwrap_or(root);
+    rel.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
