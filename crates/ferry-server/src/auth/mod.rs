@@ -694,6 +694,24 @@ mod tests {
     }
 
     #[test]
+    fn imported_bcrypt_and_sha_crypt_hashes_verify() {
+        let mut blocks = Vec::new();
+        let bcrypt = bcrypt::hash("old-pw", 4).unwrap();
+        assert!(verify_any("old-pw", &bcrypt, &mut blocks) && !verify_any("old-pX", &bcrypt, &mut blocks));
+        assert!(verify_any("old-pw", &bcrypt.replacen("$2b$", "$2y$", 1), &mut blocks), "PHP's $2y$");
+        // The test vector of the SHA-crypt specification (rounds=5000 is the default).
+        let sha512 = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+        assert!(verify_any("Hello world!", sha512, &mut blocks));
+        assert!(verify_any("Hello world!", &format!("{{CRYPT}}{sha512}"), &mut blocks), "LDAP's {{CRYPT}} prefix");
+        assert!(!verify_any("Hello world?", sha512, &mut blocks));
+        let sha256 = "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5";
+        assert!(verify_any("Hello world!", sha256, &mut blocks));
+        assert!(!verify_any("x", "$1$md5$notsupported", &mut blocks), "MD5-crypt is not accepted");
+        assert!(!is_current_hash(&bcrypt) && !is_current_hash(sha512));
+        assert!(is_current_hash(&hash_password("x").unwrap()));
+    }
+
+    #[test]
     fn hashes_are_salted_argon2id() {
         let a = hash_password("pw").unwrap();
         let b = hash_password("pw").unwrap();
