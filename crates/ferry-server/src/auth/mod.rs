@@ -700,7 +700,8 @@ mod tests {
         assert!(verify_any("old-pw", &bcrypt, &mut blocks) && !verify_any("old-pX", &bcrypt, &mut blocks));
         assert!(verify_any("old-pw", &bcrypt.replacen("$2b$", "$2y$", 1), &mut blocks), "PHP's $2y$");
         // The test vector of the SHA-crypt specification (rounds=5000 is the default).
-        let sha512 = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+        let sha512 =
+            "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
         assert!(verify_any("Hello world!", sha512, &mut blocks));
         assert!(verify_any("Hello world!", &format!("{{CRYPT}}{sha512}"), &mut blocks), "LDAP's {{CRYPT}} prefix");
         assert!(!verify_any("Hello world?", sha512, &mut blocks));
