@@ -548,8 +548,46 @@ impl Config {
     }
 }
 
+/// The host and TCP port a URL names (`scheme://[user:password@]host[:port]/...`); the port is
+/// the scheme's default when none is given (http 80, https 443, postgres 5432, ldap 389, ldaps
+/// 636), none for another scheme without one. A URL without a scheme is taken as https.
+pub fn url_host_port(url: &str) -> (&str, Option<u16>) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match authority.rsplit_once(':') {
+        // `[::1]` alone splits inside the brackets: no port.
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => match port.parse().ok() {
+            Some(p) => (host, Some(p)),
+            None => (authority, None),
+        },
+        _ => (authority, None),
+    };
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        "postgres" | "postgresql" => Some(5432),
+        "ldap" => Some(389),
+        "ldaps" => Some(636),
+        _ => None,
+    };
+    (host.trim_start_matches('[').trim_end_matches(']'), port.or(default))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hosts_and_ports_of_urls() {
+        use super::url_host_port as hp;
+        assert_eq!(hp("postgres://u:p@127.0.0.1:5433/db"), ("127.0.0.1", Some(5433)));
+        assert_eq!(hp("postgres://u:p@db/ferry"), ("db", Some(5432)));
+        assert_eq!(hp("ldaps://dir.example"), ("dir.example", Some(636)));
+        assert_eq!(hp("http://[::1]:9000/bucket"), ("::1", Some(9000)));
+        assert_eq!(hp("https://[::1]"), ("::1", Some(443)));
+        assert_eq!(hp("s3.example.com"), ("s3.example.com", Some(443)));
+        assert_eq!(hp("gopher://x"), ("x", None));
+    }
+
     use super::*;
 
     #[test]

@@ -199,14 +199,7 @@ impl Plan {
 
 /// The port of an endpoint URL (S3, a webhook): the URL's, else its scheme's (AWS: 443).
 fn url_port(endpoint: Option<&str>) -> RangeInclusive<u16> {
-    let Some(url) = endpoint else { return 443..=443 };
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let port = authority
-        .rsplit_once(':')
-        .filter(|(host, _)| !host.ends_with(']') || authority.starts_with('['))
-        .and_then(|(_, p)| p.parse().ok());
-    let port = port.unwrap_or(if scheme.eq_ignore_ascii_case("http") { 80 } else { 443 });
+    let port = endpoint.and_then(|url| crate::config::url_host_port(url).1).unwrap_or(443);
     port..=port
 }
 

@@ -69,18 +69,17 @@ impl Accounts {
             loop {
                 let Some(shared) = weak.upgrade() else { return };
                 let auth = shared.accounts.default.clone();
-                let health = auth.health().await.err();
-                if let Some(e) = &health {
+                let now = auth.health().await.err();
+                {
                     let mut seen = shared.accounts.unreachable.lock().unwrap_or_else(|p| p.into_inner());
-                    if seen.is_none() {
-                        tracing::error!(error = %e, "the accounts store is unreachable: logins get 421");
+                    match (&*seen, &now) {
+                        (None, Some(e)) => {
+                            tracing::error!(error = %e, "the accounts store is unreachable: logins get 421")
+                        }
+                        (Some(_), None) => tracing::info!("the accounts store answers again"),
+                        _ => {}
                     }
-                    *seen = health;
-                } else {
-                    let mut seen = shared.accounts.unreachable.lock().unwrap_or_else(|p| p.into_inner());
-                    if seen.take().is_some() {
-                        tracing::info!("the accounts store answers again");
-                    }
+                    *seen = now;
                 }
                 drop(shared);
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -105,21 +105,8 @@ pub struct AddArgs {
     name: String,
     #[command(flatten)]
     file: FileArg,
-    /// The user's root directory (default: the server's root).
-    #[arg(long)]
-    root: Option<PathBuf>,
-    /// Comma-separated permissions: list, read, write, delete, rename, mkdir (default: all).
-    #[arg(long, value_delimiter = ',')]
-    perms: Option<Vec<String>>,
-    /// Quota: bytes under the user's root (uploads beyond get 552 and are undone).
-    #[arg(long, value_name = "BYTES")]
-    quota_bytes: Option<u64>,
-    /// Quota: files under the user's root.
-    #[arg(long, value_name = "N")]
-    quota_files: Option<u64>,
-    /// Sessions of this user logged in at once (on all nodes, with PostgreSQL).
-    #[arg(long, value_name = "N")]
-    max_sessions: Option<u32>,
+    #[command(flatten)]
+    settings: Settings,
     /// The group whose settings the user inherits (PostgreSQL).
     #[arg(long, value_name = "NAME")]
     group: Option<String>,
@@ -150,19 +137,27 @@ pub struct GroupName {
 pub struct GroupArgs {
     #[command(flatten)]
     group: GroupName,
-    /// The members' root.
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// What `ferry user add` and `ferry group add` set (a group's settings apply to each member that
+/// has none of its own).
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// The root directory (default: the server's root).
     #[arg(long)]
     root: Option<PathBuf>,
-    /// Comma-separated permissions: list, read, write, delete, rename, mkdir.
+    /// Comma-separated permissions: list, read, write, delete, rename, mkdir (default: all).
     #[arg(long, value_delimiter = ',')]
     perms: Option<Vec<String>>,
-    /// Quota of each member: bytes.
+    /// Quota: bytes under the root (uploads beyond get 552 and are undone).
     #[arg(long, value_name = "BYTES")]
     quota_bytes: Option<u64>,
-    /// Quota of each member: files.
+    /// Quota: files under the root.
     #[arg(long, value_name = "N")]
     quota_files: Option<u64>,
-    /// Sessions at once of each member.
+    /// Sessions logged in at once (on all nodes, with PostgreSQL).
     #[arg(long, value_name = "N")]
     max_sessions: Option<u32>,
 }
@@ -266,8 +261,9 @@ const RUNNING_NODES: &str = "every node using this database sees the change at t
 fn run_postgres(cmd: UserCmd, db: &PgAccounts, config: &Config) -> Result<()> {
     match cmd {
         UserCmd::Add(a) => {
-            let perms = perms_text(a.perms.as_deref())?;
-            let root = db_root(config, a.root.as_deref())?;
+            let set = &a.settings;
+            let perms = perms_text(set.perms.as_deref())?;
+            let root = db_root(config, set.root.as_deref())?;
             let pw = read_password(a.password_stdin)?;
             let hash = ferry_server::auth::hash_password(&pw)?;
             let update = UserUpdate {
@@ -276,9 +272,9 @@ fn run_postgres(cmd: UserCmd, db: &PgAccounts, config: &Config) -> Result<()> {
                 group: a.group,
                 root,
                 permissions: perms,
-                quota_bytes: a.quota_bytes,
-                quota_files: a.quota_files,
-                max_sessions: a.max_sessions,
+                quota_bytes: set.quota_bytes,
+                quota_files: set.quota_files,
+                max_sessions: set.max_sessions,
             };
             block_on(db.upsert_user(&update))?.map_err(anyhow::Error::msg)?;
             println!("user {} saved in the accounts database", a.name);
@@ -330,13 +326,14 @@ pub fn run_group(cmd: GroupCmd) -> Result<()> {
         GroupCmd::Add(a) => {
             let config = read_config(&a.group.config)?;
             let db = postgres(&config, &a.group.config)?;
+            let set = &a.settings;
             let update = GroupUpdate {
                 name: a.group.name.clone(),
-                root: db_root(&config, a.root.as_deref())?,
-                permissions: perms_text(a.perms.as_deref())?,
-                quota_bytes: a.quota_bytes,
-                quota_files: a.quota_files,
-                max_sessions: a.max_sessions,
+                root: db_root(&config, set.root.as_deref())?,
+                permissions: perms_text(set.perms.as_deref())?,
+                quota_bytes: set.quota_bytes,
+                quota_files: set.quota_files,
+                max_sessions: set.max_sessions,
             };
             block_on(db.upsert_group(&update))?.map_err(anyhow::Error::msg)?;
             println!("group {} saved", a.group.name);
@@ -438,14 +435,14 @@ fn run_file(cmd: UserCmd, users: &Path) -> Result<()> {
             if a.group.is_some() {
                 bail!("--group: groups are kept in a PostgreSQL accounts database (--config FILE)");
             }
-            let perms = a.perms.as_deref().map(parse_perms).transpose()?;
+            let perms = a.settings.perms.as_deref().map(parse_perms).transpose()?;
             let mut file = load_or_new(users)?;
             let pw = read_password(a.password_stdin)?;
-            file.set_user(&a.name, &pw, a.root, perms)?;
+            file.set_user(&a.name, &pw, a.settings.root, perms)?;
             if let Some(u) = file.users.iter_mut().find(|u| u.name == a.name) {
-                u.quota_bytes = a.quota_bytes.or(u.quota_bytes);
-                u.quota_files = a.quota_files.or(u.quota_files);
-                u.max_sessions = a.max_sessions.or(u.max_sessions);
+                u.quota_bytes = a.settings.quota_bytes.or(u.quota_bytes);
+                u.quota_files = a.settings.quota_files.or(u.quota_files);
+                u.max_sessions = a.settings.max_sessions.or(u.max_sessions);
             }
             file.save(users)?;
             println!("user {} saved in {}", a.name, users.display());

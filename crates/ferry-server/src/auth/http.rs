@@ -74,8 +74,7 @@ impl HttpAccounts {
     /// The service of `config`; account roots are resolved beneath `base`.
     pub fn new(config: &AccountsConfig, base: PathBuf) -> Result<Self, String> {
         let url = config.url.clone().ok_or("accounts.url: missing")?;
-        let loopback = ["http://127.", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p));
-        if url.starts_with("http://") && !loopback {
+        if url.starts_with("http://") && !super::model::is_loopback_url(&url) {
             return Err(
                 "accounts.url: passwords go to the auth service only over https:// (or to a loopback address)".into()
             );
@@ -94,16 +93,6 @@ impl HttpAccounts {
             cache: Mutex::new(HashMap::new()),
             key: rand::random(),
         })
-    }
-
-    fn digest(&self, name: &str, password: &str) -> [u8; 64] {
-        use blake2::Digest;
-        let mut h = blake2::Blake2b512::new();
-        h.update(self.key);
-        h.update((name.len() as u64).to_le_bytes());
-        h.update(name.as_bytes());
-        h.update(password.as_bytes());
-        h.finalize().into()
     }
 
     fn cached(&self, key: &[u8; 64]) -> Option<AccountRecord> {
@@ -176,7 +165,7 @@ impl Authenticator for HttpAccounts {
         if password.is_empty() {
             return Err(AuthError::InvalidCredentials);
         }
-        let key = self.digest(name, password);
+        let key = super::keyed_digest(&self.key, &[name], password);
         let record = match self.cached(&key) {
             Some(r) => r,
             None => {

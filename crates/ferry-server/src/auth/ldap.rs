@@ -125,8 +125,7 @@ impl LdapAccounts {
         if ldap.user_dn.is_none() && ldap.search.is_none() {
             return Err("accounts.ldap: set user_dn (bind directly) or [accounts.ldap.search]".into());
         }
-        let loopback = ["ldap://127.", "ldap://localhost", "ldap://[::1]"].iter().any(|p| url.starts_with(p));
-        if url.starts_with("ldap://") && !ldap.starttls && !loopback {
+        if url.starts_with("ldap://") && !ldap.starttls && !super::model::is_loopback_url(&url) {
             return Err(
                 "accounts.ldap.starttls: passwords would cross the network in clear; use ldaps:// or starttls = true"
                     .into(),

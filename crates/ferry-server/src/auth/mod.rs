@@ -413,15 +413,7 @@ impl VerifiedCache {
     /// Keyed by the stored hash too: a password changed in a database (which no reload
     /// announces) misses the cache at once.
     fn digest(&self, name: &str, password: &str, hash: &str) -> [u8; 64] {
-        use blake2::Digest;
-        let mut h = blake2::Blake2b512::new();
-        h.update(self.key);
-        for part in [name, hash] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        h.update(password.as_bytes());
-        h.finalize().into()
+        keyed_digest(&self.key, &[name, hash], password)
     }
 
     fn check(&self, name: &str, password: &str, hash: &str) -> bool {
@@ -576,6 +568,20 @@ pub(crate) async fn check_password(
         }
         _ => Ok(false),
     }
+}
+
+/// A keyed BLAKE2b digest of `parts` (each length-prefixed) and `secret`, under a per-process
+/// `key`: what the caches of verified passwords keep instead of the password.
+pub(crate) fn keyed_digest(key: &[u8; 32], parts: &[&str], secret: &str) -> [u8; 64] {
+    use blake2::Digest;
+    let mut h = blake2::Blake2b512::new();
+    h.update(key);
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(secret.as_bytes());
+    h.finalize().into()
 }
 
 /// A hash no password matches in practice, checked for unknown names (computed once).

@@ -82,22 +82,7 @@ impl AccountsConfig {
 
     /// The store's TCP port, for the sandbox (which ports the server may connect to).
     pub fn port(&self) -> Option<u16> {
-        let url = self.url.as_deref()?;
-        let (scheme, rest) = url.split_once("://")?;
-        let authority = rest.split(['/', '?']).next()?;
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let explicit = host_port.rsplit_once(':').map(|(_, p)| p);
-        match explicit.and_then(|p| p.parse().ok()) {
-            Some(p) => Some(p),
-            None => match scheme {
-                "postgres" | "postgresql" => Some(5432),
-                "ldap" => Some(389),
-                "ldaps" => Some(636),
-                "http" => Some(80),
-                "https" => Some(443),
-                _ => None,
-            },
-        }
+        crate::config::url_host_port(self.url.as_deref()?).1
     }
 
     /// How long a login waits for the store.
@@ -167,6 +152,13 @@ impl AccountRecord {
             limits: self.limits,
         })
     }
+}
+
+/// Whether a URL's host is a loopback address (or `localhost`): where a password may go without
+/// TLS, as over a unix socket.
+pub fn is_loopback_url(url: &str) -> bool {
+    let host = crate::config::url_host_port(url).0;
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An account's root beneath the server's root `base`: `None`/empty is `base`, a relative path is
@@ -257,6 +249,8 @@ mod tests {
         assert_eq!(c(AccountsKind::Ldap, "ldaps://dir.example").port(), Some(636));
         assert_eq!(c(AccountsKind::Http, "http://127.0.0.1:8080/auth").port(), Some(8080));
         assert!(c(AccountsKind::Ldap, "postgres://x").validate().is_err());
+        assert!(is_loopback_url("http://127.0.0.9:8080/x") && is_loopback_url("ldap://[::1]:389"));
+        assert!(is_loopback_url("http://localhost/x") && !is_loopback_url("http://127.example/x"));
         assert!(c(AccountsKind::Http, "https://auth.example/login").validate().is_ok());
     }
 }
