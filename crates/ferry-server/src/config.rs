@@ -117,6 +117,10 @@ pub struct StorageConfig {
     pub upload_concurrency: usize,
     /// The most objects a directory may hold for RNFR/RNTO to rename it (copy + delete each).
     pub max_rename_keys: usize,
+    /// S3: multipart uploads begun longer ago than this are aborted by a sweep every node runs
+    /// at start and then every half of it (at most hourly); 0 turns the sweep off. It must be
+    /// longer than the longest upload (docs/s3.md).
+    pub abandoned_upload_secs: u64,
     /// Local storage: compute the SHA-256 of whole-file uploads as they stream and keep it with
     /// the file (an extended attribute), so that `HASH` answers at once. Off: uploads may use
     /// `splice(2)`, and `HASH` reads the file (once; the result is kept).
@@ -136,6 +140,7 @@ impl std::fmt::Debug for StorageConfig {
             .field("part_size_mib", &self.part_size_mib)
             .field("upload_concurrency", &self.upload_concurrency)
             .field("max_rename_keys", &self.max_rename_keys)
+            .field("abandoned_upload_secs", &self.abandoned_upload_secs)
             .field("upload_digests", &self.upload_digests)
             .finish()
     }
@@ -154,6 +159,7 @@ impl Default for StorageConfig {
             part_size_mib: 8,
             upload_concurrency: 2,
             max_rename_keys: 1000,
+            abandoned_upload_secs: 86_400,
             upload_digests: true,
         }
     }

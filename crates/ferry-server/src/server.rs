@@ -405,6 +405,13 @@ impl Bound {
             cluster.start();
             shared.limit_state.bans.share(cluster.bans());
         }
+        let config = shared.config();
+        let storage = &config.storage;
+        if storage.kind == StorageKind::S3 && storage.abandoned_upload_secs > 0 {
+            let after = Duration::from_secs(storage.abandoned_upload_secs);
+            let sweeper = crate::storage::s3_sweep::Sweeper::new(storage, after)?;
+            sweeper.spawn(crate::storage::s3_sweep::interval(after), shared.shutdown.clone());
+        }
         let admin_addr = admin.local_addr();
         admin.spawn(shared.clone())?;
         Ok(Server { listeners, shared, admin_addr })

@@ -6,6 +6,7 @@
 mod dir_names;
 pub mod local;
 pub mod s3;
+pub mod s3_sweep;
 
 use std::fmt;
 use std::io;
