@@ -422,3 +422,98 @@ def test_http_auth_hook(ferry_factory, tmp_path):
         service.shutdown()
     # The service gone: 421 for what is not cached.
     assert code(login_reply(node, "dave", "pw")) == 421
+
+
+# ------------------------------------------------ PostgreSQL over TLS
+
+
+def make_ca_and_server_cert(d: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate it signs for 127.0.0.1: (ca.pem, server.pem, server.key)."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, crt = (d / f"{name}-{x}" for x in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = d / f"{name}-ext.cnf"
+    ext.write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n", encoding="utf-8")
+    run = lambda *a: ok(subprocess.run(["openssl", *a], capture_output=True, text=True, timeout=60))  # noqa: E731
+    run("req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", f"/CN={name} test CA")  # fmt: skip
+    run("req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")  # fmt: skip
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-out", str(crt), "-extfile", str(ext))  # fmt: skip
+    return ca, crt, key
+
+
+def superuser_sql(postgres, query: str) -> str:
+    """SQL as the cluster's superuser, over its unix socket (ALTER SYSTEM, pg_stat_ssl)."""
+    import os
+
+    psql = os.path.join(postgres.bin, "psql")
+    cp = subprocess.run(
+        [*postgres.owner_prefix(), psql, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", postgres.socket_dir,
+         "-p", str(postgres.port), "-U", "postgres", "-d", "postgres", "-c", query],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return ok(cp)
+
+
+@pytest.fixture
+def pg_tls(postgres, tmp_path):
+    """The session's PostgreSQL with TLS on (a certificate for 127.0.0.1 signed by a test CA) for
+    this test; off again after it. Yields the CA's PEM file."""
+    import os
+    import shutil
+
+    ca, crt, key = make_ca_and_server_cert(tmp_path / "pg-tls", "pg")
+    uid = os.stat(postgres.data).st_uid
+    for src, dst in ((crt, "ferry-test-server.pem"), (key, "ferry-test-server.key")):
+        target = Path(postgres.data) / dst
+        shutil.copy(src, target)
+        os.chown(target, uid, -1)
+        os.chmod(target, 0o600)
+    superuser_sql(postgres, "ALTER SYSTEM SET ssl_cert_file = 'ferry-test-server.pem'")
+    superuser_sql(postgres, "ALTER SYSTEM SET ssl_key_file = 'ferry-test-server.key'")
+    superuser_sql(postgres, "ALTER SYSTEM SET ssl = on")
+    superuser_sql(postgres, "SELECT pg_reload_conf()")
+    assert wait_for(lambda: superuser_sql(postgres, "SHOW ssl").strip() == "on", timeout=10)
+    try:
+        yield ca
+    finally:
+        superuser_sql(postgres, "ALTER SYSTEM RESET ssl")
+        superuser_sql(postgres, "SELECT pg_reload_conf()")
+
+
+def test_postgres_over_tls(postgres, pg_tls, ferry_factory, request, tmp_path):
+    """`[accounts] ca_file` (or sslmode=require): the CLI and the server reach PostgreSQL over TLS,
+    verified against the CA (pg_stat_ssl shows every ferry connection encrypted); a certificate
+    from another CA is refused (421 at login, not a plain-text fall-back)."""
+    schema, url = schema_url(postgres, request)
+    root = tmp_path / "srv"
+    root.mkdir()
+    accounts = pg_accounts(url) + f"ca_file = {json.dumps(str(pg_tls))}\n"
+    cfg = write_config(tmp_path / "ferry-tls.toml", root, accounts, FAST_BANS)
+    assert "applied migration(s) [1]" in ok(ferry_cli("accounts", "migrate", "--config", str(cfg)))
+    (root / "tess").mkdir()
+    add_user(cfg, "tess", "tess-pw", "--root", "tess")
+    node = start_node(ferry_factory, cfg, root)
+    ftp = login(node, "tess", "tess-pw")
+    assert stor_bytes(ftp, "over-tls.txt", b"sealed").startswith("226")
+    rows = superuser_sql(
+        postgres,
+        "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+        "WHERE a.application_name = 'ferry' AND a.usename = 'ferry'",
+    ).split()
+    assert rows and all(r.startswith("t|TLSv1.") for r in rows), rows
+    ftp.quit()
+
+    # The same URL, but trusting another CA: no connection, 421, nothing in clear.
+    other_ca, _, _ = make_ca_and_server_cert(tmp_path / "other", "other")
+    bad = write_config(tmp_path / "ferry-bad-ca.toml", root, pg_accounts(url) + f"ca_file = {json.dumps(str(other_ca))}\n")
+    bad_node = start_node(ferry_factory, bad, root)
+    assert login_reply(bad_node, "tess", "tess-pw").startswith("421"), "a certificate of another CA was accepted"
+    assert "error performing TLS handshake" in bad_node.stderr_text()
+    # sslmode=require without ca_file trusts the system's CAs, which did not sign the test server's.
+    sep = "&" if "?" in url else "?"
+    req = write_config(tmp_path / "ferry-require.toml", root, pg_accounts(url + sep + "sslmode=require"))
+    req_node = start_node(ferry_factory, req, root)
+    assert login_reply(req_node, "tess", "tess-pw").startswith("421")
+    assert "error performing TLS handshake" in req_node.stderr_text()

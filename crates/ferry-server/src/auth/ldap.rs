@@ -133,23 +133,7 @@ impl LdapAccounts {
         }
         let tls = match &ldap.ca_file {
             None => None,
-            Some(file) => {
-                let pem = std::fs::read(file).map_err(|e| format!("accounts.ldap.ca_file {}: {e}", file.display()))?;
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in
-                    <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
-                {
-                    let cert = cert.map_err(|e| format!("accounts.ldap.ca_file {}: {e}", file.display()))?;
-                    roots.add(cert).map_err(|e| format!("accounts.ldap.ca_file {}: {e}", file.display()))?;
-                }
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| e.to_string())?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                Some(Arc::new(tls))
-            }
+            Some(file) => Some(Arc::new(super::client_tls(Some(file), "accounts.ldap.ca_file")?)),
         };
         Ok(Self { url, config: Arc::new(ldap.clone()), tls, base, timeout: config.timeout() })
     }

@@ -584,6 +584,36 @@ pub(crate) fn keyed_digest(key: &[u8; 32], parts: &[&str], secret: &str) -> [u8;
     h.finalize().into()
 }
 
+/// A TLS client configuration (rustls, ring) trusting the CAs of `roots`: the PEM file `ca_file`
+/// (read now, before the sandbox closes the filesystem), else the system's store. `field` names
+/// the setting in errors.
+pub(crate) fn client_tls(ca_file: Option<&std::path::Path>, field: &str) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(file) => {
+            let pem = std::fs::read(file).map_err(|e| format!("{field} {}: {e}", file.display()))?;
+            for cert in <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
+            {
+                let cert = cert.map_err(|e| format!("{field} {}: {e}", file.display()))?;
+                roots.add(cert).map_err(|e| format!("{field} {}: {e}", file.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!("{field}: no CA certificate to trust"));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// A hash no password matches in practice, checked for unknown names (computed once).
 pub(crate) fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

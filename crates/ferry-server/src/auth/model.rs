@@ -36,6 +36,10 @@ pub struct AccountsConfig {
     pub url: Option<String>,
     /// Connections to the database at most (PostgreSQL).
     pub pool_size: usize,
+    /// PostgreSQL over TLS: the CA (PEM) that signed the database's certificate. Given, the
+    /// connection is TLS-only (`sslmode=require`, certificate and host name verified); with
+    /// `sslmode=require` in the URL and no file, the system's CAs are trusted.
+    pub ca_file: Option<std::path::PathBuf>,
     /// How long a login waits for the store before it gets 421, milliseconds.
     pub timeout_ms: u64,
     /// The LDAP settings.
@@ -50,6 +54,7 @@ impl Default for AccountsConfig {
             kind: AccountsKind::File,
             url: None,
             pool_size: 16,
+            ca_file: None,
             timeout_ms: 3000,
             ldap: super::ldap::LdapConfig::default(),
             http: super::http::HttpConfig::default(),

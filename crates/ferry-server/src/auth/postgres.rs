@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
 
 use super::model::{parse_networks, parse_permissions, AccountRecord, AccountsConfig};
@@ -143,7 +144,24 @@ impl PgAccounts {
         let mut pg: tokio_postgres::Config = url.parse().map_err(|e| format!("accounts.url: {e}"))?;
         pg.connect_timeout(config.timeout());
         pg.application_name("ferry");
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match (&config.ca_file, pg.get_ssl_mode()) {
+            (None, SslMode::Disable | SslMode::Prefer) => {
+                if !super::model::is_loopback_url(url) {
+                    tracing::warn!(
+                        "accounts: the PostgreSQL connection is not encrypted (account rows, password hashes \
+                         included, cross the network in clear); set accounts.ca_file or sslmode=require"
+                    );
+                }
+                Manager::from_config(pg, NoTls, recycling)
+            }
+            (ca_file, _) => {
+                // TLS only: never a silent fall-back to a plain connection.
+                pg.ssl_mode(SslMode::Require);
+                let tls = super::client_tls(ca_file.as_deref(), "accounts.ca_file")?;
+                Manager::from_config(pg, tokio_postgres_rustls::MakeRustlsConnect::new(tls), recycling)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
