@@ -55,6 +55,43 @@ impl Coverage {
     }
 }
 
+/// The room a segmented upload holds in its account's quota: its whole growth, reserved at
+/// `BEGIN` (the size is announced), so that uploads running meanwhile cannot take it.
+#[derive(Debug)]
+pub struct SegmentQuota {
+    ledger: Arc<dyn crate::limits::QuotaLedger>,
+    id: u64,
+}
+
+impl SegmentQuota {
+    /// Reserves `growth` bytes in `ledger` (when it has a byte quota): `Ok(None)` when they do
+    /// not fit. A ledger that cannot be reached lets the upload go on unreserved (it is settled
+    /// when the store is back), as streamed uploads do.
+    pub async fn reserve(ledger: &Arc<dyn crate::limits::QuotaLedger>, growth: u64) -> Option<Self> {
+        let id = crate::limits::reservation_id();
+        if ledger.quota_bytes().is_some() && growth > 0 {
+            match ledger.reserve(id, growth, growth).await {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "segmented upload not reserved: it goes on unreserved"),
+            }
+        }
+        Some(Self { ledger: Arc::clone(ledger), id })
+    }
+
+    /// Whether the upload may be put in place (`false`: an older upload took its room).
+    pub async fn confirm(&self) -> bool {
+        self.ledger.confirm(self.id).await.unwrap_or(true)
+    }
+
+    /// Ends the reservation, recording what the upload changed (`0, 0` when it was undone).
+    pub async fn settle(&self, bytes: i64, files: i64) {
+        if self.ledger.settle(self.id, bytes, files).await.is_err() {
+            crate::limits::settle_later(Arc::clone(&self.ledger), self.id, bytes, files);
+        }
+    }
+}
+
 /// One segmented upload in progress.
 #[derive(Debug)]
 pub struct Segmented {
@@ -64,11 +101,30 @@ pub struct Segmented {
     pub temp: VirtualPath,
     /// The size announced at `BEGIN`.
     pub size: u64,
+    /// Its reservation in the account's quota, when the account has a ledger.
+    pub quota: Option<SegmentQuota>,
     /// What has arrived, and when something last did.
     state: Mutex<(Coverage, Instant)>,
 }
 
 impl Segmented {
+    /// A segmented upload of `size` bytes into `temp`, nothing received yet.
+    pub fn new(
+        storage: Arc<dyn crate::storage::Storage>,
+        temp: VirtualPath,
+        size: u64,
+        quota: Option<SegmentQuota>,
+    ) -> Self {
+        Self { storage, temp, size, quota, state: Mutex::new((Coverage::default(), Instant::now())) }
+    }
+
+    /// Gives its quota reservation back (an abandoned or failed upload).
+    pub async fn release(&self) {
+        if let Some(q) = &self.quota {
+            q.settle(0, 0).await;
+        }
+    }
+
     /// A segment `start..end` arrived whole.
     pub fn received(&self, start: u64, end: u64) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -96,23 +152,17 @@ impl Segmented {
 pub struct Segments(Mutex<HashMap<(String, String), Arc<Segmented>>>);
 
 impl Segments {
-    /// Starts one; `None` when one is already in progress for this account and path.
-    pub fn begin(
-        &self,
-        user: &str,
-        target: &VirtualPath,
-        storage: Arc<dyn crate::storage::Storage>,
-        temp: VirtualPath,
-        size: u64,
-    ) -> Option<Arc<Segmented>> {
+    /// Starts `upload`; gives it back (`Err`) when one is already in progress for this account
+    /// and path.
+    pub fn begin(&self, user: &str, target: &VirtualPath, upload: Segmented) -> Result<Arc<Segmented>, Segmented> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let key = (user.to_owned(), target.to_string());
         if map.contains_key(&key) {
-            return None;
+            return Err(upload);
         }
-        let s = Arc::new(Segmented { storage, temp, size, state: Mutex::new((Coverage::default(), Instant::now())) });
+        let s = Arc::new(upload);
         map.insert(key, s.clone());
-        Some(s)
+        Ok(s)
     }
 
     /// The one in progress for this account and path.
@@ -162,9 +212,10 @@ mod tests {
             Arc::new(crate::storage::local::LocalStorage::open(dir.path()).unwrap());
         let p = VirtualPath::root().join("f").unwrap();
         let t = VirtualPath::root().join(".ferry-upload.f").unwrap();
-        assert!(s.begin("alice", &p, st.clone(), t.clone(), 10).is_some());
-        assert!(s.begin("alice", &p, st.clone(), t.clone(), 10).is_none());
-        assert!(s.begin("bob", &p, st.clone(), t.clone(), 10).is_some(), "another account's is its own");
+        let up = || Segmented::new(st.clone(), t.clone(), 10, None);
+        assert!(s.begin("alice", &p, up()).is_ok());
+        assert!(s.begin("alice", &p, up()).is_err());
+        assert!(s.begin("bob", &p, up()).is_ok(), "another account's is its own");
         assert!(s.get("alice", &p).is_some());
         assert!(s.expired(Duration::from_secs(60)).is_empty());
         assert_eq!(s.expired(Duration::ZERO).len(), 2);

@@ -169,6 +169,40 @@ fn quota_refuses_with_552_and_loses_nothing() {
 }
 
 #[test]
+fn segmented_uploads_reserve_their_quota_at_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = users(dir.path(), &[("q", "quota_bytes = 1000")]);
+    let f = Ferry::start(&["--users", u.to_str().unwrap()]);
+    let session = || {
+        let mut c = f.connect();
+        c.read();
+        c.ok("USER q", 331);
+        c.ok("PASS pw", 230);
+        c.ok("TYPE I", 200);
+        c
+    };
+    let (mut a, mut b) = (session(), session());
+    a.ok("SITE SEGMENT BEGIN 1200 big.bin", 552);
+    a.ok("SITE SEGMENT BEGIN 700 seg.bin", 200);
+    // The 700 bytes are held: another session's upload finds only 300 left.
+    assert_eq!(b.upload("STOR other", &[1u8; 400]).code.0, 552);
+    assert!(!f.path("other").exists());
+    assert_eq!(b.upload("STOR small", &[2u8; 300]).code.0, 226);
+    // ABORT gives the room back.
+    a.ok("SITE SEGMENT ABORT seg.bin", 250);
+    assert_eq!(b.upload("STOR other", &[3u8; 400]).code.0, 226);
+    // 700 used: a 300-byte segmented upload fits exactly, its segment lands, END publishes it.
+    a.ok("SITE SEGMENT BEGIN 300 seg2.bin", 200);
+    let mut s = session();
+    s.ok("REST 0", 350);
+    assert_eq!(s.upload("STOR seg2.bin", &[4u8; 300]).code.0, 226);
+    a.ok("SITE SEGMENT END seg2.bin", 250);
+    assert_eq!(read_file(&f.path("seg2.bin")), vec![4u8; 300]);
+    // Settled once: the quota is full.
+    assert_eq!(b.upload("STOR one", &[5u8; 1]).code.0, 552);
+}
+
+#[test]
 fn fxp_is_per_account_opt_in() {
     let dir = tempfile::tempdir().unwrap();
     let u = users(dir.path(), &[("fxp", "allow_fxp = true"), ("plain", "")]);

@@ -17,11 +17,7 @@ pub(crate) async fn segment(a: &Account, cx: &Cx<'_>, op: SegmentOp) -> Answer {
         // Segments are written at offsets into one file, which an object store cannot do.
         return Err(replies::unsupported_by_storage("SITE SEGMENT"));
     }
-    // Abandoned ones (no segment for an idle timeout) go first.
-    for stale in cx.shared.limit_state.segments.expired(cx.config.limits.idle_timeout()) {
-        tracing::info!(temp = %stale.temp, "segmented upload abandoned: removed");
-        let _ = stale.storage.remove_file(&stale.temp).await;
-    }
+    expire_abandoned(cx).await;
     match op {
         SegmentOp::Begin { size, path: arg } => begin(a, cx, size, &arg).await,
         SegmentOp::End(arg) => end(a, cx, &arg).await,
@@ -34,8 +30,19 @@ pub(crate) async fn segment(a: &Account, cx: &Cx<'_>, op: SegmentOp) -> Answer {
                 .remove(&a.user.name, &path)
                 .ok_or_else(|| replies::no_segmented_upload(&arg))?;
             let _ = seg.storage.remove_file(&seg.temp).await;
+            seg.release().await;
             Ok(replies::segmented_abandoned(&arg))
         }
+    }
+}
+
+/// Removes the segmented uploads that received nothing for an idle timeout, and gives their
+/// quota reservations back. Run by every `SITE SEGMENT` and every upload.
+pub(crate) async fn expire_abandoned(cx: &Cx<'_>) {
+    for stale in cx.shared.limit_state.segments.expired(cx.config.limits.idle_timeout()) {
+        tracing::info!(temp = %stale.temp, "segmented upload abandoned: removed");
+        let _ = stale.storage.remove_file(&stale.temp).await;
+        stale.release().await;
     }
 }
 
@@ -51,22 +58,33 @@ async fn begin(a: &Account, cx: &Cx<'_>, size: u64, arg: &str) -> Answer {
         Err(StorageError::NotFound) => None,
         Err(e) => return Err(replies::storage_error(&e, arg)),
     };
-    if let Some((ledger, quota)) = a.usage.as_ref().and_then(|l| Some((l, l.quota_bytes()?))) {
-        // Checked, not reserved: a segmented upload is settled at END.
-        if let Ok(now) = ledger.usage().await {
-            if now.bytes.saturating_sub(old_len.unwrap_or(0)) + size > quota {
-                return Err(replies::storage_error(&StorageError::NoSpace, arg));
-            }
-        }
-    }
     let name = path.file_name().unwrap_or("upload").to_string();
     let temp = path.parent().join(&crate::storage::temp_file_name(&name)).map_err(|_| replies::bad_path())?;
-    let seg = cx
-        .shared
-        .limit_state
-        .segments
-        .begin(&a.user.name, &path, Arc::clone(&a.storage), temp.clone(), size)
-        .ok_or_else(|| replies::segmented_in_progress(arg))?;
+    // The whole growth is reserved now (the size is known): uploads running meanwhile cannot
+    // take the room, and END cannot find it gone.
+    let quota = match &a.usage {
+        None => None,
+        Some(ledger) => {
+            if let (Some(max), None) = (ledger.quota_files(), old_len) {
+                if ledger.usage().await.is_ok_and(|now| now.files >= max) {
+                    return Err(replies::quota_files_exceeded(max));
+                }
+            }
+            let growth = size.saturating_sub(old_len.unwrap_or(0));
+            match crate::segments::SegmentQuota::reserve(ledger, growth).await {
+                Some(q) => Some(q),
+                None => return Err(replies::storage_error(&StorageError::NoSpace, arg)),
+            }
+        }
+    };
+    let upload = crate::segments::Segmented::new(Arc::clone(&a.storage), temp.clone(), size, quota);
+    let seg = match cx.shared.limit_state.segments.begin(&a.user.name, &path, upload) {
+        Ok(seg) => seg,
+        Err(upload) => {
+            upload.release().await;
+            return Err(replies::segmented_in_progress(arg));
+        }
+    };
     // The temporary exists from now on: the segments write into it, at their offsets.
     let created = match a.storage.write(&temp, WriteMode::CreateNew).await {
         Ok(up) => up.commit(false).await.map(|_| ()),
@@ -74,6 +92,7 @@ async fn begin(a: &Account, cx: &Cx<'_>, size: u64, arg: &str) -> Answer {
     };
     if let Err(e) = created {
         cx.shared.limit_state.segments.remove(&a.user.name, &path);
+        seg.release().await;
         return Err(replies::storage_error(&e, arg));
     }
     drop(seg);
@@ -91,16 +110,23 @@ async fn end(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     // Whole: it replaces the file (the old one stays until this rename).
     let old_len = a.storage.metadata(&path).await.ok().filter(|m| !m.is_dir()).map(|m| m.size);
     segments.remove(&a.user.name, &path);
+    let revoked = match &seg.quota {
+        Some(q) => !q.confirm().await,
+        None => false,
+    };
+    if revoked {
+        // An older upload of the account took the room: undone, the old file stays.
+        let _ = a.storage.remove_file(&seg.temp).await;
+        seg.release().await;
+        return Err(replies::storage_error(&StorageError::NoSpace, arg));
+    }
     if let Err(e) = a.storage.rename(&seg.temp, &path).await {
         let _ = a.storage.remove_file(&seg.temp).await;
+        seg.release().await;
         return Err(replies::storage_error(&e, arg));
     }
-    if let Some(ledger) = &a.usage {
-        let bytes = seg.size as i64 - old_len.unwrap_or(0) as i64;
-        let (files, id) = (i64::from(old_len.is_none()), crate::limits::reservation_id());
-        if ledger.settle(id, bytes, files).await.is_err() {
-            crate::limits::settle_later(ledger.clone(), id, bytes, files);
-        }
+    if let Some(q) = &seg.quota {
+        q.settle(seg.size as i64 - old_len.unwrap_or(0) as i64, i64::from(old_len.is_none())).await;
     }
     tracing::info!(user = %a.user.name, path = %path, bytes = seg.size, "segmented upload complete");
     Ok(replies::segmented_complete(arg, seg.size))

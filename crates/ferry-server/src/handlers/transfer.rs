@@ -283,6 +283,7 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
         transfer::Verify { verifiers, payload, root: a.user.root.clone() }
     });
     let mode = if verify.is_some() && mode == WriteMode::Replace { WriteMode::ReplaceHidden } else { mode };
+    super::segments::expire_abandoned(cx).await;
     let quota = quota_guard(a, &path, mode).await?;
     let upload = a.storage.write(&path, mode).await.map_err(|e| replies::storage_error(&e, &shown))?;
     let ascii = cx.xfer.repr == Repr::Ascii;
