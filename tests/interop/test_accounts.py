@@ -182,13 +182,21 @@ def test_done_when_two_nodes_on_garage_share_quota_and_bans(postgres, pg, ferry_
     assert history[0] == ["f", "3"] and int(history[1][1]) >= 4, history
 
 
-def test_session_limit_counts_both_nodes(pg, ferry_factory):
-    _, cfg, root = pg
+def test_session_limit_counts_both_nodes(postgres, pg, ferry_factory):
+    schema, cfg, root = pg
     add_user(cfg, "sam", "sam-pw", "--max-sessions", "2")
     a = start_node(ferry_factory, cfg, root)
     b = start_node(ferry_factory, cfg, root)
     one = login(a, "sam", "sam-pw")
+    # The slot was claimed by the login's account query and taken by the session: one row, not a
+    # second claim beside an unused one (a login costs one round trip).
+    sessions = lambda: sql(postgres, schema, "SELECT count(*) FROM ferry_sessions WHERE account = 'sam'")  # noqa: E731
+    assert sessions() == [["1"]]
+    # A wrong password gives back the slot its account query claimed.
+    assert code(login_reply(a, "sam", "wrong")) == 530
+    assert wait_for(lambda: sessions() == [["1"]], timeout=5)
     two = login(b, "sam", "sam-pw")
+    assert sessions() == [["2"]]
     assert code(login_reply(a, "sam", "sam-pw")) == 530
     assert code(login_reply(b, "sam", "sam-pw")) == 530
     one.quit()

@@ -30,6 +30,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "accounts", include_str!("../
 
 /// How often a node tells the database its sessions and reservations are alive.
 const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long a session slot claimed with the login's account query waits for its session.
+const PRE_CLAIM_TTL: Duration = Duration::from_secs(10);
 
 /// The accounts database.
 #[derive(Clone)]
@@ -45,6 +47,10 @@ struct Inner {
     node: String,
     verified: VerifiedCache,
     timeout: Duration,
+    /// Session slots claimed by a login's account query (one round trip for both), by account,
+    /// waiting for the session to take them ([`Cluster::claim_session`]); unused ones are given
+    /// back after [`PRE_CLAIM_TTL`].
+    claims: std::sync::Mutex<std::collections::HashMap<String, Vec<(std::time::Instant, i64)>>>,
 }
 
 impl std::fmt::Debug for PgAccounts {
@@ -128,6 +134,8 @@ fn to_u64(v: Option<i64>) -> Option<u64> {
     v.map(|v| v.max(0) as u64)
 }
 
+/// How many columns [`ACCOUNT_COLUMNS`] has.
+const ACCOUNT_COLUMN_COUNT: usize = 15;
 /// The account's columns, the group's filling in what the user leaves unset.
 const ACCOUNT_COLUMNS: &str = "u.name, u.password_hash, u.group_name, COALESCE(u.root, g.root), \
      COALESCE(u.permissions, g.permissions), COALESCE(u.tls_required, g.tls_required, false), u.enabled, \
@@ -173,7 +181,14 @@ impl PgAccounts {
         let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "ferry".into());
         let node = format!("{host}-{}-{:08x}", std::process::id(), rand::random::<u32>());
         Ok(Self {
-            inner: Arc::new(Inner { pool, base, node, verified: VerifiedCache::new(), timeout: config.timeout() }),
+            inner: Arc::new(Inner {
+                pool,
+                base,
+                node,
+                verified: VerifiedCache::new(),
+                timeout: config.timeout(),
+                claims: std::sync::Mutex::default(),
+            }),
         })
     }
 
@@ -260,17 +275,75 @@ impl PgAccounts {
         }
     }
 
-    async fn account(&self, name: &str) -> Result<Option<(String, AccountRecord)>, Unavailable> {
+    /// The account (password hash and record) and, in the same statement (one round trip), a
+    /// session slot when the account has a session limit: `Some(id)` claimed, `None` not claimed
+    /// (no limit, disabled, or already full: the session's own claim then decides).
+    async fn account(
+        &self,
+        name: &str,
+        claim: bool,
+    ) -> Result<Option<(String, AccountRecord, Option<i64>)>, Unavailable> {
         let client = self.client().await?;
+        let slot = if claim {
+            "CASE WHEN u.enabled AND COALESCE(u.max_sessions, g.max_sessions) IS NOT NULL \
+             THEN ferry_claim_session(u.name, $2, COALESCE(u.max_sessions, g.max_sessions)) END"
+        } else {
+            "CAST(NULL AS bigint)"
+        };
         let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM ferry_users u LEFT JOIN ferry_groups g ON g.name = u.group_name WHERE u.name = $1"
+            "SELECT {ACCOUNT_COLUMNS}, {slot} FROM ferry_users u LEFT JOIN ferry_groups g ON g.name = u.group_name \
+             WHERE u.name = $1"
         );
         let stmt = self.bounded(client.prepare_cached(&sql)).await?;
-        let row = self.bounded(client.query_opt(&stmt, &[&name])).await?;
+        let row = if claim {
+            self.bounded(client.query_opt(&stmt, &[&name, &self.inner.node])).await?
+        } else {
+            self.bounded(client.query_opt(&stmt, &[&name])).await?
+        };
         Ok(row.map(|r| {
             let hash: String = r.get(1);
-            (hash, record_of(&r))
+            (hash, record_of(&r), r.get::<_, Option<i64>>(ACCOUNT_COLUMN_COUNT))
         }))
+    }
+
+    /// Keeps a slot claimed at login for the session to take.
+    fn keep_claim(&self, name: &str, id: i64) {
+        let mut claims = self.inner.claims.lock().unwrap_or_else(|p| p.into_inner());
+        claims.entry(name.to_string()).or_default().push((std::time::Instant::now(), id));
+    }
+
+    /// A slot claimed at login for `name`, if one is waiting.
+    fn take_claim(&self, name: &str) -> Option<i64> {
+        let mut claims = self.inner.claims.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting = claims.get_mut(name)?;
+        let id = waiting.pop().map(|(_, id)| id);
+        if waiting.is_empty() {
+            claims.remove(name);
+        }
+        id
+    }
+
+    /// Gives back the slots claimed at login that no session took in time (a login refused
+    /// after the password check: TLS required, root unavailable).
+    fn expire_claims(&self) {
+        let stale: Vec<i64> = {
+            let mut claims = self.inner.claims.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stale = Vec::new();
+            claims.retain(|_, waiting| {
+                waiting.retain(|(at, id)| {
+                    let keep = at.elapsed() < PRE_CLAIM_TTL;
+                    if !keep {
+                        stale.push(*id);
+                    }
+                    keep
+                });
+                !waiting.is_empty()
+            });
+            stale
+        };
+        for id in stale {
+            drop(PgSlot::new(self, id));
+        }
     }
 
     fn record_login(&self, name: &str, from: IpAddr, ok: bool, reason: Option<&'static str>) {
@@ -406,8 +479,8 @@ impl PgAccounts {
 
     /// The stored root of a user (for `ferry accounts recount`); `None` when there is no such user.
     pub async fn root_of(&self, name: &str) -> Result<Option<PathBuf>, String> {
-        let found = self.account(name).await.map_err(|e| e.0)?;
-        Ok(found.map(|(_, r)| super::model::resolve_root(&self.inner.base, r.root.as_deref()).unwrap_or_default()))
+        let found = self.account(name, false).await.map_err(|e| e.0)?;
+        Ok(found.map(|(_, r, _)| super::model::resolve_root(&self.inner.base, r.root.as_deref()).unwrap_or_default()))
     }
 
     /// Sets what an account uses (`ferry accounts recount`, from a walk of its storage).
@@ -432,6 +505,7 @@ impl PgAccounts {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
+                me.expire_claims();
                 let Ok(client) = me.client().await else { continue };
                 let r = me
                     .bounded(client.batch_execute(&format!(
@@ -499,11 +573,13 @@ impl Authenticator for PgAccounts {
     }
 
     async fn authenticate(&self, name: &str, password: &str, from: IpAddr) -> Result<User, AuthError> {
-        let found = self.account(name).await?;
-        let hash = found.as_ref().map(|(h, _)| h.as_str());
+        let found = self.account(name, true).await?;
+        // A slot claimed with the account is given back (dropped) unless the login succeeds.
+        let claim = found.as_ref().and_then(|(_, _, c)| *c).map(|id| PgSlot::new(self, id));
+        let hash = found.as_ref().map(|(h, _, _)| h.as_str());
         let ok = check_password(&self.inner.verified, name, password, hash, dummy_hash(), from).await?;
         let record = match found {
-            Some((hash, record)) if ok => {
+            Some((hash, record, _)) if ok => {
                 if !is_current_hash(&hash) {
                     self.rehash(name, password, &hash);
                 }
@@ -516,7 +592,12 @@ impl Authenticator for PgAccounts {
         };
         let admitted = record.admit(&self.inner.base, from);
         match &admitted {
-            Ok(_) => self.record_login(name, from, true, None),
+            Ok(_) => {
+                self.record_login(name, from, true, None);
+                if let Some(slot) = claim {
+                    self.keep_claim(name, slot.keep());
+                }
+            }
             Err(AuthError::Refused(why)) => self.record_login(name, from, false, Some(why)),
             Err(_) => {}
         }
@@ -533,14 +614,26 @@ impl Authenticator for PgAccounts {
 #[derive(Debug)]
 struct PgSlot {
     accounts: PgAccounts,
-    id: i64,
+    /// `None` once kept ([`PgSlot::keep`]).
+    id: Option<i64>,
 }
 
 impl Released for PgSlot {}
 
+impl PgSlot {
+    fn new(accounts: &PgAccounts, id: i64) -> Self {
+        Self { accounts: accounts.clone(), id: Some(id) }
+    }
+
+    /// The slot's id, kept: dropping this handle no longer gives it back.
+    fn keep(mut self) -> i64 {
+        self.id.take().unwrap_or_default()
+    }
+}
+
 impl Drop for PgSlot {
     fn drop(&mut self) {
-        let (me, id) = (self.accounts.clone(), self.id);
+        let (me, Some(id)) = (self.accounts.clone(), self.id) else { return };
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
         rt.spawn(async move {
             for attempt in 0..5u32 {
@@ -672,12 +765,15 @@ impl BanStore for PgBans {
 #[async_trait]
 impl Cluster for PgAccounts {
     async fn claim_session(&self, account: &str, max: u32) -> Result<Option<Box<dyn Released>>, Unavailable> {
+        if let Some(id) = self.take_claim(account) {
+            return Ok(Some(Box::new(PgSlot::new(self, id))));
+        }
         let client = self.client().await?;
         let max = i32::try_from(max).unwrap_or(i32::MAX);
         let row = self
             .bounded(client.query_one("SELECT ferry_claim_session($1, $2, $3)", &[&account, &self.inner.node, &max]))
             .await?;
-        Ok(row.get::<_, Option<i64>>(0).map(|id| Box::new(PgSlot { accounts: self.clone(), id }) as Box<dyn Released>))
+        Ok(row.get::<_, Option<i64>>(0).map(|id| Box::new(PgSlot::new(self, id)) as Box<dyn Released>))
     }
 
     fn ledger(&self, account: &str, quota_bytes: Option<u64>, quota_files: Option<u64>) -> Arc<dyn QuotaLedger> {
