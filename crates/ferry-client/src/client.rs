@@ -150,23 +150,79 @@ pub enum StoreHow {
 
 /// A logged-in control connection.
 pub struct Client {
-    stream: Box<dyn Io>,
-    parser: ReplyParser,
-    buf: Vec<u8>,
+    control: Control,
     peer: SocketAddr,
     local: SocketAddr,
     features: Vec<String>,
-    epsv_refused: bool,
-    /// This server answered EPSV with 229 on this connection: later transfers send EPSV and their
-    /// command together (one round trip fewer per file).
-    epsv_works: bool,
-    eprt_refused: bool,
+    /// What this server made of EPSV and EPRT so far.
+    extended: ExtendedSupport,
     mode: DataMode,
     timeout: Duration,
     trace: Option<Arc<Trace>>,
     ascii: bool,
     /// TLS for data connections (PROT P), with the name the certificate was checked against.
     data_tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
+}
+
+/// The control connection's bytes: the stream, and the replies parsed from it.
+struct Control {
+    stream: Box<dyn Io>,
+    parser: ReplyParser,
+    buf: Vec<u8>,
+}
+
+impl Control {
+    fn new(stream: Box<dyn Io>) -> Self {
+        Self { stream, parser: ReplyParser::new(), buf: vec![0; 8192] }
+    }
+
+    /// Writes `text` (whole command lines) at once.
+    async fn write(&mut self, text: &str) -> Result<()> {
+        self.stream.write_all(text.as_bytes()).await.map_err(ClientError::Io)?;
+        self.stream.flush().await.map_err(ClientError::Io)
+    }
+
+    /// The next whole reply, reading as needed (each read within `timeout`).
+    async fn next_reply(&mut self, timeout: Duration) -> Result<Reply> {
+        loop {
+            match self.parser.next_reply() {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+            let n = match tokio::time::timeout(timeout, self.stream.read(&mut self.buf)).await {
+                Ok(Ok(0)) => {
+                    return Err(ClientError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the control connection",
+                    )))
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(ClientError::Io(e)),
+                Err(_) => return Err(ClientError::Io(io::ErrorKind::TimedOut.into())),
+            };
+            self.parser.feed(&self.buf[..n]);
+        }
+    }
+}
+
+/// What a server made of an extended command (EPSV, EPRT) on this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extended {
+    /// Not asked yet (or it stopped working): ask.
+    Untried,
+    /// It answered: for EPSV, later transfers send EPSV and their command in one write (one
+    /// round trip fewer per file).
+    Works,
+    /// Refused (or disabled by the user): use PASV / PORT.
+    Refused,
+}
+
+/// EPSV's and EPRT's standing with this server.
+#[derive(Debug, Clone, Copy)]
+struct ExtendedSupport {
+    epsv: Extended,
+    eprt: Extended,
 }
 
 impl std::fmt::Debug for Client {
@@ -214,16 +270,13 @@ impl Client {
         if opts.tls == TlsMode::Implicit {
             io = handshake(io, tls.as_ref(), opts.timeout).await?;
         }
+        let first = if opts.disable_extended { Extended::Refused } else { Extended::Untried };
         let mut c = Self {
-            stream: io,
-            parser: ReplyParser::new(),
-            buf: vec![0; 8192],
+            control: Control::new(io),
             peer,
             local,
             features: Vec::new(),
-            epsv_refused: opts.disable_extended,
-            epsv_works: false,
-            eprt_refused: opts.disable_extended,
+            extended: ExtendedSupport { epsv: first, eprt: first },
             mode: opts.mode,
             timeout: opts.timeout,
             trace,
@@ -239,9 +292,11 @@ impl Client {
             if r.code.0 != 234 {
                 return Err(ClientError::TlsRefused { code: r.code.0, text: r.text() });
             }
-            let plain =
-                std::mem::replace(&mut c.stream, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
-            c.stream = handshake(plain, tls.as_ref(), opts.timeout).await?;
+            let plain = std::mem::replace(
+                &mut c.control.stream,
+                Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
+            );
+            c.control.stream = handshake(plain, tls.as_ref(), opts.timeout).await?;
         }
         // RFC 7151: name the host, so that a server with virtual hosts serves the right one. Not
         // for an address (it names no host) or localhost; any answer but 220 leaves the server's
@@ -396,9 +451,7 @@ impl Client {
         if let Some(t) = &self.trace {
             t.sent(cmd);
         }
-        let line = format!("{cmd}\r\n");
-        self.stream.write_all(line.as_bytes()).await.map_err(ClientError::Io)?;
-        self.stream.flush().await.map_err(ClientError::Io)
+        self.control.write(&format!("{cmd}\r\n")).await
     }
 
     /// Sends two commands in one write.
@@ -407,9 +460,7 @@ impl Client {
             t.sent(a);
             t.sent(b);
         }
-        let lines = format!("{a}\r\n{b}\r\n");
-        self.stream.write_all(lines.as_bytes()).await.map_err(ClientError::Io)?;
-        self.stream.flush().await.map_err(ClientError::Io)
+        self.control.write(&format!("{a}\r\n{b}\r\n")).await
     }
 
     /// The data address a 229 reply names (`None` for any other reply).
@@ -436,30 +487,11 @@ impl Client {
     }
 
     async fn read_reply(&mut self) -> Result<Reply> {
-        loop {
-            match self.parser.next_reply() {
-                Ok(Some(r)) => {
-                    if let Some(t) = &self.trace {
-                        t.received(&r);
-                    }
-                    return Ok(r);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(ClientError::Protocol(e.to_string())),
-            }
-            let n = match tokio::time::timeout(self.timeout, self.stream.read(&mut self.buf)).await {
-                Ok(Ok(0)) => {
-                    return Err(ClientError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "server closed the control connection",
-                    )))
-                }
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(ClientError::Io(e)),
-                Err(_) => return Err(ClientError::Io(io::ErrorKind::TimedOut.into())),
-            };
-            self.parser.feed(&self.buf[..n]);
+        let r = self.control.next_reply(self.timeout).await?;
+        if let Some(t) = &self.trace {
+            t.received(&r);
         }
+        Ok(r)
     }
 
     /// `TYPE A` (true) or `TYPE I` (false).
@@ -838,7 +870,7 @@ impl Client {
     /// reply.
     pub async fn open_transfer(&mut self, cmd: Command, path: &str) -> Result<(Box<dyn Io>, Reply)> {
         let shown = cmd.redacted();
-        let (pending, r) = if self.mode == DataMode::Passive && self.epsv_works && !self.epsv_refused {
+        let (pending, r) = if self.mode == DataMode::Passive && self.extended.epsv == Extended::Works {
             // EPSV and the command in one write: the server answers 229, then waits for the data
             // connection to serve the command (RFC 959 lets a client send commands ahead).
             self.send_pair(&Command::Epsv(addr::EpsvArg::Default), &cmd).await?;
@@ -853,7 +885,7 @@ impl Client {
                     let _refused = self.read_reply().await?;
                     // EPSV stopped working: the command was refused for lack of a data connection;
                     // set one up the ordinary way and send it again.
-                    self.epsv_works = false;
+                    self.extended.epsv = Extended::Untried;
                     let pending = self.prepare_data().await?;
                     (pending, self.command(cmd).await?)
                 }
@@ -918,17 +950,17 @@ impl Client {
     /// The address a passive data connection goes to. PASV's announced IP is replaced by the
     /// control connection's peer when it differs (a NATed server announcing a private address).
     pub async fn passive_target(&mut self) -> Result<SocketAddr> {
-        if !self.epsv_refused {
+        if self.extended.epsv != Extended::Refused {
             let r = self.command(Command::Epsv(addr::EpsvArg::Default)).await?;
             if r.code.0 == 229 {
                 let target = self
                     .epsv_target(&r)
                     .ok_or_else(|| ClientError::Protocol(format!("bad 229 reply: {}", r.lines[0])))?;
-                self.epsv_works = true;
+                self.extended.epsv = Extended::Works;
                 return Ok(target);
             }
             // Remember: this server does not do EPSV.
-            self.epsv_refused = true;
+            self.extended.epsv = Extended::Refused;
         }
         let r = self.command(Command::Pasv).await?;
         if r.code.0 != 227 {
@@ -958,9 +990,10 @@ impl Client {
 
     /// Sends EPRT (or PORT) naming `a`.
     pub async fn announce_active(&mut self, a: SocketAddr) -> Result<()> {
-        if !self.eprt_refused {
+        if self.extended.eprt != Extended::Refused {
             let r = self.command(Command::Eprt(a)).await?;
             if r.code.0 == 200 {
+                self.extended.eprt = Extended::Works;
                 if let Some(t) = &self.trace {
                     t.port_derivation(
                         &format!("EPRT {} -> server connects to port {}", addr::format_eprt(a), a.port()),
@@ -972,7 +1005,7 @@ impl Client {
             if r.code.0 != 500 && r.code.0 != 502 && r.code.0 != 522 {
                 return Err(reply_error("EPRT", &r));
             }
-            self.eprt_refused = true;
+            self.extended.eprt = Extended::Refused;
         }
         let SocketAddr::V4(v4) = SocketAddr::new(a.ip().to_canonical(), a.port()) else {
             return Err(ClientError::Protocol("the server refused EPRT and PORT cannot carry IPv6".into()));
