@@ -146,6 +146,13 @@ impl std::fmt::Debug for StorageConfig {
     }
 }
 
+impl StorageConfig {
+    /// The S3 region: the configured one, else `us-east-1`.
+    pub fn region(&self) -> &str {
+        self.region.as_deref().unwrap_or("us-east-1")
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {

@@ -100,9 +100,14 @@ pub fn reservation_id() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Settles `id` in the background, retrying until the ledger answers (the accounts database may
-/// be down for a while: the change is applied once it is back, exactly once).
-pub fn settle_later(ledger: Arc<dyn QuotaLedger>, id: u64, bytes: i64, files: i64) {
+/// Settles `id` now, or, when the ledger does not answer, in the background, retrying until it
+/// does (the accounts database may be down for a while: the change is applied once it is back,
+/// exactly once).
+pub async fn settle(ledger: &Arc<dyn QuotaLedger>, id: u64, bytes: i64, files: i64) {
+    if ledger.settle(id, bytes, files).await.is_ok() {
+        return;
+    }
+    let ledger = Arc::clone(ledger);
     tokio::spawn(async move {
         let mut wait = Duration::from_millis(100);
         loop {

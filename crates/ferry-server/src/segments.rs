@@ -86,9 +86,7 @@ impl SegmentQuota {
 
     /// Ends the reservation, recording what the upload changed (`0, 0` when it was undone).
     pub async fn settle(&self, bytes: i64, files: i64) {
-        if self.ledger.settle(self.id, bytes, files).await.is_err() {
-            crate::limits::settle_later(Arc::clone(&self.ledger), self.id, bytes, files);
-        }
+        crate::limits::settle(&self.ledger, self.id, bytes, files).await;
     }
 }
 

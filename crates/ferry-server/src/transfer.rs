@@ -158,9 +158,7 @@ impl QuotaGuard {
     }
 
     async fn settle(self: Box<Self>, bytes: i64, files: i64) {
-        if self.ledger.settle(self.id, bytes, files).await.is_err() {
-            crate::limits::settle_later(self.ledger, self.id, bytes, files);
-        }
+        crate::limits::settle(&self.ledger, self.id, bytes, files).await;
     }
 }
 

@@ -24,9 +24,7 @@ pub(crate) async fn dele(a: &Account, cx: &Cx<'_>, arg: &str) -> Answer {
     cx.shared.events.emit(&Event::Fs(a.who(cx.conn), FsOp::Delete(&shown, size.unwrap_or(0))));
     if let (Some(ledger), Some(size)) = (&a.usage, size) {
         let (bytes, id) = (-i64::try_from(size).unwrap_or(i64::MAX), crate::limits::reservation_id());
-        if ledger.settle(id, bytes, -1).await.is_err() {
-            crate::limits::settle_later(ledger.clone(), id, bytes, -1);
-        }
+        crate::limits::settle(ledger, id, bytes, -1).await;
     }
     Ok(replies::deleted())
 }

@@ -65,11 +65,7 @@ async fn begin(a: &Account, cx: &Cx<'_>, size: u64, arg: &str) -> Answer {
     let quota = match &a.usage {
         None => None,
         Some(ledger) => {
-            if let (Some(max), None) = (ledger.quota_files(), old_len) {
-                if ledger.usage().await.is_ok_and(|now| now.files >= max) {
-                    return Err(replies::quota_files_exceeded(max));
-                }
-            }
+            super::transfer::check_file_quota(a, ledger, old_len).await?;
             let growth = size.saturating_sub(old_len.unwrap_or(0));
             match crate::segments::SegmentQuota::reserve(ledger, growth).await {
                 Some(q) => Some(q),

@@ -296,6 +296,23 @@ pub(crate) async fn store(a: &mut Account, cx: &mut Cx<'_>, kind: StoreKind<'_>)
     start(a, cx, job, verb, path.to_string(), opening)
 }
 
+/// 552 when a new file (`old_len` none) would pass the account's file quota.
+pub(super) async fn check_file_quota(
+    a: &Account,
+    ledger: &Arc<dyn crate::limits::QuotaLedger>,
+    old_len: Option<u64>,
+) -> Result<(), Reply> {
+    if let (Some(max), None) = (ledger.quota_files(), old_len) {
+        match ledger.usage().await {
+            Ok(now) if now.files >= max => return Err(replies::quota_files_exceeded(max)),
+            Ok(_) => {}
+            // Logged in already: the upload goes on, and is counted when the store is back.
+            Err(e) => tracing::warn!(user = %a.user.name, error = %e, "file quota not checked"),
+        }
+    }
+    Ok(())
+}
+
 /// The quota bookkeeping for an upload, or 552 when the account already has all the files it
 /// may have.
 async fn quota_guard(
@@ -308,14 +325,7 @@ async fn quota_guard(
         Ok(m) if !m.is_dir() => Some(m.size),
         _ => None,
     };
-    if let (Some(max), None) = (ledger.quota_files(), old_len) {
-        match ledger.usage().await {
-            Ok(now) if now.files >= max => return Err(replies::quota_files_exceeded(max)),
-            Ok(_) => {}
-            // Logged in already: the upload goes on, and is counted when the store is back.
-            Err(e) => tracing::warn!(user = %a.user.name, error = %e, "file quota not checked"),
-        }
-    }
+    check_file_quota(a, ledger, old_len).await?;
     // What the upload may write before it reserves anything: the bytes of the old file it
     // replaces (an append or a segment replaces none).
     let credit = match mode {

@@ -75,7 +75,7 @@ impl S3Storage {
             // instance metadata service (which would be a request to 169.254.169.254).
             b = b.endpoint(e).disable_ec2_metadata();
         }
-        b = b.region(config.region.as_deref().unwrap_or("us-east-1"));
+        b = b.region(config.region());
         if let Some(k) = &config.access_key_id {
             b = b.access_key_id(k);
         }

@@ -62,7 +62,7 @@ impl std::fmt::Debug for Sweeper {
 impl Sweeper {
     /// A sweeper for `config`'s bucket and prefix that aborts uploads older than `after`.
     pub fn new(config: &StorageConfig, after: Duration) -> io::Result<Self> {
-        let region = config.region.as_deref().unwrap_or("us-east-1");
+        let region = config.region();
         let endpoint = match &config.endpoint {
             Some(e) => e.trim_end_matches('/').to_owned(),
             None => format!("https://s3.{region}.amazonaws.com"),
