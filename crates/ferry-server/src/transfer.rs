@@ -29,8 +29,9 @@ const SPLICE_CHUNK: usize = 1 << 20;
 const HEAD: usize = 64 * 1024;
 /// Bytes handed to the storage at a time by binary uploads.
 const RECEIVE_CHUNK: usize = 1 << 20;
-/// Bytes per `sendfile` call.
-const SENDFILE_CHUNK: usize = 4 << 20;
+/// Bytes per `sendfile` call: 512 KiB kept curl, lftp and a 1 MiB reader fastest here (1 and
+/// 4 MiB, and 256 KiB, were measured too; docs/performance.md).
+const SENDFILE_CHUNK: usize = 512 << 10;
 
 /// What a transfer does once its data connection is open.
 pub enum Job {
@@ -621,13 +622,9 @@ async fn sendfile_all(
     timeout: Duration,
 ) -> Result<(), TransferError> {
     let chunk = throttle.as_ref().map(|t| t.chunk()).unwrap_or(SENDFILE_CHUNK);
-    // Corked, the kernel sends only full segments while the file streams out (measured here:
-    // about 25% more throughput than with TCP_NODELAY alone); uncorked at the end, the tail goes
-    // out at once.
-    let _ = rustix::net::sockopt::set_tcp_cork(stream, true);
-    let r = sendfile_loop(stream, file, throttle, progress, timeout, chunk).await;
-    let _ = rustix::net::sockopt::set_tcp_cork(stream, false);
-    r
+    // Not corked: with TCP_CORK and 4 MiB per call, curl read at half the speed (its receive
+    // receives cost it twice the CPU per GiB; docs/performance.md, issue 19).
+    sendfile_loop(stream, file, throttle, progress, timeout, chunk).await
 }
 
 async fn sendfile_loop(

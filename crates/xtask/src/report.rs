@@ -99,7 +99,7 @@ fn rows(sizes: &Sizes) -> Vec<Row> {
         r("hold_ok", format!("sessions held of {} opened", sizes.hold_sessions), true),
         r("hold_login", format!("{} logins 32 at once, /s", sizes.hold_sessions), true),
         r("concurrent", format!("{} x {} RETR at once, MiB/s", sizes.concurrent, human(sizes.mid)), true),
-        r("raw", format!("TCP limit: corked sendfile -> recv {big}, MiB/s"), true),
+        r("raw", format!("TCP limit: sendfile -> recv {big}, MiB/s"), true),
         r(
             "login_distinct",
             format!("{} first logins of distinct accounts, 32 at once, /s", sizes.logins.distinct),

@@ -545,7 +545,7 @@ pub async fn concurrent(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     Ok(vec![measure("concurrent", total as f64 / MIB / e, (e, g, s), json!({ "clients": sizes.concurrent }))])
 }
 
-/// The physical limit: the big file sent with `sendfile(2)` on a corked socket from a thread of
+/// The physical limit: the big file sent with `sendfile(2)` on a plain socket from a thread of
 /// this process to a reader like the FTP data reader, over loopback, no FTP; the median of three
 /// copies. The
 /// "server CPU" is the sending thread's CPU time (the generator CPU includes it, so it is
@@ -564,12 +564,11 @@ async fn raw_tcp_once(big: &Path, sizes: &Sizes) -> Result<Measure> {
     let file = std::fs::File::open(big)?;
     let sender = std::thread::spawn(move || -> Result<f64> {
         let (sock, _) = listener.accept()?;
-        // Corked, like ProFTPD's data connections: only full segments leave, which moves about 25%
-        // more over loopback here than the same sendfile on an uncorked (or TCP_NODELAY) socket.
-        rustix::net::sockopt::set_tcp_cork(&sock, true)?;
+        // Not corked, 512 KiB per call (blocking): the fastest of corked/uncorked and 256 KiB-4 MiB
+        // calls measured here with curl, lftp and this reader (docs/performance.md, issue 19).
         let cpu0 = thread_cpu();
         loop {
-            let n = rustix::fs::sendfile(&sock, &file, None, 4 << 20)?;
+            let n = rustix::fs::sendfile(&sock, &file, None, 512 << 10)?;
             if n == 0 {
                 break;
             }
