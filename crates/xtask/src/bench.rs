@@ -15,7 +15,7 @@ use crate::servers::{self, Kind, Server};
 use crate::workloads::{self, Measure, Target};
 
 /// The workloads, in the order each run goes through them.
-pub const WORKLOADS: [&str; 14] = [
+pub const WORKLOADS: [&str; 15] = [
     "raw",
     "retr",
     "stor",
@@ -26,6 +26,7 @@ pub const WORKLOADS: [&str; 14] = [
     "idle",
     "hold",
     "logins",
+    "busy",
     "hash",
     "clients",
     "get",
@@ -211,7 +212,7 @@ pub fn run(opts: Options) -> Result<()> {
             }
             continue;
         }
-        if !asked(k) || (k == Kind::FerryNoFsync && !wanted("stor") && !part("small-stor")) {
+        if !asked(k) || (k == Kind::FerryNoFsync && !wanted("stor") && !wanted("busy") && !part("small-stor")) {
             continue;
         }
         if k.binary(&ferry).is_none() {
@@ -344,7 +345,7 @@ pub fn run(opts: Options) -> Result<()> {
                 _ => {
                     let mut order: Vec<&Server> = running
                         .iter()
-                        .filter(|s| s.kind != Kind::FerryNoFsync || matches!(w, "stor" | "small"))
+                        .filter(|s| s.kind != Kind::FerryNoFsync || matches!(w, "stor" | "small" | "busy"))
                         .filter(|s| s.kind != Kind::Floor || w == "small")
                         // 10,000 sessions: Ferry only (a process-per-session peer would need
                         // 10,000-20,000 processes).
@@ -381,6 +382,7 @@ pub fn run(opts: Options) -> Result<()> {
                                 "idle" => workloads::idle(&t, &sizes).await,
                                 "hold" => workloads::hold_many(&t, &sizes).await,
                                 "logins" => workloads::logins(&t, &sizes).await,
+                                "busy" => workloads::busy(&t, &sizes).await,
                                 _ => unreachable!("workload {w}"),
                             }
                         }));

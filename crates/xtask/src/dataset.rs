@@ -29,6 +29,16 @@ pub struct Sizes {
     pub idle_sessions: usize,
     pub hold_sessions: usize,
     pub logins: LoginSizes,
+    pub busy: BusySizes,
+}
+
+/// The busy-sessions workload: sessions each downloading and uploading small files at once.
+#[derive(Debug, Clone, Copy)]
+pub struct BusySizes {
+    /// Sessions logged in and working at once.
+    pub sessions: usize,
+    /// How long they work, seconds.
+    pub secs: u64,
 }
 
 /// The login workload: first logins of distinct accounts, then a burst of wrong passwords.
@@ -54,6 +64,7 @@ impl Sizes {
         idle_sessions: 1000,
         hold_sessions: 10_000,
         logins: LoginSizes { distinct: 1000, failed: 10_000 },
+        busy: BusySizes { sessions: 2000, secs: 60 },
     };
 
     /// Tiny sizes for the smoke run (`--quick`).
@@ -69,6 +80,7 @@ impl Sizes {
         idle_sessions: 50,
         hold_sessions: 200,
         logins: LoginSizes { distinct: 40, failed: 200 },
+        busy: BusySizes { sessions: 50, secs: 3 },
     };
 
     /// What the data set depends on (not the session counts).

@@ -42,7 +42,8 @@ enum Cmd {
         #[arg(long)]
         runs: Option<usize>,
         /// Only these workloads (comma-separated): raw, retr, stor, small, list, connect,
-        /// concurrent, idle, hold (10,000 sessions, Ferry only), logins (Ferry only), hash (Ferry only), clients (curl, lftp, wget), get, mirror; small-retr and small-stor
+        /// concurrent, idle, hold (10,000 sessions, Ferry only), logins (Ferry only), busy (2,000 sessions
+        /// of small RETR+STOR for 60 s), hash (Ferry only), clients (curl, lftp, wget), get, mirror; small-retr and small-stor
         /// run one half of small.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,

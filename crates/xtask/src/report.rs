@@ -101,6 +101,14 @@ fn rows(sizes: &Sizes) -> Vec<Row> {
         r("concurrent", format!("{} x {} RETR at once, MiB/s", sizes.concurrent, human(sizes.mid)), true),
         r("raw", format!("TCP limit: sendfile -> recv {big}, MiB/s"), true),
         r(
+            "busy_files",
+            format!("{} busy sessions, 4 KiB RETR+STOR for {} s, files/s", sizes.busy.sessions, sizes.busy.secs),
+            true,
+        ),
+        r("busy_p99", "the same, p99 of one file (EPSV to 226), ms".into(), false),
+        r("busy_rss", "the same, server RSS at the end, MiB".into(), false),
+        r("busy_failed", "the same, sessions failed or refused".into(), false),
+        r(
             "login_distinct",
             format!("{} first logins of distinct accounts, 32 at once, /s", sizes.logins.distinct),
             true,
@@ -134,10 +142,10 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-/// The Ferry column a metric is compared with: the no-fsync instance for uploads (the peers do
-/// not fsync), the default one otherwise.
+/// The Ferry column a metric is compared with: the no-fsync instance for uploads and the busy
+/// sessions' mix (the peers do not fsync), the default one otherwise.
 fn ferry_for(metric: &str, meds: &BTreeMap<(String, String), Median>) -> Option<(&'static str, f64)> {
-    if matches!(metric, "stor" | "small_stor") {
+    if matches!(metric, "stor" | "small_stor") || metric.starts_with("busy_") {
         if let Some(m) = meds.get(&(metric.to_string(), "ferry-nofsync".to_string())) {
             return Some(("ferry-nofsync", m.value));
         }
@@ -201,8 +209,10 @@ pub fn render(samples: &[Sample], failures: &[Failure], sizes: &Sizes, servers: 
         table.push(line);
     }
     let _ = writeln!(out, "Server side (medians; ratio columns: Ferry's advantage, >1 = Ferry better; rates are");
-    let _ =
-        writeln!(out, "Ferry/peer, times and memory peer/Ferry; STOR ratios use ferry-nofsync, as no peer fsyncs):\n");
+    let _ = writeln!(
+        out,
+        "Ferry/peer, times and memory peer/Ferry; STOR and busy ratios use ferry-nofsync, as no peer fsyncs):\n"
+    );
     out.push_str(&format_table(&table));
 
     // CPU table.

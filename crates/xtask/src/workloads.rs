@@ -511,6 +511,105 @@ async fn hold(t: &Target, n: usize, metrics: [&'static str; 3], strict: bool) ->
     ])
 }
 
+/// `busy.sessions` sessions (2,000) log in (32 at a time), then each, for `busy.secs` (60 s),
+/// downloads a 4 KiB file and uploads one (over its own file), in turn, as fast as the server
+/// answers. Files per second in all, the 99th percentile (and median) of one file's exchange
+/// (EPSV to 226), the server's RSS (summed over its processes) at the end with every session
+/// still open, and the errors (a session that fails stops; logins refused count too).
+pub async fn busy(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let n = sizes.busy.sessions;
+    let (dir, _local) = t.upload_dir("busy")?;
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (sem, addr, user, pass) = (sem.clone(), t.addr, t.user, t.pass);
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await?;
+            Ctrl::login(addr, user, pass).await
+        });
+    }
+    let (mut sessions, mut refused, mut first_error) = (Vec::with_capacity(n), 0usize, None::<String>);
+    while let Some(r) = set.join_next().await {
+        match r.context("login task")? {
+            Ok(c) => sessions.push(c),
+            Err(e) => {
+                refused += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    let held = sessions.len();
+    let secs = sizes.busy.secs;
+    let small = (sizes.small_files, sizes.small_size);
+    let (((lat, files, errors, err), e, g, s), alive) = timed(t.pid, async {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut set = tokio::task::JoinSet::new();
+        for (i, mut c) in sessions.drain(..).enumerate() {
+            let dir = dir.clone();
+            set.spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                let chunk = vec![b'b'; small.1];
+                let mut lat = Vec::new();
+                let mut k = i;
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    if k % 2 == 0 {
+                        let f = (k / 2) % small.0;
+                        let (got, _) = c.download(&format!("RETR /small/f{f:04}"), &mut buf).await?;
+                        if got != small.1 as u64 {
+                            bail!("busy RETR: {got} bytes, expected {}", small.1);
+                        }
+                    } else {
+                        c.upload(&format!("{dir}/b{i:05}"), &chunk, small.1 as u64).await?;
+                    }
+                    lat.push(t0.elapsed().as_secs_f64());
+                    k += 1;
+                }
+                Ok::<_, anyhow::Error>((lat, c))
+            });
+        }
+        let (mut lat, mut errors, mut err, mut alive) = (Vec::new(), 0usize, None::<String>, Vec::new());
+        while let Some(r) = set.join_next().await {
+            match r.context("session task")? {
+                Ok((l, c)) => {
+                    lat.extend(l);
+                    alive.push(c);
+                }
+                Err(e) => {
+                    errors += 1;
+                    err.get_or_insert_with(|| format!("{e:#}"));
+                }
+            }
+        }
+        let files = lat.len();
+        Ok(((lat, files, errors, err), alive))
+    })
+    .await
+    .map(|((out, alive), e, g, s)| ((out, e, g, s), alive))?;
+    // Measured with every session that survived still open.
+    let mem = procstat::tree_memory(t.pid);
+    drop(alive);
+    let mut lat = lat;
+    lat.sort_by(f64::total_cmp);
+    let pct =
+        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let extra = json!({
+        "sessions": n, "held": held, "refused": refused, "first_login_error": first_error,
+        "errors": errors, "first_error": err, "files": files, "secs": e,
+        "p50_ms": pct(0.50) * 1000.0, "p99_ms": pct(0.99) * 1000.0,
+        "rss_kib": mem.rss_kib, "processes": mem.processes,
+    });
+    if held == 0 || files == 0 {
+        bail!("busy: no session worked ({extra})");
+    }
+    Ok(vec![
+        measure("busy_files", files as f64 / e, (e, g, s), extra.clone()),
+        measure("busy_p99", pct(0.99) * 1000.0, (e, g, s), extra.clone()),
+        measure("busy_rss", mem.rss_kib as f64 / 1024.0, (e, g, s), extra.clone()),
+        measure("busy_failed", (errors + refused) as f64, (e, g, s), extra),
+    ])
+}
+
 /// `concurrent` clients log in, then all download the mid-size file at once: aggregate MiB/s.
 pub async fn concurrent(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     let mut clients = Vec::new();
