@@ -1,5 +1,5 @@
 # Ferry: `make check` is exactly what CI runs (.ci/run).
-.PHONY: check deps lint test interop fuzz-smoke fuzz-long soak soak-short package run bench bench-quick
+.PHONY: check deps lint test interop fuzz-smoke fuzz-long soak soak-short package run bench bench-quick bench-s3
 
 check: deps lint test fuzz-smoke package soak-short interop
 
@@ -57,3 +57,8 @@ bench:
 
 bench-quick:
 	cargo run -p xtask --release -- bench --quick
+
+# Ferry as an FTP gateway to S3 (one Garage) against rclone (docs/performance.md).
+bench-s3:
+	cargo build --release -p ferry
+	bash scripts/bench-s3.sh
