@@ -64,8 +64,8 @@ pub struct SegmentQuota {
 }
 
 impl SegmentQuota {
-    /// Reserves `growth` bytes in `ledger` (when it has a byte quota): `Ok(None)` when they do
-    /// not fit. A ledger that cannot be reached lets the upload go on unreserved (it is settled
+    /// Reserves `growth` bytes in `ledger` (when it has a byte quota): `None` when they do not
+    /// fit. A ledger that cannot be reached lets the upload go on unreserved (it is settled
     /// when the store is back), as streamed uploads do.
     pub async fn reserve(ledger: &Arc<dyn crate::limits::QuotaLedger>, growth: u64) -> Option<Self> {
         let id = crate::limits::reservation_id();

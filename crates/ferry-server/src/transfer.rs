@@ -622,8 +622,8 @@ async fn sendfile_all(
     timeout: Duration,
 ) -> Result<(), TransferError> {
     let chunk = throttle.as_ref().map(|t| t.chunk()).unwrap_or(SENDFILE_CHUNK);
-    // Not corked: with TCP_CORK and 4 MiB per call, curl read at half the speed (its receive
-    // receives cost it twice the CPU per GiB; docs/performance.md, issue 19).
+    // Not corked: with TCP_CORK and 4 MiB per call, curl read at half the speed (each GiB cost
+    // it twice the CPU to receive; docs/performance.md, issue 19).
     sendfile_loop(stream, file, throttle, progress, timeout, chunk).await
 }
 

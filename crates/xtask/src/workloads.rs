@@ -443,34 +443,16 @@ async fn hold(t: &Target, n: usize, metrics: [&'static str; 3], strict: bool) ->
     let before = procstat::tree_memory(t.pid);
     let fds_before = procstat::tree_fds(t.pid);
     let procs_before = before.processes;
-    let sem = Arc::new(tokio::sync::Semaphore::new(32));
-    let ((sessions, open_secs), e, g, s) = timed(t.pid, async {
+    let ((opened, open_secs), e, g, s) = timed(t.pid, async {
         let t0 = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..n {
-            let (sem, addr, user, pass) = (sem.clone(), t.addr, t.user, t.pass);
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await?;
-                let mut c = Ctrl::connect(addr).await?;
-                c.log_in(user, pass).await?;
-                Ok::<_, anyhow::Error>(c)
-            });
-        }
-        let (mut sessions, mut failed, mut first_error) = (Vec::with_capacity(n), 0usize, None);
-        while let Some(r) = set.join_next().await {
-            match r.context("session task")? {
-                Ok(c) => sessions.push(c),
-                Err(e) if !strict => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| format!("{e:#}"));
-                }
-                Err(e) => return Err(e.context(format!("session {} of {n}", sessions.len() + 1))),
-            }
-        }
-        Ok(((sessions, failed, first_error), t0.elapsed().as_secs_f64()))
+        let opened = open_sessions(t, n).await?;
+        Ok((opened, t0.elapsed().as_secs_f64()))
     })
     .await?;
-    let (sessions, failed, first_error) = sessions;
+    let Opened { sessions, refused: failed, first_error } = opened;
+    if let (true, Some(e)) = (strict, &first_error) {
+        bail!("{failed} of {n} sessions not opened: {e}");
+    }
     // Let the servers settle (process-per-session servers finish forking).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = procstat::tree_memory(t.pid);
@@ -511,14 +493,15 @@ async fn hold(t: &Target, n: usize, metrics: [&'static str; 3], strict: bool) ->
     ])
 }
 
-/// `busy.sessions` sessions (2,000) log in (32 at a time), then each, for `busy.secs` (60 s),
-/// downloads a 4 KiB file and uploads one (over its own file), in turn, as fast as the server
-/// answers. Files per second in all, the 99th percentile (and median) of one file's exchange
-/// (EPSV to 226), the server's RSS (summed over its processes) at the end with every session
-/// still open, and the errors (a session that fails stops; logins refused count too).
-pub async fn busy(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
-    let n = sizes.busy.sessions;
-    let (dir, _local) = t.upload_dir("busy")?;
+/// Sessions opened by [`open_sessions`], and the logins that failed.
+struct Opened {
+    sessions: Vec<Ctrl>,
+    refused: usize,
+    first_error: Option<String>,
+}
+
+/// Opens `n` logged-in sessions, 32 at a time; a login that fails is counted, not fatal.
+async fn open_sessions(t: &Target, n: usize) -> Result<Opened> {
     let sem = Arc::new(tokio::sync::Semaphore::new(32));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..n {
@@ -528,20 +511,32 @@ pub async fn busy(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
             Ctrl::login(addr, user, pass).await
         });
     }
-    let (mut sessions, mut refused, mut first_error) = (Vec::with_capacity(n), 0usize, None::<String>);
+    let mut opened = Opened { sessions: Vec::with_capacity(n), refused: 0, first_error: None };
     while let Some(r) = set.join_next().await {
-        match r.context("login task")? {
-            Ok(c) => sessions.push(c),
+        match r.context("session task")? {
+            Ok(c) => opened.sessions.push(c),
             Err(e) => {
-                refused += 1;
-                first_error.get_or_insert_with(|| format!("{e:#}"));
+                opened.refused += 1;
+                opened.first_error.get_or_insert_with(|| format!("{e:#}"));
             }
         }
     }
+    Ok(opened)
+}
+
+/// `busy.sessions` sessions (2,000) log in (32 at a time), then each, for `busy.secs` (60 s),
+/// downloads a 4 KiB file and uploads one (over its own file), in turn, as fast as the server
+/// answers. Files per second in all, the 99th percentile (and median) of one file's exchange
+/// (EPSV to 226), the server's RSS (summed over its processes) at the end with every session
+/// still open, and the errors (a session that fails stops; logins refused count too).
+pub async fn busy(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
+    let n = sizes.busy.sessions;
+    let (dir, _local) = t.upload_dir("busy")?;
+    let Opened { mut sessions, refused, first_error } = open_sessions(t, n).await?;
     let held = sessions.len();
     let secs = sizes.busy.secs;
     let small = (sizes.small_files, sizes.small_size);
-    let (((lat, files, errors, err), e, g, s), alive) = timed(t.pid, async {
+    let ((lat, errors, err, alive), e, g, s) = timed(t.pid, async {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let mut set = tokio::task::JoinSet::new();
         for (i, mut c) in sessions.drain(..).enumerate() {
@@ -581,11 +576,10 @@ pub async fn busy(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
                 }
             }
         }
-        let files = lat.len();
-        Ok(((lat, files, errors, err), alive))
+        Ok((lat, errors, err, alive))
     })
-    .await
-    .map(|((out, alive), e, g, s)| ((out, e, g, s), alive))?;
+    .await?;
+    let files = lat.len();
     // Measured with every session that survived still open.
     let mem = procstat::tree_memory(t.pid);
     drop(alive);
