@@ -131,6 +131,23 @@ def test_curl_ftps_upload(ftps, tmp_path, tls):
     assert results == [True] * 6, results
 
 
+@pytest.mark.parametrize("tls", ["tls1.3", "tls1.2"])
+def test_curl_ftps_many_downloads_in_one_session(ftps, tmp_path, tls):
+    """curl fetching several files on one control connection: each data connection resumes the
+    session of the one before, and curl (OpenSSL) resumes a TLS 1.3 session only once, so every
+    download's data connection must bring a fresh ticket. Without it every second file was
+    refused (522) and curl reported 'transfer closed with 4096 bytes remaining to read'."""
+    files = {f"m{i:02d}": write_random(ftps.root / f"m{i:02d}", 4096 + i) for i in range(12)}
+    version = ["--tlsv1.3"] if tls == "tls1.3" else ["--tlsv1.2", "--tls-max", "1.2"]
+    out = tmp_path / "out"
+    out.mkdir()
+    cp = curl_tls(ftps, *version, f"ftp://127.0.0.1:{ftps.port}/m[00-11]", "-o", str(out / "#1"))
+    assert cp.returncode == 0, cp.stderr.decode(errors="replace")
+    got = {name: file_sha256(out / name[1:]) for name in files}
+    assert got == {name: sha256(data) for name, data in files.items()}
+    assert "did not resume" not in ftps.stderr_text()
+
+
 def test_lftp_ftps_mirror(ftps, tmp_path):
     expected = make_tree(ftps.root / "src", nfiles=30, max_size=20_000)
     dest = tmp_path / "dest"

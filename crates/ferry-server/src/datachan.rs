@@ -46,6 +46,8 @@ impl DataSetup {
 #[derive(Debug)]
 pub struct EarlyTls {
     port: u16,
+    /// Shared with the handshake task: the transfer's direction, once its command has come.
+    direction: Arc<tokio::sync::watch::Sender<Option<bool>>>,
     accepted: Option<tokio::sync::oneshot::Receiver<()>>,
     task: tokio::task::JoinHandle<Result<DataTlsStream, crate::transfer::TransferError>>,
 }
@@ -63,6 +65,7 @@ impl EarlyTls {
         tls: crate::transfer::DataTls,
     ) -> io::Result<Self> {
         let port = listener.local_addr()?.port();
+        let direction = tls.direction.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let stream = accept_client(listener, control_peer, allow_any_peer)
@@ -74,7 +77,13 @@ impl EarlyTls {
             stream.readable().await.map_err(crate::transfer::TransferError::Data)?;
             crate::transfer::accept_data_tls(stream, &tls).await
         });
-        Ok(Self { port, accepted: Some(rx), task })
+        Ok(Self { port, direction, accepted: Some(rx), task })
+    }
+
+    /// Gives the transfer's direction (`true`: a download) to a handshake not begun yet, so that
+    /// an upload's sends no TLS 1.3 ticket. Call as the transfer starts, before its 150.
+    pub fn set_direction(&self, download: bool) {
+        self.direction.send_replace(Some(download));
     }
 
     /// Waits until the client has connected.

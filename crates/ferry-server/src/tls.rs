@@ -188,12 +188,19 @@ impl Tls {
             // Without a ticket key clients resume by session ID, as before.
             Err(e) => tracing::warn!(error = %e, "no TLS session-ticket key for this session"),
         }
+        // One TLS 1.3 ticket on a data connection, as OpenSSL servers send: a client may spend a
+        // ticket per resumption (rustls does) or resume a session only once (curl with OpenSSL),
+        // and would otherwise have nothing left to resume the next data connection with.
+        let mut download = control.clone();
+        download.send_tls13_tickets = 1;
+        // None on an upload's when the command came before the handshake (ftplib, lftp and
+        // rustls-based clients start TLS after the 150): a client that only writes may never read
+        // a ticket, and closing with it unread makes its kernel reset the connection, losing the
+        // end of the upload. (A client that handshakes before its command, as curl and aioftp do,
+        // gets one: the server cannot tell yet which way the data will go.)
         let mut data = control.clone();
-        // No tickets on data connections: a client that only writes (an upload) never reads them,
-        // and closing with them unread makes the kernel reset the connection, losing the end of
-        // the upload. Clients resume from the control connection's session instead.
         data.send_tls13_tickets = 0;
-        SessionTls { control: Arc::new(control), data: Arc::new(data) }
+        SessionTls { control: Arc::new(control), data: Arc::new(data), download: Arc::new(download) }
     }
 }
 
@@ -221,8 +228,10 @@ impl rustls::server::StoresServerSessions for ReusableSessions {
 pub struct SessionTls {
     /// For the control connection.
     pub control: Arc<ServerConfig>,
-    /// For its data connections.
+    /// For its upload data connections whose command came before the handshake: no ticket.
     pub data: Arc<ServerConfig>,
+    /// For its other data connections: the same, and one TLS 1.3 ticket.
+    pub download: Arc<ServerConfig>,
 }
 
 /// A byte stream the session can run over: plain TCP or TLS.

@@ -287,8 +287,15 @@ impl DataIo for tokio_rustls::server::TlsStream<TcpStream> {
 /// TLS for a protected data connection.
 #[derive(Debug, Clone)]
 pub struct DataTls {
-    /// The control connection's per-session configuration (its session cache).
+    /// The control connection's per-session configuration (its session cache), sending no
+    /// TLS 1.3 ticket: for uploads.
     pub config: Arc<rustls::ServerConfig>,
+    /// The same with one TLS 1.3 ticket, for any data connection not known to be an upload's
+    /// when its handshake begins (see [`crate::tls::SessionTls`]).
+    pub download: Arc<rustls::ServerConfig>,
+    /// The transfer's direction once its command has come (`Some(false)`: an upload); shared
+    /// with the passive listener that accepts ahead of the command.
+    pub direction: Arc<tokio::sync::watch::Sender<Option<bool>>>,
     /// Refuse handshakes that do not resume a session of this control connection.
     pub require_reuse: bool,
     /// Handshake time limit.
@@ -399,7 +406,13 @@ async fn fail(job: Job, e: TransferError, events: &mpsc::Sender<TransferEvent>) 
 /// Runs the server side of a data connection's TLS handshake, and refuses a session that did not
 /// resume one of this control connection's when reuse is required.
 pub(crate) async fn accept_data_tls(stream: TcpStream, tls: &DataTls) -> Result<DataTlsStream, TransferError> {
-    let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream);
+    // The configuration is chosen once the ClientHello is in: by then a client that sends its
+    // command first has had its 150, so the direction is known (see `DataTls::direction`).
+    let accept = async {
+        let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+        let config = if *tls.direction.borrow() == Some(false) { &tls.config } else { &tls.download };
+        start.into_stream(config.clone()).await
+    };
     let s = match tokio::time::timeout(tls.timeout, accept).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(TransferError::Tls(format!("handshake failed: {e}"))),

@@ -75,6 +75,8 @@ fn data_tls(cx: &Cx<'_>) -> Option<transfer::DataTls> {
     let config = &cx.config;
     cx.tls.private_data().map(|c| transfer::DataTls {
         config: c.data.clone(),
+        download: c.download.clone(),
+        direction: Arc::new(tokio::sync::watch::Sender::new(None)),
         require_reuse: !config.tls.allow_data_without_reuse_unsafe,
         timeout: std::time::Duration::from_secs(config.tls.handshake_timeout_secs),
     })
@@ -157,6 +159,15 @@ pub(crate) fn start(
 ) -> Result<Running, Reply> {
     let setup = cx.xfer.data.take().ok_or_else(replies::no_data_setup)?;
     let tls = data_tls(cx);
+    // An upload's TLS handshake sends no ticket (see `SessionTls`): say which way the data goes
+    // before the 150.
+    let download = !matches!(job, Job::Receive { .. });
+    if let DataSetup::PassiveTls(early) = &setup {
+        early.set_direction(download);
+    }
+    if let Some(t) = &tls {
+        t.direction.send_replace(Some(download));
+    }
     let config = &cx.config;
     let plan = DataPlan {
         setup,
