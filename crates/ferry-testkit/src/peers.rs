@@ -141,12 +141,31 @@ pub struct Setup<'a> {
     pub owner: &'a Owner,
     /// The login (Pure-FTPd, ProFTPD).
     pub login: Login<'a>,
-    /// Sessions in all and per address.
-    pub max_sessions: u32,
-    /// Idle timeout in seconds.
-    pub idle_secs: u32,
+    /// Sessions in all and per address, and the idle timeout.
+    pub limits: Limits,
     /// Log the protocol exchange too (vsftpd's `log_ftp_protocol`): for tests, not benchmarks.
     pub log_protocol: bool,
+    /// Explicit FTPS (AUTH TLS), required on the control and the data connections, the data
+    /// connections resuming the control connection's TLS session; `None`: plain FTP only.
+    pub tls: Option<Tls<'a>>,
+}
+
+/// A server's session limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Sessions in all and per address.
+    pub sessions: u32,
+    /// Idle timeout in seconds.
+    pub idle_secs: u32,
+}
+
+/// The certificate a server presents for FTPS (PEM files readable by root).
+#[derive(Debug, Clone, Copy)]
+pub struct Tls<'a> {
+    /// The certificate chain.
+    pub cert: &'a Path,
+    /// Its private key (EC or RSA).
+    pub key: &'a Path,
 }
 
 /// The server's log file in `dir` (its transfer log; vsftpd's also has the protocol exchange).
@@ -213,13 +232,25 @@ log_ftp_protocol={protocol}
         low = s.passive.0,
         high = s.passive.1,
         empty = empty.display(),
-        max = s.max_sessions,
-        idle = s.idle_secs,
+        max = s.limits.sessions,
+        idle = s.limits.idle_secs,
         log = log_file(s.dir).display(),
         protocol = if s.log_protocol { "YES" } else { "NO" },
     );
+    // TLS required for logins and data, every protocol version OpenSSL allows from 1.2 up, and
+    // data connections that resume the control connection's session (the default, said anyway).
+    let tls = match s.tls {
+        Some(t) => format!(
+            "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n\
+             force_local_logins_ssl=YES\nforce_local_data_ssl=YES\nssl_sslv2=NO\nssl_sslv3=NO\nssl_tlsv1=YES\n\
+             require_ssl_reuse=YES\nssl_ciphers=HIGH\nrsa_cert_file={}\nrsa_private_key_file={}\n",
+            t.cert.display(),
+            t.key.display()
+        ),
+        None => String::new(),
+    };
     let path = s.dir.join("vsftpd.conf");
-    std::fs::write(&path, conf)?;
+    std::fs::write(&path, conf + &tls)?;
     let mut cmd = Command::new(s.bin);
     cmd.arg(path);
     Ok(cmd)
@@ -248,10 +279,15 @@ fn pureftpd(s: &Setup<'_>) -> io::Result<Command> {
         // No anonymous, chroot, no DNS, no syslog, sessions in all and per IP, idle minutes,
         // listings up to 100,000 entries, transfer log in CLF.
         .args(["-E", "-A", "-H", "-f", "none", "-u", "1"])
-        .args(["-c", &s.max_sessions.to_string(), "-C", &s.max_sessions.to_string()])
-        .args(["-I", &s.idle_secs.div_ceil(60).to_string(), "-L", "100000:5"])
+        .args(["-c", &s.limits.sessions.to_string(), "-C", &s.limits.sessions.to_string()])
+        .args(["-I", &s.limits.idle_secs.div_ceil(60).to_string(), "-L", "100000:5"])
         .arg("-O")
         .arg(format!("clf:{}", log_file(s.dir).display()));
+    if let Some(t) = s.tls {
+        // -Y 3: TLS required on the control connection and for data (Pure-FTPd requires no
+        // session reuse on data connections and has no setting for it).
+        cmd.args(["-Y", "3", "-2"]).arg(format!("{},{}", t.cert.display(), t.key.display()));
+    }
     Ok(cmd)
 }
 
@@ -299,20 +335,52 @@ TimeoutNoTransfer {idle}
         ip = s.addr.ip(),
         ipv6 = if s.addr.is_ipv6() { "on" } else { "off" },
         owner = s.owner.name,
-        max = s.max_sessions,
+        max = s.limits.sessions,
         low = s.passive.0,
         high = s.passive.1,
         passwd = passwd.display(),
         groupfile = group.display(),
         dir = s.dir.display(),
         log = log_file(s.dir).display(),
-        idle = s.idle_secs,
+        idle = s.limits.idle_secs,
     );
+    // mod_tls is a loadable module (Debian's proftpd-mod-crypto), next to the binary's tree.
+    let tls = match s.tls {
+        Some(t) => {
+            let bin = std::fs::canonicalize(s.bin)?;
+            let modules = bin.parent().and_then(Path::parent).map(|usr| usr.join("lib/proftpd")).unwrap_or_default();
+            if !modules.join("mod_tls.so").is_file() {
+                return Err(io::Error::other(format!(
+                    "no mod_tls.so in {} (scripts/install-bench-deps.sh installs proftpd-mod-crypto)",
+                    modules.display()
+                )));
+            }
+            // An EC key goes in TLSECCertificate*, an RSA key in TLSRSACertificate*.
+            let pem = std::fs::read_to_string(t.key).unwrap_or_default();
+            let kind = if pem.contains("EC PRIVATE KEY") || ec_pkcs8(&pem) { "EC" } else { "RSA" };
+            format!(
+                "ModulePath {modules}\nLoadModule mod_tls.c\nTLSEngine on\nTLSRequired on\nTLSProtocol TLSv1.2 TLSv1.3\n\
+                 TLS{kind}CertificateFile {cert}\nTLS{kind}CertificateKeyFile {key}\nTLSLog {dir}/tls.log\n",
+                modules = modules.display(),
+                cert = t.cert.display(),
+                key = t.key.display(),
+                dir = s.dir.display(),
+            )
+        }
+        None => String::new(),
+    };
     let path = s.dir.join("proftpd.conf");
-    std::fs::write(&path, conf)?;
+    std::fs::write(&path, conf + &tls)?;
     let mut cmd = Command::new(s.bin);
     cmd.arg("-n").arg("-q").arg("-c").arg(path);
     Ok(cmd)
+}
+
+/// Whether a PKCS#8 PEM key holds an EC key: its algorithm identifier, id-ecPublicKey
+/// (1.2.840.10045.2.1), comes at the same offset in every P-256 and P-384 key, where its base64
+/// reads `ByqGSM49AgE`.
+fn ec_pkcs8(pem: &str) -> bool {
+    pem.contains("-----BEGIN PRIVATE KEY-----") && pem.lines().nth(1).is_some_and(|l| l.contains("ByqGSM49AgE"))
 }
 
 /// Polls `addr` until the server greets with 220 and `expected` in the greeting (or `child`
@@ -380,4 +448,19 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ec_pkcs8;
+
+    #[test]
+    fn ec_keys_are_told_from_rsa_keys() {
+        // The first base64 lines of an `openssl req -newkey ec` P-256 key and of an RSA key.
+        let ec = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQggHN9uAQ8H0Y5b7YG\n";
+        let rsa = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n";
+        assert!(ec_pkcs8(ec));
+        assert!(!ec_pkcs8(rsa));
+        assert!(!ec_pkcs8("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA\n"));
+    }
 }

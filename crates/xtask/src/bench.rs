@@ -15,7 +15,7 @@ use crate::servers::{self, Kind, Server};
 use crate::workloads::{self, Measure, Target};
 
 /// The workloads, in the order each run goes through them.
-pub const WORKLOADS: [&str; 15] = [
+pub const WORKLOADS: [&str; 16] = [
     "raw",
     "retr",
     "stor",
@@ -29,6 +29,7 @@ pub const WORKLOADS: [&str; 15] = [
     "busy",
     "hash",
     "clients",
+    "ftps",
     "get",
     "mirror",
 ];
@@ -228,7 +229,7 @@ pub fn run(opts: Options) -> Result<()> {
     let mut running: Vec<Server> = Vec::new();
     for k in kinds {
         let bin = k.binary(&ferry).context("binary vanished")?;
-        match Server::start(k, &bin, &data, owner.as_ref()) {
+        match Server::start(k, &bin, &data, owner.as_ref(), None) {
             Ok(s) => {
                 eprintln!("bench: {} on {} (pid {}): {}", k.name(), s.addr, s.pid(), s.version);
                 running.push(s);
@@ -236,10 +237,39 @@ pub fn run(opts: Options) -> Result<()> {
             Err(e) => eprintln!("bench: warning: {e:#}; skipped"),
         }
     }
+    // The FTPS workload's instances: each server again, with TLS required and one certificate.
+    let cert_dir = tempfile::Builder::new().prefix("ferry-bench-cert-").tempdir()?;
+    let certificate = if wanted("ftps") { Some(crate::tls::Certificate::make(&ferry, cert_dir.path())?) } else { None };
+    if let Some(cert) = &certificate {
+        // Ferry twice, as for plain STOR: with its fsync (every row) and without (the STOR rows'
+        // ratios: no peer fsyncs).
+        let mut kinds: Vec<Kind> = running
+            .iter()
+            .map(|s| s.kind)
+            .filter(|k| matches!(k, Kind::Ferry | Kind::Vsftpd | Kind::PureFtpd | Kind::ProFtpd))
+            .collect();
+        if kinds.contains(&Kind::Ferry) {
+            kinds.insert(1, Kind::FerryNoFsync);
+        }
+        for k in kinds {
+            let bin = k.binary(&ferry).context("binary vanished")?;
+            match Server::start(k, &bin, &data, owner.as_ref(), Some(cert)) {
+                Ok(s) => {
+                    eprintln!("bench: {} with FTPS on {} (pid {}): {}", k.name(), s.addr, s.pid(), s.version);
+                    running.push(s);
+                }
+                Err(e) => eprintln!("bench: warning: {} with FTPS: {e:#}; skipped", k.name()),
+            }
+        }
+    }
     if running.is_empty() {
         bail!("no server could be started");
     }
-    let names: Vec<&str> = running.iter().filter(|s| s.kind != Kind::Floor).map(|s| s.kind.name()).collect();
+    let mut names: Vec<&str> =
+        running.iter().filter(|s| s.kind != Kind::Floor && !s.tls).map(|s| s.kind.name()).collect();
+    if running.iter().any(|s| s.tls && s.kind == Kind::FerryNoFsync) && !names.contains(&"ferry-nofsync") {
+        names.insert(1.min(names.len()), "ferry-nofsync");
+    }
     let load_before = loadavg();
     eprintln!("bench: load average {load_before}; {} run(s); open-files limit {fd_limit}", opts.runs);
 
@@ -284,7 +314,8 @@ pub fn run(opts: Options) -> Result<()> {
                     // on the upload filesystem.
                     let scratch = data.join("clients-scratch");
                     std::fs::create_dir_all(&scratch)?;
-                    let mut order: Vec<&Server> = running.iter().filter(|s| !matches!(s.kind, Kind::Floor)).collect();
+                    let mut order: Vec<&Server> =
+                        running.iter().filter(|s| !matches!(s.kind, Kind::Floor) && !s.tls).collect();
                     if !order.is_empty() {
                         let n = order.len();
                         order.rotate_left((run + wi) % n);
@@ -310,10 +341,32 @@ pub fn run(opts: Options) -> Result<()> {
                         record(run, w, "limit".into(), floor);
                     }
                 }
+                "ftps" => {
+                    // Every server with FTPS required, TLS 1.3 then 1.2, the order rotating.
+                    let Some(cert) = &certificate else { continue };
+                    let mut order: Vec<&Server> = running.iter().filter(|s| s.tls).collect();
+                    if !order.is_empty() {
+                        let n = order.len();
+                        order.rotate_left((run + wi) % n);
+                    }
+                    let inputs = crate::ftps::Inputs {
+                        cert: &cert.cert,
+                        big: &data.join("big.bin"),
+                        scratch: &scratch,
+                        sizes: &sizes,
+                    };
+                    for s in order {
+                        for v in crate::tls::Version::ALL {
+                            let t = Target::of(s, owner.as_ref(), run);
+                            let r = rt.block_on(bounded(limit, crate::ftps::run(s, &t, v, &inputs)));
+                            record(run, w, s.kind.name().into(), r);
+                        }
+                    }
+                }
                 "hash" => {
                     // Ferry only (no peer answers HASH), then the floor: the same file read and
                     // hashed by this process.
-                    for s in running.iter().filter(|s| s.kind == Kind::Ferry) {
+                    for s in running.iter().filter(|s| s.kind == Kind::Ferry && !s.tls) {
                         let t = Target::of(s, owner.as_ref(), run);
                         let r = rt.block_on(bounded(limit, workloads::hash(&t, &sizes)));
                         record(run, w, s.kind.name().into(), r);
@@ -323,7 +376,7 @@ pub fn run(opts: Options) -> Result<()> {
                 "get" | "mirror" => {
                     let tools = if w == "get" { [Tool::FerryGet, Tool::Curl] } else { [Tool::FerryMirror, Tool::Lftp] };
                     // Against Ferry and vsftpd (the fastest peer), whichever are running.
-                    for s in running.iter().filter(|s| matches!(s.kind, Kind::Ferry | Kind::Vsftpd)) {
+                    for s in running.iter().filter(|s| matches!(s.kind, Kind::Ferry | Kind::Vsftpd) && !s.tls) {
                         for i in 0..tools.len() {
                             let tool = tools[(i + run) % tools.len()];
                             if !tool.available(&ferry) {
@@ -345,6 +398,7 @@ pub fn run(opts: Options) -> Result<()> {
                 _ => {
                     let mut order: Vec<&Server> = running
                         .iter()
+                        .filter(|s| !s.tls)
                         .filter(|s| s.kind != Kind::FerryNoFsync || matches!(w, "stor" | "small" | "busy"))
                         .filter(|s| s.kind != Kind::Floor || w == "small")
                         // 10,000 sessions: Ferry only (a process-per-session peer would need
@@ -360,7 +414,7 @@ pub fn run(opts: Options) -> Result<()> {
                         // run the other workloads has free heap that new sessions would reuse.
                         let fresh = if matches!(w, "idle" | "hold" | "logins") {
                             let bin = s.kind.binary(&ferry).context("binary vanished")?;
-                            match Server::start(s.kind, &bin, &data, owner.as_ref()) {
+                            match Server::start(s.kind, &bin, &data, owner.as_ref(), None) {
                                 Ok(f) => Some(f),
                                 Err(e) => {
                                     record(run, w, s.kind.name().into(), Err(e));
@@ -401,7 +455,7 @@ pub fn run(opts: Options) -> Result<()> {
         .iter()
         .map(|s| {
             json!({
-                "name": s.kind.name(), "greeting": s.version, "durability": s.kind.durability(),
+                "name": s.kind.name(), "ftps": s.tls, "greeting": s.version, "durability": s.kind.durability(),
                 "login": if s.user == "anonymous" { "anonymous".to_string() } else { format!("{}:{}", s.user, s.pass) },
                 "open_files_limit": crate::procstat::open_files_limit(s.pid()),
             })
@@ -423,7 +477,7 @@ pub fn run(opts: Options) -> Result<()> {
     let (text, summary) = report::render(&samples, &failures, &sizes, &names);
     println!("\n{text}");
     println!("Durability of uploads at 226:");
-    for s in &server_info {
+    for s in server_info.iter().filter(|s| s["ftps"] == false) {
         println!("  {}: {}", s["name"].as_str().unwrap_or(""), s["durability"].as_str().unwrap_or(""));
     }
     println!("Uploads on {upload_fs}.");

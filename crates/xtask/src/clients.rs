@@ -60,7 +60,7 @@ fn which(name: &str) -> bool {
 
 /// Runs `cmd` to its end within `limit` (its stderr goes to `log`); returns (wall seconds, CPU
 /// seconds).
-async fn run(mut cmd: tokio::process::Command, limit: Duration, log: &Path) -> Result<(f64, f64)> {
+pub(crate) async fn run(mut cmd: tokio::process::Command, limit: Duration, log: &Path) -> Result<(f64, f64)> {
     let err = std::fs::File::create(log)?;
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(err).process_group(0);
     let cpu0 = procstat::waited_children_cpu();

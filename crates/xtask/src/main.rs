@@ -12,10 +12,12 @@ mod clients;
 mod dataset;
 mod floor;
 mod ftp;
+mod ftps;
 mod procstat;
 mod report;
 mod servers;
 mod soak;
+mod tls;
 mod uploadfs;
 mod workloads;
 

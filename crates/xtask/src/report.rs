@@ -115,6 +115,34 @@ fn rows(sizes: &Sizes) -> Vec<Row> {
         ),
         r("login_failed_rss", format!("RSS after {} wrong passwords, KiB", sizes.logins.failed), false),
         r("login_idle_rss", "the same, 7 s later, KiB".into(), false),
+        r("ftps13_retr", format!("FTPS TLS 1.3: RETR {big} (built-in), MiB/s"), true),
+        r("ftps13_curl_retr", format!("FTPS TLS 1.3: RETR {big} by curl, MiB/s"), true),
+        r("ftps13_stor", format!("FTPS TLS 1.3: STOR {big} (built-in), MiB/s"), true),
+        r("ftps13_curl_stor", format!("FTPS TLS 1.3: STOR {big} by curl, MiB/s"), true),
+        r("ftps13_login", "FTPS TLS 1.3: connect+AUTH TLS+login+QUIT, /s".into(), true),
+        r(
+            "ftps13_small",
+            format!(
+                "FTPS TLS 1.3: {} x {} RETR (resumed TLS each), files/s",
+                sizes.small_files,
+                human(sizes.small_size as u64)
+            ),
+            true,
+        ),
+        r("ftps12_retr", format!("FTPS TLS 1.2: RETR {big} (built-in), MiB/s"), true),
+        r("ftps12_curl_retr", format!("FTPS TLS 1.2: RETR {big} by curl, MiB/s"), true),
+        r("ftps12_stor", format!("FTPS TLS 1.2: STOR {big} (built-in), MiB/s"), true),
+        r("ftps12_curl_stor", format!("FTPS TLS 1.2: STOR {big} by curl, MiB/s"), true),
+        r("ftps12_login", "FTPS TLS 1.2: connect+AUTH TLS+login+QUIT, /s".into(), true),
+        r(
+            "ftps12_small",
+            format!(
+                "FTPS TLS 1.2: {} x {} RETR (resumed TLS each), files/s",
+                sizes.small_files,
+                human(sizes.small_size as u64)
+            ),
+            true,
+        ),
         r("hash_uploaded", format!("HASH of a {big} file uploaded through the server, ms"), false),
         r("hash_placed", format!("HASH of a {big} file never hashed, MiB/s (limit: read + SHA-256 here)"), true),
     ]
@@ -145,7 +173,8 @@ fn fmt_value(v: f64) -> String {
 /// The Ferry column a metric is compared with: the no-fsync instance for uploads and the busy
 /// sessions' mix (the peers do not fsync), the default one otherwise.
 fn ferry_for(metric: &str, meds: &BTreeMap<(String, String), Median>) -> Option<(&'static str, f64)> {
-    if matches!(metric, "stor" | "small_stor") || metric.starts_with("busy_") {
+    let ftps_stor = metric.starts_with("ftps") && metric.ends_with("_stor");
+    if matches!(metric, "stor" | "small_stor") || metric.starts_with("busy_") || ftps_stor {
         if let Some(m) = meds.get(&(metric.to_string(), "ferry-nofsync".to_string())) {
             return Some(("ferry-nofsync", m.value));
         }
@@ -428,6 +457,28 @@ fn targets(
                 }
             }
             out.push((name.into(), met, detail));
+        }
+    }
+    // FTPS (issue 19): ahead of every peer on each measurement (uploads: Ferry without fsync,
+    // as no peer fsyncs).
+    for metric in [
+        "ftps13_retr",
+        "ftps13_curl_retr",
+        "ftps13_stor",
+        "ftps13_curl_stor",
+        "ftps13_login",
+        "ftps13_small",
+        "ftps12_retr",
+        "ftps12_curl_retr",
+        "ftps12_stor",
+        "ftps12_curl_stor",
+        "ftps12_login",
+        "ftps12_small",
+    ] {
+        let ferry =
+            if metric.ends_with("_stor") && v(metric, "ferry-nofsync").is_some() { "ferry-nofsync" } else { "ferry" };
+        if let (Some(f), Some((p, x))) = (v(metric, ferry), best(metric, true)) {
+            out.push((format!("{metric} > best peer"), f > x, format!("{ferry} {f:.1} vs {p} {x:.1} = {:.2}x", f / x)));
         }
     }
     let held = format!("hold {} logged-in sessions", sizes.hold_sessions);

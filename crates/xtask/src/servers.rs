@@ -21,9 +21,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ferry_testkit::peers::{self, Login, Setup};
+use ferry_testkit::peers::{self, Limits, Login, Setup};
 
 use crate::cleanup;
+use crate::tls::Certificate;
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,6 +92,8 @@ pub use peers::{server_user, Owner};
 /// A running server, stopped (by its PID) on [`Server::stop`] or drop.
 pub struct Server {
     pub kind: Kind,
+    /// Started with explicit FTPS required (the `ftps` workload's instances).
+    pub tls: bool,
     pub addr: SocketAddr,
     pub user: &'static str,
     pub pass: &'static str,
@@ -110,6 +113,9 @@ pub struct Server {
 /// that range; see docs/performance.md for what that costs.)
 const PASSIVE_BASE: u16 = 20000;
 const PASSIVE_SPAN: u16 = 2000;
+/// The FTPS instances' ranges: 1000 ports each from 10000.
+const TLS_PASSIVE_BASE: u16 = 10000;
+const TLS_PASSIVE_SPAN: u16 = 1000;
 
 /// Accounts `login0000`... (password `login`) for the login workload, on Ferry.
 pub const LOGIN_USERS: usize = 1000;
@@ -141,11 +147,19 @@ fn login_users(bin: &Path, dir: &Path, n: usize) -> Result<PathBuf> {
 }
 
 impl Server {
-    /// Starts `kind` on 127.0.0.1 serving `root` (which holds `upload/NAME`, writable by `owner`).
-    pub fn start(kind: Kind, bin: &Path, root: &Path, owner: Option<&Owner>) -> Result<Self> {
+    /// Starts `kind` on 127.0.0.1 serving `root` (which holds `upload/NAME`, writable by `owner`);
+    /// with `tls`, requiring explicit FTPS with that certificate on the control and data
+    /// connections (and uploading to `upload/NAME-tls`).
+    pub fn start(
+        kind: Kind,
+        bin: &Path,
+        root: &Path,
+        owner: Option<&Owner>,
+        tls: Option<&Certificate>,
+    ) -> Result<Self> {
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start(kind, bin, root, owner) {
+            match Self::try_start(kind, bin, root, owner, tls) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = format!("{e:#}"),
             }
@@ -153,7 +167,13 @@ impl Server {
         bail!("{} did not start after 5 attempts: {last}", kind.name())
     }
 
-    fn try_start(kind: Kind, bin: &Path, root: &Path, owner: Option<&Owner>) -> Result<Self> {
+    fn try_start(
+        kind: Kind,
+        bin: &Path,
+        root: &Path,
+        owner: Option<&Owner>,
+        tls: Option<&Certificate>,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix(&format!("ferry-bench-{}-", kind.name())).tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         let port = peers::free_port(Ipv4Addr::LOCALHOST.into())?;
@@ -165,9 +185,12 @@ impl Server {
             Kind::FerryNoFsync => 4,
             Kind::Floor => 5,
         };
-        let passive = (PASSIVE_BASE + slot * PASSIVE_SPAN, PASSIVE_BASE + (slot + 1) * PASSIVE_SPAN - 1);
+        let (base, span) =
+            if tls.is_some() { (TLS_PASSIVE_BASE, TLS_PASSIVE_SPAN) } else { (PASSIVE_BASE, PASSIVE_SPAN) };
+        let passive = (base + slot * span, base + (slot + 1) * span - 1);
         let log = dir.path().join("server.log");
-        let upload_local = root.join("upload").join(kind.name());
+        let upload_name = if tls.is_some() { format!("{}-tls", kind.name()) } else { kind.name().to_string() };
+        let upload_local = root.join("upload").join(&upload_name);
         std::fs::create_dir_all(&upload_local)?;
         if let Some(o) = owner {
             std::os::unix::fs::chown(&upload_local, Some(o.uid), Some(o.gid))?;
@@ -187,6 +210,9 @@ impl Server {
                     .arg(format!("{}-{}", passive.0, passive.1));
                 if kind == Kind::FerryNoFsync {
                     cmd.arg("--no-fsync");
+                }
+                if let Some(t) = tls {
+                    cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key).args(["--tls-policy", "required"]);
                 }
                 // The login workload's users, and no delay or ban for its wrong passwords.
                 let users = login_users(bin, dir.path(), LOGIN_USERS)?;
@@ -220,9 +246,9 @@ impl Server {
                     passive,
                     owner,
                     login: Login { user: "bench", crypt: BENCH_HASH },
-                    max_sessions: 5000,
-                    idle_secs: 600,
+                    limits: Limits { sessions: 5000, idle_secs: 600 },
                     log_protocol: false,
+                    tls: tls.map(|t| peers::Tls { cert: &t.cert, key: &t.key }),
                 };
                 let cmd = peers::command(&setup)?;
                 match kind {
@@ -237,10 +263,11 @@ impl Server {
         cleanup::register(child.id());
         let mut server = Server {
             kind,
+            tls: tls.is_some(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             user,
             pass,
-            upload: format!("/upload/{}", kind.name()),
+            upload: format!("/upload/{upload_name}"),
             upload_local,
             version: String::new(),
             child: Some(child),

@@ -17,7 +17,7 @@ use crate::ftp::{Ctrl, DATA_BUF};
 use crate::procstat;
 use crate::servers::{Owner, Server};
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
 /// One measured value.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ impl Target {
     /// Uploaded small files stay until the benchmark ends: deleting thousands of files and creating
     /// thousands more right away makes ext4's inode allocator scan for inodes that were not
     /// recently deleted (`recently_deleted()`), which then dominates every server's upload time.
-    fn upload_dir(&self, name: &str) -> Result<(String, PathBuf)> {
+    pub(crate) fn upload_dir(&self, name: &str) -> Result<(String, PathBuf)> {
         let name = format!("{name}-{}", self.run);
         let local = self.upload_local.join(&name);
         if local.exists() {
@@ -86,7 +86,7 @@ impl Target {
 }
 
 /// Runs `f`, measuring wall time, this process's CPU time and `pid`'s tree CPU time.
-async fn timed<T, F: Future<Output = Result<T>>>(pid: u32, f: F) -> Result<(T, f64, f64, f64)> {
+pub(crate) async fn timed<T, F: Future<Output = Result<T>>>(pid: u32, f: F) -> Result<(T, f64, f64, f64)> {
     let (cpu0, srv0, t0) = (procstat::self_cpu(), procstat::tree_cpu(pid), Instant::now());
     let out = f.await?;
     let elapsed = t0.elapsed().as_secs_f64();
@@ -95,12 +95,12 @@ async fn timed<T, F: Future<Output = Result<T>>>(pid: u32, f: F) -> Result<(T, f
     Ok((out, elapsed, gen, srv))
 }
 
-fn measure(metric: &'static str, value: f64, t: (f64, f64, f64), extra: Value) -> Measure {
+pub(crate) fn measure(metric: &'static str, value: f64, t: (f64, f64, f64), extra: Value) -> Measure {
     Measure { metric, value, elapsed: t.0, gen_cpu: t.1, server_cpu: t.2, extra }
 }
 
 /// The median (by value) of three measurements.
-fn median3(mut reps: Vec<Measure>) -> Measure {
+pub(crate) fn median3(mut reps: Vec<Measure>) -> Measure {
     reps.sort_by(|a, b| a.value.total_cmp(&b.value));
     let all: Vec<f64> = reps.iter().map(|m| m.value).collect();
     let mut m = reps.swap_remove(reps.len() / 2);
@@ -316,19 +316,7 @@ pub async fn small(t: &Target, sizes: &Sizes, retr: bool, stor: bool) -> Result<
     let n = sizes.small_files;
     let mut out = Vec::new();
     if retr {
-        let mut buf = vec![0u8; DATA_BUF];
-        let (total, e, g, s) = timed(t.pid, async {
-            let mut total = 0u64;
-            for i in 0..n {
-                total += c.download(&format!("RETR /small/f{i:04}"), &mut buf).await?.0;
-            }
-            Ok(total)
-        })
-        .await?;
-        if total != (n * sizes.small_size) as u64 {
-            bail!("small RETR: {total} bytes in all, expected {}", n * sizes.small_size);
-        }
-        out.push(measure("small_retr", n as f64 / e, (e, g, s), json!({ "files": n })));
+        out.push(small_retr(&mut c, t.pid, "small_retr", sizes).await?);
     }
     if stor {
         let mut chunk = vec![0u8; sizes.small_size];
@@ -348,6 +336,25 @@ pub async fn small(t: &Target, sizes: &Sizes, retr: bool, stor: bool) -> Result<
     }
     c.quit().await?;
     Ok(out)
+}
+
+/// `RETR` of each small file in turn on session `c` (timed against the server `pid`): files/s
+/// as `metric`, the bytes checked.
+pub(crate) async fn small_retr(c: &mut Ctrl, pid: u32, metric: &'static str, sizes: &Sizes) -> Result<Measure> {
+    let n = sizes.small_files;
+    let mut buf = vec![0u8; DATA_BUF];
+    let (total, e, g, s) = timed(pid, async {
+        let mut total = 0u64;
+        for i in 0..n {
+            total += c.download(&format!("RETR /small/f{i:04}"), &mut buf).await?.0;
+        }
+        Ok(total)
+    })
+    .await?;
+    if total != (n * sizes.small_size) as u64 {
+        bail!("{metric}: {total} bytes in all, expected {}", n * sizes.small_size);
+    }
+    Ok(measure(metric, n as f64 / e, (e, g, s), json!({ "files": n })))
 }
 
 /// LIST, NLST and (where FEAT offers MLST) MLSD of the big directory: the median of 3 listings

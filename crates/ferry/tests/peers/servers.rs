@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_testkit::peers::{self, Login, Owner, Setup};
+use ferry_testkit::peers::{self, Limits, Login, Owner, Setup};
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +119,9 @@ impl Peer {
             passive,
             owner: &owner,
             login: Login { user: "alice", crypt: SECRET_HASH },
-            max_sessions: 200,
-            idle_secs: 600,
+            limits: Limits { sessions: 200, idle_secs: 600 },
             log_protocol: true,
+            tls: None,
         };
         let cmd = peers::command(&setup).unwrap_or_else(|e| panic!("setting up {kind:?}: {e}"));
         let child = spawn(cmd, &dir.path().join("server.log"));
