@@ -47,7 +47,7 @@ impl DataSetup {
 pub struct EarlyTls {
     port: u16,
     /// Shared with the handshake task: the transfer's direction, once its command has come.
-    direction: Arc<tokio::sync::watch::Sender<Option<bool>>>,
+    direction: Arc<std::sync::OnceLock<bool>>,
     accepted: Option<tokio::sync::oneshot::Receiver<()>>,
     task: tokio::task::JoinHandle<Result<DataTlsStream, crate::transfer::TransferError>>,
 }
@@ -83,7 +83,7 @@ impl EarlyTls {
     /// Gives the transfer's direction (`true`: a download) to a handshake not begun yet, so that
     /// an upload's sends no TLS 1.3 ticket. Call as the transfer starts, before its 150.
     pub fn set_direction(&self, download: bool) {
-        self.direction.send_replace(Some(download));
+        let _ = self.direction.set(download);
     }
 
     /// Waits until the client has connected.

@@ -293,9 +293,9 @@ pub struct DataTls {
     /// The same with one TLS 1.3 ticket, for any data connection not known to be an upload's
     /// when its handshake begins (see [`crate::tls::SessionTls`]).
     pub download: Arc<rustls::ServerConfig>,
-    /// The transfer's direction once its command has come (`Some(false)`: an upload); shared
-    /// with the passive listener that accepts ahead of the command.
-    pub direction: Arc<tokio::sync::watch::Sender<Option<bool>>>,
+    /// The transfer's direction once its command has come (`false`: an upload); shared with the
+    /// passive listener that accepts ahead of the command.
+    pub direction: Arc<std::sync::OnceLock<bool>>,
     /// Refuse handshakes that do not resume a session of this control connection.
     pub require_reuse: bool,
     /// Handshake time limit.
@@ -410,7 +410,7 @@ pub(crate) async fn accept_data_tls(stream: TcpStream, tls: &DataTls) -> Result<
     // command first has had its 150, so the direction is known (see `DataTls::direction`).
     let accept = async {
         let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
-        let config = if *tls.direction.borrow() == Some(false) { &tls.config } else { &tls.download };
+        let config = if tls.direction.get() == Some(&false) { &tls.config } else { &tls.download };
         start.into_stream(config.clone()).await
     };
     let s = match tokio::time::timeout(tls.timeout, accept).await {

@@ -36,6 +36,25 @@ struct Names {
     small: &'static str,
 }
 
+/// The report's rows for the FTPS workload, both versions, in order: each metric with its label
+/// (`big`: the big file's size, `small`: "N x SIZE"). Every one is a rate: higher is better.
+pub fn report_rows(big: &str, small: &str) -> Vec<(&'static str, String)> {
+    Version::ALL
+        .into_iter()
+        .flat_map(|v| {
+            let (n, p) = (names(v), format!("FTPS TLS {}", v.number()));
+            [
+                (n.retr, format!("{p}: RETR {big} (built-in), MiB/s")),
+                (n.curl_retr, format!("{p}: RETR {big} by curl, MiB/s")),
+                (n.stor, format!("{p}: STOR {big} (built-in), MiB/s")),
+                (n.curl_stor, format!("{p}: STOR {big} by curl, MiB/s")),
+                (n.login, format!("{p}: connect+AUTH TLS+login+QUIT, /s")),
+                (n.small, format!("{p}: {small} RETR (resumed TLS each), files/s")),
+            ]
+        })
+        .collect()
+}
+
 const fn names(v: Version) -> Names {
     match v {
         Version::Tls13 => Names {
@@ -91,21 +110,15 @@ pub async fn run(server: &Server, t: &Target, v: Version, i: &Inputs<'_>) -> Res
 /// negotiated on the control connection.
 async fn retr(t: &Target, client: &tls::Client, v: Version, n: &Names, sizes: &Sizes) -> Result<Measure> {
     let mut c = Ctrl::login_tls(t.addr, t.user, t.pass, client).await?;
-    let negotiated = c.tls_connection().map(tls::describe).unwrap_or_default();
-    if c.tls_connection().and_then(|t| t.protocol_version()) != Some(v.protocol()) {
+    let conn = c.tls_connection();
+    let negotiated = conn.map(tls::describe).unwrap_or_default();
+    if conn.and_then(|t| t.protocol_version()) != Some(v.protocol()) {
         bail!("asked for TLS {}, negotiated {negotiated}", v.number());
     }
-    let mut buf = vec![0u8; DATA_BUF];
-    let mut reps = Vec::new();
-    for _ in 0..3 {
-        let ((bytes, _), e, g, s) = timed(t.pid, c.download("RETR /big.bin", &mut buf)).await?;
-        if bytes != sizes.big {
-            bail!("RETR /big.bin over TLS: {bytes} bytes, expected {}", sizes.big);
-        }
-        reps.push(measure(n.retr, bytes as f64 / MIB / e, (e, g, s), json!({ "tls": negotiated })));
-    }
+    let mut m = workloads::big_retr(&mut c, t.pid, n.retr, sizes).await?;
     c.quit().await?;
-    Ok(median3(reps))
+    m.extra["tls"] = json!(negotiated);
+    Ok(m)
 }
 
 /// STOR of the big file's size from memory, three times, each on a session of its own (a

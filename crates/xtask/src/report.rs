@@ -79,8 +79,9 @@ struct Row {
 
 fn rows(sizes: &Sizes) -> Vec<Row> {
     let big = human(sizes.big);
+    let small = format!("{} x {}", sizes.small_files, human(sizes.small_size as u64));
     let r = |metric, label: String, higher_better| Row { metric, label, higher_better };
-    vec![
+    let mut rows = vec![
         r("retr", format!("RETR {big}, MiB/s"), true),
         r("stor", format!("STOR {big}, MiB/s"), true),
         r("small_retr", format!("{} x {} RETR, files/s", sizes.small_files, human(sizes.small_size as u64)), true),
@@ -115,37 +116,13 @@ fn rows(sizes: &Sizes) -> Vec<Row> {
         ),
         r("login_failed_rss", format!("RSS after {} wrong passwords, KiB", sizes.logins.failed), false),
         r("login_idle_rss", "the same, 7 s later, KiB".into(), false),
-        r("ftps13_retr", format!("FTPS TLS 1.3: RETR {big} (built-in), MiB/s"), true),
-        r("ftps13_curl_retr", format!("FTPS TLS 1.3: RETR {big} by curl, MiB/s"), true),
-        r("ftps13_stor", format!("FTPS TLS 1.3: STOR {big} (built-in), MiB/s"), true),
-        r("ftps13_curl_stor", format!("FTPS TLS 1.3: STOR {big} by curl, MiB/s"), true),
-        r("ftps13_login", "FTPS TLS 1.3: connect+AUTH TLS+login+QUIT, /s".into(), true),
-        r(
-            "ftps13_small",
-            format!(
-                "FTPS TLS 1.3: {} x {} RETR (resumed TLS each), files/s",
-                sizes.small_files,
-                human(sizes.small_size as u64)
-            ),
-            true,
-        ),
-        r("ftps12_retr", format!("FTPS TLS 1.2: RETR {big} (built-in), MiB/s"), true),
-        r("ftps12_curl_retr", format!("FTPS TLS 1.2: RETR {big} by curl, MiB/s"), true),
-        r("ftps12_stor", format!("FTPS TLS 1.2: STOR {big} (built-in), MiB/s"), true),
-        r("ftps12_curl_stor", format!("FTPS TLS 1.2: STOR {big} by curl, MiB/s"), true),
-        r("ftps12_login", "FTPS TLS 1.2: connect+AUTH TLS+login+QUIT, /s".into(), true),
-        r(
-            "ftps12_small",
-            format!(
-                "FTPS TLS 1.2: {} x {} RETR (resumed TLS each), files/s",
-                sizes.small_files,
-                human(sizes.small_size as u64)
-            ),
-            true,
-        ),
         r("hash_uploaded", format!("HASH of a {big} file uploaded through the server, ms"), false),
         r("hash_placed", format!("HASH of a {big} file never hashed, MiB/s (limit: read + SHA-256 here)"), true),
-    ]
+    ];
+    // The FTPS rows go before the HASH rows.
+    let at = rows.len() - 2;
+    rows.splice(at..at, crate::ftps::report_rows(&big, &small).into_iter().map(|(m, label)| r(m, label, true)));
+    rows
 }
 
 /// "1 GiB", "20 MiB", "4 KiB".
@@ -461,20 +438,7 @@ fn targets(
     }
     // FTPS (issue 19): ahead of every peer on each measurement (uploads: Ferry without fsync,
     // as no peer fsyncs).
-    for metric in [
-        "ftps13_retr",
-        "ftps13_curl_retr",
-        "ftps13_stor",
-        "ftps13_curl_stor",
-        "ftps13_login",
-        "ftps13_small",
-        "ftps12_retr",
-        "ftps12_curl_retr",
-        "ftps12_stor",
-        "ftps12_curl_stor",
-        "ftps12_login",
-        "ftps12_small",
-    ] {
+    for (metric, _) in crate::ftps::report_rows("", "") {
         let ferry =
             if metric.ends_with("_stor") && v(metric, "ferry-nofsync").is_some() { "ferry-nofsync" } else { "ferry" };
         if let (Some(f), Some((p, x))) = (v(metric, ferry), best(metric, true)) {

@@ -115,17 +115,24 @@ pub(crate) fn median3(mut reps: Vec<Measure>) -> Measure {
 /// mercy of the scheduler).
 pub async fn retr(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     let mut c = t.login().await?;
+    let m = big_retr(&mut c, t.pid, "retr", sizes).await?;
+    c.quit().await?;
+    Ok(vec![m])
+}
+
+/// `RETR /big.bin` three times on session `c` (timed against the server `pid`): the median MiB/s
+/// as `metric`, the bytes checked.
+pub(crate) async fn big_retr(c: &mut Ctrl, pid: u32, metric: &'static str, sizes: &Sizes) -> Result<Measure> {
     let mut buf = vec![0u8; DATA_BUF];
     let mut reps = Vec::new();
     for _ in 0..3 {
-        let ((bytes, _), e, g, s) = timed(t.pid, c.download("RETR /big.bin", &mut buf)).await?;
+        let ((bytes, _), e, g, s) = timed(pid, c.download("RETR /big.bin", &mut buf)).await?;
         if bytes != sizes.big {
-            bail!("RETR /big.bin: {bytes} bytes, expected {}", sizes.big);
+            bail!("{metric}: RETR /big.bin gave {bytes} bytes, expected {}", sizes.big);
         }
-        reps.push(measure("retr", bytes as f64 / MIB / e, (e, g, s), json!({ "bytes": bytes })));
+        reps.push(measure(metric, bytes as f64 / MIB / e, (e, g, s), json!({ "bytes": bytes })));
     }
-    c.quit().await?;
-    Ok(vec![median3(reps)])
+    Ok(median3(reps))
 }
 
 /// STOR of the big file's size, from memory: MiB/s from STOR to 226.

@@ -59,7 +59,7 @@ async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     if let Some(trust) = &cx.shared.proxy {
         l.expect_proxy_from(trust.clone());
     }
-    let setup = match data_tls(cx) {
+    let setup = match data_tls(cx, None) {
         Some(tls) => {
             let allow_any = cx.config.passive.allow_any_peer_unsafe;
             DataSetup::PassiveTls(EarlyTls::start(l, cx.conn.peer.ip(), allow_any, tls).map_err(no_port)?)
@@ -70,13 +70,14 @@ async fn listen(cx: &mut Cx<'_>) -> Result<u16, Reply> {
     Ok(port)
 }
 
-/// TLS for the next data connection, when `PROT P` is in force.
-fn data_tls(cx: &Cx<'_>) -> Option<transfer::DataTls> {
+/// TLS for the next data connection, when `PROT P` is in force; `download`: its direction, when
+/// the transfer command has come.
+fn data_tls(cx: &Cx<'_>, download: Option<bool>) -> Option<transfer::DataTls> {
     let config = &cx.config;
     cx.tls.private_data().map(|c| transfer::DataTls {
         config: c.data.clone(),
         download: c.download.clone(),
-        direction: Arc::new(tokio::sync::watch::Sender::new(None)),
+        direction: Arc::new(download.map(std::sync::OnceLock::from).unwrap_or_default()),
         require_reuse: !config.tls.allow_data_without_reuse_unsafe,
         timeout: std::time::Duration::from_secs(config.tls.handshake_timeout_secs),
     })
@@ -158,16 +159,13 @@ pub(crate) fn start(
     opening: Opening,
 ) -> Result<Running, Reply> {
     let setup = cx.xfer.data.take().ok_or_else(replies::no_data_setup)?;
-    let tls = data_tls(cx);
     // An upload's TLS handshake sends no ticket (see `SessionTls`): say which way the data goes
     // before the 150.
     let download = !matches!(job, Job::Receive { .. });
     if let DataSetup::PassiveTls(early) = &setup {
         early.set_direction(download);
     }
-    if let Some(t) = &tls {
-        t.direction.send_replace(Some(download));
-    }
+    let tls = data_tls(cx, Some(download));
     let config = &cx.config;
     let plan = DataPlan {
         setup,
