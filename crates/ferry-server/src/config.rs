@@ -121,9 +121,10 @@ pub struct StorageConfig {
     /// at start and then every half of it (at most hourly); 0 turns the sweep off. It must be
     /// longer than the longest upload (docs/s3.md).
     pub abandoned_upload_secs: u64,
-    /// Local storage: compute the SHA-256 of whole-file uploads as they stream and keep it with
-    /// the file (an extended attribute), so that `HASH` answers at once. Off: uploads may use
-    /// `splice(2)`, and `HASH` reads the file (once; the result is kept).
+    /// Local storage: compute the SHA-256 of whole-file uploads beside them (a thread reading
+    /// the file back from the page cache as it grows; the 226 does not wait for it) and keep it
+    /// with the file (an extended attribute), so that `HASH` answers at once. Off: `HASH` reads
+    /// the file the first time (the result is kept).
     pub upload_digests: bool,
 }
 

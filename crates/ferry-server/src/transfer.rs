@@ -486,6 +486,7 @@ async fn run_job<S: DataIo>(
                         Ok((head, true)) => Ok(head),
                         Ok((head, false)) => match stream.plain_tcp() {
                             Some(tcp) => {
+                                upload.splicing();
                                 let spliced = splice_in(
                                     tcp,
                                     file,

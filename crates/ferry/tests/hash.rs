@@ -1,6 +1,6 @@
 //! End-to-end: `HASH` (draft-bryan-ftpext-hash-02) with `OPTS HASH` and `RANG`, the `X*` digest
-//! verbs, and digests kept with files: an upload's SHA-256 is computed as it streams, so `HASH`
-//! answers at once; other files are hashed once; a change behind Ferry's back is noticed.
+//! verbs, and digests kept with files: an upload's SHA-256 is computed beside it as it streams,
+//! so `HASH` answers at once; other files are hashed once; a change behind Ferry's back is noticed.
 //! Digests are checked against coreutils (`sha256sum`, `md5sum`, ...) and Python's `zlib.crc32`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
@@ -37,15 +37,16 @@ fn an_uploaded_file_answers_hash_at_once() {
     let mut c = f.login();
     c.ok("TYPE I", 200);
     let data = random_bytes(64 << 20, 18);
-    assert_eq!(c.upload("STOR big.bin", &data).code.0, 226);
-    let path = f.root.join("big.bin");
-    let expected = coreutils("sha256sum", &path);
-    assert!(kept(&path).ends_with(&expected), "the upload kept its digest: {:?}", kept(&path));
     c.ok("OPTS HASH SHA-256", 200);
+    // Asked right after the 226: the digest, computed beside the upload, is ready or nearly.
+    assert_eq!(c.upload("STOR big.bin", &data).code.0, 226);
     let started = Instant::now();
     let r = c.ok("HASH big.bin", 213);
     let took = started.elapsed();
+    let path = f.root.join("big.bin");
+    let expected = coreutils("sha256sum", &path);
     assert_eq!(r.lines[0], format!("SHA-256 0-{} {expected} big.bin", 64 << 20));
+    assert!(kept(&path).ends_with(&expected), "the upload kept its digest: {:?}", kept(&path));
     assert!(took < Duration::from_millis(50), "HASH of an uploaded 64 MiB file took {took:?}");
     eprintln!("HASH of a 64 MiB upload: {took:?}");
     // MFMT changes the time, not the bytes: the kept digest stays valid.
@@ -58,6 +59,26 @@ fn an_uploaded_file_answers_hash_at_once() {
     assert_ne!(changed, expected);
     assert!(c.ok("HASH big.bin", 213).lines[0].contains(&changed));
     assert!(kept(&path).ends_with(&changed), "the new digest is kept");
+}
+
+#[test]
+fn mfmt_right_after_an_upload_keeps_the_digest_still_being_computed() {
+    // Clients that keep times (lftp, FileZilla, curl -R) send MFMT right after the 226, when the
+    // digest computed beside the upload may not be there yet: MFMT waits for it and stamps it
+    // with the new time, so HASH still answers from it.
+    let f = Ferry::start(&["--no-fsync"]);
+    let mut c = f.login();
+    c.ok("TYPE I", 200);
+    for round in 0..3 {
+        let data = random_bytes(32 << 20, 40 + round);
+        assert_eq!(c.upload("STOR t.bin", &data).code.0, 226);
+        c.ok("MFMT 20200102030405 t.bin", 213);
+        let path = f.root.join("t.bin");
+        let expected = coreutils("sha256sum", &path);
+        let mtime_ns = python("os.stat(sys.argv[1]).st_mtime_ns", &path);
+        assert_eq!(kept(&path), format!("{}:{mtime_ns}:{expected}", 32 << 20), "round {round}");
+        assert_eq!(c.ok("HASH t.bin", 213).lines[0], format!("SHA-256 0-{} {expected} t.bin", 32 << 20));
+    }
 }
 
 /// `write_all` for a file opened to append.

@@ -199,6 +199,7 @@ pub async fn stor_with(tool: Tool, server: &Server, source: &Path, scratch: &Pat
     rustix::fs::sync();
     let srv0 = procstat::tree_cpu(server.pid());
     let (e, cpu) = run(cmd, Duration::from_secs(180), &scratch.join("writer.log")).await?;
+    let settled = crate::workloads::digest_settled(server.kind.keeps_digests(), &local).await;
     let srv = procstat::tree_cpu(server.pid()) - srv0;
     let got = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(&local);
@@ -211,7 +212,7 @@ pub async fn stor_with(tool: Tool, server: &Server, source: &Path, scratch: &Pat
         elapsed: e,
         gen_cpu: cpu,
         server_cpu: srv,
-        extra: json!({ "client": short(tool), "server": server.kind.name() }),
+        extra: json!({ "client": short(tool), "server": server.kind.name(), "digest_after_226_ms": settled }),
     })
 }
 

@@ -53,6 +53,12 @@ impl Kind {
         }
     }
 
+    /// Whether the server keeps an upload's SHA-256 with the file (Ferry, for `HASH`; see
+    /// [`crate::workloads::digest_settled`]).
+    pub fn keeps_digests(self) -> bool {
+        matches!(self, Kind::Ferry | Kind::FerryNoFsync)
+    }
+
     /// Whether uploads are on stable storage when the server answers 226.
     pub fn durability(self) -> &'static str {
         match self {

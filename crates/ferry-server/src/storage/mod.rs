@@ -200,6 +200,9 @@ pub trait Upload: AsyncWrite + Send + Unpin {
     fn splice_target(&self) -> Option<std::sync::Arc<std::fs::File>> {
         None
     }
+    /// The transfer is about to splice bytes into [`Upload::splice_target`]'s file: bytes this
+    /// upload never sees.
+    fn splicing(&mut self) {}
     /// Writes all of `buf` and returns a buffer for the next chunk. Backends that write on
     /// another thread take the buffer instead of copying it; the default copies.
     async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {

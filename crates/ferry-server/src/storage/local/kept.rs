@@ -1,5 +1,6 @@
 //! Digests kept with local files (extended attributes, [`crate::digest`]): read, computed once and
-//! kept, carried over a change of modification time that Ferry makes itself (`MFMT`).
+//! kept, carried over a change of modification time that Ferry makes itself (`MFMT`). An
+//! upload's own SHA-256 is kept by its [`super::follow::Follower`].
 
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::path::Path;
@@ -42,12 +43,20 @@ pub(super) fn digest(
     if meta.is_dir() {
         return Err(io::Error::from(io::ErrorKind::IsADirectory));
     }
-    let stamp = Stamp::of(&meta);
+    let mut stamp = Stamp::of(&meta);
     let (start, end) = match range {
         Some((s, e)) => (s.min(stamp.size), e.min(stamp.size)),
         None => {
             if let Some(hex) = read(&file, alg, stamp) {
                 return Ok((hex, 0, stamp.size));
+            }
+            // A just-uploaded file's SHA-256 may still be on its way: wait for it rather than
+            // read the file again.
+            if alg == HashAlg::Sha256 && super::follow::wait(&meta, &|| watch.cancel.is_cancelled()) {
+                stamp = Stamp::of(&file.metadata()?);
+                if let Some(hex) = read(&file, alg, stamp) {
+                    return Ok((hex, 0, stamp.size));
+                }
             }
             (0, stamp.size)
         }
@@ -78,6 +87,8 @@ pub(super) fn digest(
 /// again by [`restamp`] afterwards.
 pub(super) fn valid(file: &std::fs::File) -> Vec<(HashAlg, String)> {
     let Ok(meta) = file.metadata() else { return Vec::new() };
+    // A digest still being computed (an upload just committed) is valid too, once there.
+    super::follow::wait(&meta, &|| false);
     let stamp = Stamp::of(&meta);
     HashAlg::ALL.into_iter().filter_map(|alg| read(file, alg, stamp).map(|hex| (alg, hex))).collect()
 }

@@ -17,6 +17,7 @@ use cap_std::fs::{Dir, MetadataExt, Permissions, PermissionsExt};
 use ferry_proto::listing::EntryKind;
 use ferry_proto::VirtualPath;
 
+mod follow;
 mod kept;
 mod upload;
 

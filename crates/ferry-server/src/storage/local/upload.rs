@@ -61,21 +61,49 @@ pub(super) struct Opened {
     temp: Option<Temp>,
     undo: Undo,
     append: bool,
-    /// The SHA-256 of the bytes as they are written, when the upload writes the whole file.
-    hasher: Option<Digesting>,
+    /// The SHA-256 kept with the file, when the upload writes the whole file.
+    digest: Digest,
 }
 
-/// A digest computed as an upload's bytes are written, kept with the file at commit.
-type Digesting = Arc<std::sync::Mutex<crate::digest::Hasher>>;
+/// The SHA-256 of a whole-file upload, kept with the file for `HASH`.
+#[derive(Debug)]
+enum Digest {
+    /// Not kept: the upload does not write the whole file, or `upload_digests = false`.
+    Off,
+    /// Nothing written yet: an upload that ends in one piece is hashed as it commits.
+    AtCommit,
+    /// Followed from the page cache as it is written, by a thread of its own.
+    Following(super::follow::Follower),
+}
 
-/// Keeps the digest of what was written (before the file's fsync, so that it is as durable).
-fn keep_digest(file: &std::fs::File, hasher: Option<Digesting>) {
-    let Some(h) = hasher.and_then(|h| Arc::try_unwrap(h).ok()) else { return };
-    let hasher = h.into_inner().unwrap_or_else(|p| p.into_inner());
-    let alg = hasher.alg();
-    let hex = hasher.finish();
-    if let Ok(meta) = file.metadata() {
-        super::kept::write(file, alg, crate::digest::Stamp::of(&meta), &hex);
+impl Digest {
+    /// More than one piece is being written (or bytes are spliced in, unseen): follow the file.
+    fn follow(&mut self, file: &std::fs::File) {
+        if matches!(self, Digest::AtCommit) {
+            *self = match super::follow::Follower::start(file) {
+                Ok(f) => Digest::Following(f),
+                Err(e) => {
+                    tracing::debug!(error = %e, "upload digest not followed");
+                    Digest::Off
+                }
+            };
+        }
+    }
+
+    /// The upload wrote its `last` bytes and is committing (before the file's fsync).
+    fn committed(self, file: &std::fs::File, last: &[u8]) {
+        match self {
+            Digest::Off => {}
+            Digest::AtCommit => {
+                // `last` is all the file holds.
+                let mut hasher = crate::digest::Hasher::new(crate::digest::HashAlg::Sha256);
+                hasher.update(last);
+                if let Ok(meta) = file.metadata() {
+                    super::kept::write(file, hasher.alg(), crate::digest::Stamp::of(&meta), &hasher.finish());
+                }
+            }
+            Digest::Following(f) => f.committed(file),
+        }
     }
 }
 
@@ -91,7 +119,7 @@ impl Opened {
             temp: self.temp,
             undo: self.undo,
             done: false,
-            hasher: self.hasher,
+            digest: self.digest,
         }
     }
 }
@@ -163,9 +191,8 @@ pub(super) fn open(d: &Dir, target: &Path, mode: WriteMode, digest: bool) -> io:
         }
     };
     let whole = matches!(mode, WriteMode::Replace | WriteMode::ReplaceHidden | WriteMode::CreateNew | WriteMode::At(0));
-    let hasher = (digest && whole)
-        .then(|| Arc::new(std::sync::Mutex::new(crate::digest::Hasher::new(crate::digest::HashAlg::Sha256))));
-    Ok(Opened { file, temp, undo, append, hasher })
+    let digest = if digest && whole { Digest::AtCommit } else { Digest::Off };
+    Ok(Opened { file, temp, undo, append, digest })
 }
 
 /// Where a replacement of `target` is written: an unnamed file in its directory where the
@@ -222,8 +249,8 @@ pub(super) struct LocalUpload {
     /// How [`Upload::discard`] undoes an in-place write.
     undo: Undo,
     done: bool,
-    /// The digest of what was written so far (whole-file uploads).
-    hasher: Option<Digesting>,
+    /// The SHA-256 kept with the file (whole-file uploads).
+    digest: Digest,
 }
 
 impl LocalUpload {
@@ -247,16 +274,11 @@ impl LocalUpload {
 
     /// Starts writing `buf` (after the previous write finished).
     fn start_write(&mut self, buf: Vec<u8>) {
+        self.digest.follow(&self.file);
         let file = self.file.clone();
-        let hasher = self.hasher.clone();
         self.inflight = Some(tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
             (&*file).write_all(&buf)?;
-            // On the writer's thread, after the write: the digest costs the session nothing and
-            // no second read (writes are in order, one at a time).
-            if let Some(h) = hasher {
-                h.lock().unwrap_or_else(|p| p.into_inner()).update(&buf);
-            }
             Ok(buf)
         }));
     }
@@ -282,9 +304,12 @@ impl AsyncWrite for LocalUpload {
 #[async_trait]
 impl Upload for LocalUpload {
     fn splice_target(&self) -> Option<Arc<std::fs::File>> {
-        // splice(2) refuses files opened with O_APPEND; and spliced bytes are never seen here,
-        // so an upload whose digest is kept takes the copying path (hashed on the writer thread).
-        (self.inflight.is_none() && !self.append && self.hasher.is_none()).then(|| self.file.clone())
+        // splice(2) refuses files opened with O_APPEND.
+        (self.inflight.is_none() && !self.append).then(|| self.file.clone())
+    }
+
+    fn splicing(&mut self) {
+        self.digest.follow(&self.file);
     }
 
     async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -313,9 +338,9 @@ impl Upload for LocalUpload {
         let dir = self.dir.clone();
         let temp = self.temp.take();
         let undo = std::mem::replace(&mut self.undo, Undo::Nothing);
-        let hasher = self.hasher.take();
+        let digest = std::mem::replace(&mut self.digest, Digest::Off);
         self.done = true;
-        let staged = tokio::task::spawn_blocking(move || stage_blocking(file, dir, last, temp, undo, hasher, fsync))
+        let staged = tokio::task::spawn_blocking(move || stage_blocking(file, dir, last, temp, undo, digest, fsync))
             .await
             .map_err(|e| StorageError::Io(io::Error::other(e)))??;
         Ok(Box::new(staged))
@@ -346,9 +371,9 @@ impl LocalUpload {
             Undo::Nothing => None,
         };
         let temp = self.temp.take();
-        let hasher = self.hasher.take();
+        let digest = std::mem::replace(&mut self.digest, Digest::Off);
         let len =
-            tokio::task::spawn_blocking(move || complete_blocking(&file, &dir, last, in_place, temp, hasher, fsync))
+            tokio::task::spawn_blocking(move || complete_blocking(&file, &dir, last, in_place, temp, digest, fsync))
                 .await
                 .map_err(|e| StorageError::Io(io::Error::other(e)))??;
         self.done = true;
@@ -390,18 +415,14 @@ fn complete_blocking(
     last: Option<Vec<u8>>,
     in_place: Option<InPlace>,
     temp: Option<Temp>,
-    hasher: Option<Digesting>,
+    digest: Digest,
     fsync: bool,
 ) -> io::Result<u64> {
     use std::io::Write as _;
     use std::os::unix::fs::MetadataExt as _;
-    if let Some(buf) = last {
-        (&*file).write_all(&buf)?;
-        if let Some(h) = &hasher {
-            h.lock().unwrap_or_else(|p| p.into_inner()).update(&buf);
-        }
-    }
-    keep_digest(file, hasher);
+    let last = last.unwrap_or_default();
+    (&*file).write_all(&last)?;
+    digest.committed(file, &last);
     if fsync {
         file.sync_all()?;
     }
@@ -500,15 +521,12 @@ fn stage_blocking(
     last: Vec<u8>,
     temp: Option<Temp>,
     undo: Undo,
-    hasher: Option<Digesting>,
+    digest: Digest,
     fsync: bool,
 ) -> io::Result<LocalStaged> {
     use std::io::Write as _;
     (&*file).write_all(&last)?;
-    if let Some(h) = &hasher {
-        h.lock().unwrap_or_else(|p| p.into_inner()).update(&last);
-    }
-    keep_digest(&file, hasher);
+    digest.committed(&file, &last);
     if fsync {
         file.sync_all()?;
     }
