@@ -190,6 +190,10 @@ fn the_data_handshake_may_come_before_or_after_the_command() {
         drop(d);
         assert_eq!(c.read().code.0, 226, "tls_first={tls_first}");
         assert!(read_file(&f.path(&name)) == body, "tls_first={tls_first}");
+        // The upload's digest, computed beside it (TLS uploads take the copying path).
+        let sha256: String = <sha2::Sha256 as sha2::Digest>::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = c.ok(&format!("HASH {name}"), 213);
+        assert_eq!(hash.lines[0], format!("SHA-256 0-{} {sha256} {name}", body.len()));
     }
 }
 
