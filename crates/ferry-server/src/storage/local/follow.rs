@@ -85,12 +85,13 @@ impl Follower {
         let (theirs, done) = (shared.clone(), entry.clone());
         std::thread::Builder::new().name("ferry-digest".into()).spawn(move || {
             follow(&file, &theirs);
+            // Under the registry's lock, as in `committed`: an entry is never left behind.
             let mut map = lock(pending());
             if map.get(&key).is_some_and(|e| Arc::ptr_eq(e, &done)) {
                 map.remove(&key);
             }
-            drop(map);
             *lock(&done.done) = true;
+            drop(map);
             done.finished.notify_all();
         })?;
         Ok(Self { shared, key, entry })
@@ -105,7 +106,11 @@ impl Follower {
             Err(_) => Upload::Abandoned,
         };
         if to != Upload::Abandoned {
-            lock(pending()).insert(self.key, self.entry.clone());
+            // Not when the follower already gave up (a read error): nothing would remove it.
+            let mut map = lock(pending());
+            if !*lock(&self.entry.done) {
+                map.insert(self.key, self.entry.clone());
+            }
         }
         self.tell(to);
     }
