@@ -34,7 +34,7 @@ pub struct LocalStorage {
     root: PathBuf,
     /// The root with symlinks resolved, to show absolute link targets as virtual paths.
     canonical_root: PathBuf,
-    /// Keep the SHA-256 of whole-file uploads, computed as they stream (HASH answers at once).
+    /// Keep the SHA-256 of whole-file uploads, computed beside them by a follower (HASH answers at once).
     digest_uploads: bool,
 }
 
