@@ -134,12 +134,7 @@ async fn stor(t: &Target, v: Version, cert: &Path, n: &Names, sizes: &Sizes) -> 
         rustix::fs::sync();
         let path = format!("{dir}/up{i}.bin");
         let file = local.join(format!("up{i}.bin"));
-        let ((e, settled), _, g, s) = timed(t.pid, async {
-            let t0 = std::time::Instant::now();
-            c.upload(&path, &chunk, sizes.big).await?;
-            Ok((t0.elapsed().as_secs_f64(), workloads::digest_settled(t.keeps_digests, &file).await))
-        })
-        .await?;
+        let (e, settled, g, s) = workloads::timed_upload(t, &mut c, &path, &chunk, sizes.big, &file).await?;
         let got = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         if got != sizes.big {
             bail!("STOR {path} over TLS: the file has {got} bytes, expected {}", sizes.big);

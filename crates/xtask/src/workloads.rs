@@ -102,6 +102,9 @@ pub(crate) fn measure(metric: &'static str, value: f64, t: (f64, f64, f64), extr
     Measure { metric, value, elapsed: t.0, gen_cpu: t.1, server_cpu: t.2, extra }
 }
 
+/// The extended attribute in which Ferry keeps a file's SHA-256.
+const DIGEST_XATTR: &str = "user.ferry.hash.sha-256";
+
 /// Ferry keeps an upload's SHA-256 with the file (for `HASH`), computed beside the upload: on
 /// busy cores it is finished after the 226. When `keeps` (the server does that), waits until the
 /// digest is on `file` (at most 30 s), so that the server CPU counted for an upload includes it
@@ -113,12 +116,32 @@ pub(crate) async fn digest_settled(keeps: bool, file: &Path) -> Option<f64> {
     }
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
-        if rustix::fs::getxattr(file, "user.ferry.hash.sha-256", &mut [0u8; 256]).is_ok() {
+        if rustix::fs::getxattr(file, DIGEST_XATTR, &mut [0u8; 256]).is_ok() {
             return Some(t0.elapsed().as_secs_f64() * 1000.0);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     None
+}
+
+/// `c.upload` of `size` bytes to `path` (`file` on the local filesystem), timed against the
+/// server: the seconds to the 226, the ms the server's digest took after it
+/// ([`digest_settled`]), and the generator's and the server's CPU up to that digest.
+pub(crate) async fn timed_upload(
+    t: &Target,
+    c: &mut Ctrl,
+    path: &str,
+    chunk: &[u8],
+    size: u64,
+    file: &Path,
+) -> Result<(f64, Option<f64>, f64, f64)> {
+    let ((e, settled), _, g, s) = timed(t.pid, async {
+        let t0 = Instant::now();
+        c.upload(path, chunk, size).await?;
+        Ok((t0.elapsed().as_secs_f64(), digest_settled(t.keeps_digests, file).await))
+    })
+    .await?;
+    Ok((e, settled, g, s))
 }
 
 /// The median (by value) of three measurements.
@@ -167,12 +190,7 @@ pub async fn stor(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     let mut c = t.login().await?;
     let path = format!("{dir}/up.bin");
     let file = local.join("up.bin");
-    let ((e, settled), _, g, s) = timed(t.pid, async {
-        let t0 = Instant::now();
-        c.upload(&path, &chunk, sizes.big).await?;
-        Ok((t0.elapsed().as_secs_f64(), digest_settled(t.keeps_digests, &file).await))
-    })
-    .await?;
+    let (e, settled, g, s) = timed_upload(t, &mut c, &path, &chunk, sizes.big, &file).await?;
     c.quit().await?;
     let got = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     if got != sizes.big {
@@ -199,7 +217,7 @@ pub async fn hash(t: &Target, sizes: &Sizes) -> Result<Vec<Measure>> {
     std::fs::remove_file(local.join("up.bin"))?;
     let placed = t.data_root().join("big.bin");
     // Never hashed: whatever an earlier run kept goes.
-    let _ = rustix::fs::removexattr(&placed, "user.ferry.hash.sha-256");
+    let _ = rustix::fs::removexattr(&placed, DIGEST_XATTR);
     let (r, e, g, s) = timed(t.pid, c.expect("HASH /big.bin", 213)).await?;
     let size = std::fs::metadata(&placed)?.len();
     let hashed = measure("hash_placed", size as f64 / MIB / e, (e, g, s), json!({ "reply": crate::ftp::one_line(&r) }));
